@@ -1,0 +1,217 @@
+// SPDX-License-Identifier: MIT
+// ucm/detail/slots.hpp: the per-thread slots (current, inherited, base), the window primitives
+// that swap them, and the misuse path. Nothing here is public API except through misuse.hpp.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "ucm/detail/frame_data.hpp"
+#include "ucm/misuse.hpp"
+
+namespace ucm {
+class ContextFrame;
+}
+
+namespace ucm::detail {
+
+/// The per-thread state. Trivially destructible and constant-initialised, so reaching it is a
+/// plain TLS access with no initialisation guard; what needs releasing at thread exit is handled
+/// by a separate guard registered only on the paths that leave an owned frame behind.
+/// Slots never own `current`, `inherited` or `base`: whoever opened the window does (a scope, a
+/// bound callable, a coroutine). They own only `owned`, the frame made by `enter` in the
+/// innermost window, which that window's exit releases.
+struct Slots {
+  FrameData* current = nullptr;
+  FrameData* inherited = nullptr;
+  FrameData* base = nullptr;
+  FrameData* owned = nullptr;
+  const ContextFrame* merged = nullptr;  // every branch's final frame after a when_all
+  std::size_t merged_count = 0;
+  std::uint32_t depth = 0;  // open windows; detects scopes closed out of order
+  std::uint32_t reserved = 0;
+  alignas(void*) unsigned char inherited_view[sizeof(void*)] = {};  // see inherited_all()
+};
+
+/// This thread's slots. One instance per program and thread: an inline function's static is
+/// shared by every translation unit (tested with two translation units in one program).
+inline Slots& slots() noexcept {
+  static thread_local constinit Slots instance{};
+  return instance;
+}
+
+#if defined(__clang__) && __clang_major__ < 16
+// Clang before 16 treats a thread_local's address as a constant within a function, so in a
+// coroutine it may compute it before a co_await and reuse it after the coroutine was resumed on
+// another thread (fixed in LLVM 16 by llvm.threadlocal.address). Code that can run after a
+// resumption inside a coroutine body (scope destructors) reaches the slots through an opaque
+// call instead.
+[[gnu::noinline]] inline Slots& slots_opaque() noexcept {
+  asm volatile("" ::: "memory");
+  return slots();
+}
+inline Slots& slots_after_resume() noexcept { return slots_opaque(); }
+#else
+inline Slots& slots_after_resume() noexcept { return slots(); }
+#endif
+
+/// Frames this thread must release at exit: an `owned` frame left at the top of the thread and
+/// the frames of scopes closed out of order (kept, not released, because a scope still open may
+/// restore a pointer to them).
+struct ThreadExitGuard {
+  std::vector<FrameData*> kept;
+  ThreadExitGuard() = default;
+  ThreadExitGuard(const ThreadExitGuard&) = delete;
+  ThreadExitGuard& operator=(const ThreadExitGuard&) = delete;
+  ~ThreadExitGuard() {
+    Slots& s = slots();
+    FrameData* owned = s.owned;
+    s = Slots{};
+    release(owned);
+    for (FrameData* f : kept) release(f);
+  }
+};
+
+inline ThreadExitGuard& thread_exit_guard() noexcept {
+  static thread_local ThreadExitGuard guard;
+  return guard;
+}
+
+/// Keeps `f` (one reference, transferred) until the thread exits.
+[[gnu::cold]] inline void keep_until_thread_exit(FrameData* f) noexcept {
+  if (f == nullptr) return;
+  try {
+    thread_exit_guard().kept.push_back(f);
+  } catch (...) {
+    // Out of memory on the misuse path: leaking one frame beats a dangling pointer.
+  }
+}
+
+/// What a call window saves: it changes only `current` (and collects its own `enter`s).
+struct SavedCall {
+  FrameData* current;
+  FrameData* owned;
+  std::uint32_t depth;
+};
+
+/// What a continuation window saves: all three slots and the merge view.
+struct SavedContinuation {
+  FrameData* current;
+  FrameData* inherited;
+  FrameData* base;
+  FrameData* owned;
+  const ContextFrame* merged;
+  std::size_t merged_count;
+  std::uint32_t depth;
+};
+
+[[gnu::cold]] inline void misordered_exit(Slots& s, FrameData* own) noexcept {
+  report_misuse(
+      "a ucm window (scope) was closed out of order: it restores what it saved, and its frames "
+      "are kept until the thread exits");
+  keep_until_thread_exit(s.owned);
+  keep_until_thread_exit(own);
+}
+
+inline SavedCall enter_call(Slots& s, FrameData* f) noexcept {
+  const SavedCall saved{s.current, s.owned, s.depth};
+  s.current = f;
+  s.owned = nullptr;
+  s.depth = saved.depth + 1;
+  return saved;
+}
+
+/// Closes a call window; `own` is the reference the window holds on its frame (may be null).
+inline void exit_call(Slots& s, const SavedCall& saved, FrameData* own) noexcept {
+  if (s.depth != saved.depth + 1) [[unlikely]] {
+    misordered_exit(s, own);
+  } else {
+    release(s.owned);
+    release(own);
+  }
+  s.current = saved.current;
+  s.owned = saved.owned;
+  s.depth = saved.depth;
+}
+
+inline SavedContinuation enter_continuation(Slots& s, FrameData* f) noexcept {
+  const SavedContinuation saved{s.current, s.inherited, s.base, s.owned,
+                                s.merged,  s.merged_count, s.depth};
+  s.current = f;
+  s.inherited = f;
+  s.base = f;
+  s.owned = nullptr;
+  s.merged = nullptr;
+  s.merged_count = 0;
+  s.depth = saved.depth + 1;
+  return saved;
+}
+
+inline void exit_continuation(Slots& s, const SavedContinuation& saved, FrameData* own) noexcept {
+  if (s.depth != saved.depth + 1) [[unlikely]] {
+    misordered_exit(s, own);
+  } else {
+    release(s.owned);
+    release(own);
+  }
+  s.current = saved.current;
+  s.inherited = saved.inherited;
+  s.base = saved.base;
+  s.owned = saved.owned;
+  s.merged = saved.merged;
+  s.merged_count = saved.merged_count;
+  s.depth = saved.depth;
+}
+
+/// RAII call window over a frame someone else keeps alive (own == false) or whose reference it
+/// takes over (own == true).
+class CallWindow {
+ public:
+  CallWindow(FrameData* f, bool own) noexcept
+      : slots_(slots()), own_(own ? f : nullptr), saved_(enter_call(slots_, f)) {}
+  CallWindow(const CallWindow&) = delete;
+  CallWindow& operator=(const CallWindow&) = delete;
+  ~CallWindow() { exit_call(slots_, saved_, own_); }
+
+ private:
+  Slots& slots_;
+  FrameData* own_;
+  SavedCall saved_;
+};
+
+/// RAII continuation window over a frame someone else keeps alive.
+class ContinuationWindow {
+ public:
+  explicit ContinuationWindow(FrameData* f) noexcept
+      : slots_(slots()), saved_(enter_continuation(slots_, f)) {}
+  ContinuationWindow(const ContinuationWindow&) = delete;
+  ContinuationWindow& operator=(const ContinuationWindow&) = delete;
+  ~ContinuationWindow() { exit_continuation(slots_, saved_, nullptr); }
+
+ private:
+  Slots& slots_;
+  SavedContinuation saved_;
+};
+
+/// Makes `f` (one reference, transferred) `current` for the rest of the innermost window.
+inline void enter_frame(FrameData* f) noexcept {
+  Slots& s = slots();
+  FrameData* previous = s.owned;
+  s.owned = f;
+  s.current = f;
+  // Safe: windows nest, so no open window saved a pointer to an `owned` made in this one.
+  release(previous);
+  if (s.depth == 0) (void)thread_exit_guard();  // top of the thread: released at exit
+}
+
+/// The value `get()` sees for `id`: current first, then inherited; a tombstone stops the search.
+inline const void* lookup(const Slots& s, VariableId id) noexcept {
+  if (const void* const* v = find(s.current, id)) return *v;
+  if (s.inherited != s.current) {
+    if (const void* const* v = find(s.inherited, id)) return *v;
+  }
+  return nullptr;
+}
+
+}  // namespace ucm::detail

@@ -1,0 +1,259 @@
+// SPDX-License-Identifier: MIT
+// ucm/propagation/detail/w3c_text.hpp: the character classes and text codecs of W3C Trace
+// Context and W3C Baggage (lower-case hex, OWS, RFC 7230 tokens, tracestate keys and values,
+// baggage octets, percent-encoding, UTF-8 repair). Internal to ucm/propagation/w3c.hpp.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace ucm::w3c::detail {
+
+/// OWS of RFC 7230 section 3.2.3: space or horizontal tab.
+constexpr bool is_ows(char c) noexcept { return c == ' ' || c == '\t'; }
+
+/// `text` without leading and trailing OWS.
+constexpr std::string_view trim_ows(std::string_view text) noexcept {
+  while (!text.empty() && is_ows(text.front())) text.remove_prefix(1);
+  while (!text.empty() && is_ows(text.back())) text.remove_suffix(1);
+  return text;
+}
+
+/// HEXDIGLC of the traceparent grammar: `0-9` and `a-f` only (upper case is invalid there).
+constexpr bool is_lower_hex(char c) noexcept {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+}
+
+/// The value of a hex digit of either case, or -1.
+constexpr int hex_value(char c) noexcept {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+inline constexpr char lower_hex_digits[] = "0123456789abcdef";
+inline constexpr char upper_hex_digits[] = "0123456789ABCDEF";
+
+/// A lower-case ASCII letter.
+constexpr bool is_lcalpha(char c) noexcept { return c >= 'a' && c <= 'z'; }
+/// An ASCII digit.
+constexpr bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
+
+/// `tchar` of RFC 7230 section 3.2.6: the characters of a baggage key.
+constexpr bool is_tchar(char c) noexcept {
+  if (is_lcalpha(c) || is_digit(c) || (c >= 'A' && c <= 'Z')) return true;
+  switch (c) {
+    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
+    case '-': case '.': case '^': case '_': case '`': case '|': case '~':
+      return true;
+    default:
+      return false;
+  }
+}
+
+/// A `token` of RFC 7230: one or more tchars.
+constexpr bool is_token(std::string_view text) noexcept {
+  if (text.empty()) return false;
+  for (const char c : text) {
+    if (!is_tchar(c)) return false;
+  }
+  return true;
+}
+
+/// `baggage-octet`: US-ASCII printable characters except space, DQUOTE, comma, semicolon and
+/// backslash (%x21 / %x23-2B / %x2D-3A / %x3C-5B / %x5D-7E).
+constexpr bool is_baggage_octet(char ch) noexcept {
+  const auto c = static_cast<unsigned char>(ch);
+  return c == 0x21 || (c >= 0x23 && c <= 0x2B) || (c >= 0x2D && c <= 0x3A) ||
+         (c >= 0x3C && c <= 0x5B) || (c >= 0x5D && c <= 0x7E);
+}
+
+/// A baggage `value` as it appears on the wire: any number of baggage-octets.
+constexpr bool is_baggage_value_text(std::string_view text) noexcept {
+  for (const char c : text) {
+    if (!is_baggage_octet(c)) return false;
+  }
+  return true;
+}
+
+/// `keychar` of the tracestate key grammar of Trace Context level 1.
+constexpr bool is_tracestate_keychar(char c) noexcept {
+  return is_lcalpha(c) || is_digit(c) || c == '_' || c == '-' || c == '*' || c == '/';
+}
+
+/// Whether every character of `text` is a tracestate keychar.
+constexpr bool all_tracestate_keychars(std::string_view text) noexcept {
+  for (const char c : text) {
+    if (!is_tracestate_keychar(c)) return false;
+  }
+  return true;
+}
+
+/// A tracestate key of Trace Context level 1:
+///   simple-key       = lcalpha 0*255( keychar )                       (1 to 256 characters)
+///   multi-tenant-key = tenant-id "@" system-id
+///   tenant-id        = ( lcalpha / DIGIT ) 0*240( keychar )           (1 to 241 characters)
+///   system-id        = lcalpha 0*13( keychar )                        (1 to 14 characters)
+constexpr bool is_tracestate_key(std::string_view key) noexcept {
+  const std::size_t at = key.find('@');
+  if (at == std::string_view::npos) {
+    return !key.empty() && key.size() <= 256 && is_lcalpha(key.front()) &&
+           all_tracestate_keychars(key);
+  }
+  const std::string_view tenant = key.substr(0, at);
+  const std::string_view system = key.substr(at + 1);
+  return !tenant.empty() && tenant.size() <= 241 &&
+         (is_lcalpha(tenant.front()) || is_digit(tenant.front())) &&
+         all_tracestate_keychars(tenant) && !system.empty() && system.size() <= 14 &&
+         is_lcalpha(system.front()) && all_tracestate_keychars(system);
+}
+
+/// A tracestate value: 1 to 256 printable ASCII characters (0x20-0x7E) other than `,` and `=`,
+/// the last of which is not a space:  value = 0*255( chr ) nblk-chr.
+constexpr bool is_tracestate_value(std::string_view value) noexcept {
+  if (value.empty() || value.size() > 256 || value.back() == ' ') return false;
+  for (const char ch : value) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c < 0x20 || c > 0x7E || c == ',' || c == '=') return false;
+  }
+  return true;
+}
+
+/// Replaces every ill-formed UTF-8 sequence of `text` with U+FFFD, one replacement per maximal
+/// ill-formed subpart (the Unicode "best practice", as WHATWG's decoder does). Overlong forms,
+/// surrogates and code points above U+10FFFF are ill-formed. Well-formed input is unchanged.
+inline void repair_utf8(std::string& text) {
+  static constexpr std::string_view replacement = "\xEF\xBF\xBD";
+  std::size_t i = 0;
+  // Most values are ASCII: only copy when something must change.
+  while (i < text.size() && static_cast<unsigned char>(text[i]) < 0x80) ++i;
+  if (i == text.size()) return;
+  std::string out(text, 0, i);
+  out.reserve(text.size() + 8);
+  const std::size_t n = text.size();
+  while (i < n) {
+    const auto lead = static_cast<unsigned char>(text[i]);
+    if (lead < 0x80) {
+      out.push_back(static_cast<char>(lead));
+      ++i;
+      continue;
+    }
+    std::size_t need = 0;
+    unsigned char lo = 0x80;
+    unsigned char hi = 0xBF;
+    if (lead >= 0xC2 && lead <= 0xDF) {
+      need = 1;
+    } else if (lead >= 0xE0 && lead <= 0xEF) {
+      need = 2;
+      if (lead == 0xE0) lo = 0xA0;  // no overlong 3-byte forms
+      if (lead == 0xED) hi = 0x9F;  // no surrogates
+    } else if (lead >= 0xF0 && lead <= 0xF4) {
+      need = 3;
+      if (lead == 0xF0) lo = 0x90;  // no overlong 4-byte forms
+      if (lead == 0xF4) hi = 0x8F;  // nothing above U+10FFFF
+    } else {
+      out.append(replacement);  // a stray continuation byte or an invalid lead byte
+      ++i;
+      continue;
+    }
+    std::size_t j = i + 1;
+    std::size_t got = 0;
+    while (got < need && j < n) {
+      const auto c = static_cast<unsigned char>(text[j]);
+      const unsigned char first_lo = got == 0 ? lo : 0x80;
+      const unsigned char first_hi = got == 0 ? hi : 0xBF;
+      if (c < first_lo || c > first_hi) break;
+      ++j;
+      ++got;
+    }
+    if (got == need) {
+      out.append(text, i, j - i);
+    } else {
+      out.append(replacement);  // the maximal subpart i..j is replaced once
+    }
+    i = j;
+  }
+  text = std::move(out);
+}
+
+/// Decodes the percent-encoding of a baggage value (`%XX`, either case of hex digit) into
+/// `out`, then repairs ill-formed UTF-8 with U+FFFD as the Baggage spec requires. A `%` not
+/// followed by two hex digits makes the value malformed: returns false.
+inline bool percent_decode(std::string_view text, std::string& out) {
+  out.clear();
+  out.reserve(text.size());
+  bool high_bytes = false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (c != '%') {
+      out.push_back(c);
+      continue;
+    }
+    if (i + 2 >= text.size()) return false;
+    const int hi = hex_value(text[i + 1]);
+    const int lo = hex_value(text[i + 2]);
+    if (hi < 0 || lo < 0) return false;
+    const auto byte = static_cast<unsigned char>(hi * 16 + lo);
+    high_bytes = high_bytes || byte >= 0x80;
+    out.push_back(static_cast<char>(byte));
+    i += 2;
+  }
+  if (high_bytes) repair_utf8(out);
+  return true;
+}
+
+/// Appends `value` to `out` with every byte that is not a baggage-octet, and `%` itself,
+/// percent-encoded as `%XX` (upper-case hex, as RFC 3986 recommends).
+inline void percent_encode(std::string_view value, std::string& out) {
+  for (const char c : value) {
+    if (is_baggage_octet(c) && c != '%') {
+      out.push_back(c);
+    } else {
+      const auto byte = static_cast<unsigned char>(c);
+      out.push_back('%');
+      out.push_back(upper_hex_digits[byte >> 4]);
+      out.push_back(upper_hex_digits[byte & 0x0F]);
+    }
+  }
+}
+
+/// The length `percent_encode(value, out)` appends.
+constexpr std::size_t percent_encoded_size(std::string_view value) noexcept {
+  std::size_t size = 0;
+  for (const char c : value) size += (is_baggage_octet(c) && c != '%') ? 1 : 3;
+  return size;
+}
+
+/// ASCII case-insensitive equality (header names).
+constexpr bool iequals(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    char x = a[i];
+    char y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
+
+/// Calls `fn(piece)` for each comma-separated piece of `list`, OWS included (callers trim).
+template <class F>
+void for_each_list_member(std::string_view list, F&& fn) {
+  std::size_t start = 0;
+  while (true) {
+    const std::size_t comma = list.find(',', start);
+    if (comma == std::string_view::npos) {
+      fn(list.substr(start));
+      return;
+    }
+    fn(list.substr(start, comma - start));
+    start = comma + 1;
+  }
+}
+
+}  // namespace ucm::w3c::detail

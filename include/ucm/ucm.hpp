@@ -1,0 +1,11 @@
+// SPDX-License-Identifier: MIT
+// ucm/ucm.hpp: the core of ucm (universal context management). The optional integrations have
+// headers of their own: ucm/task.hpp (coroutines), ucm/asio.hpp (Asio), ucm/manager.hpp and
+// ucm/propagation/w3c.hpp.
+#pragma once
+
+#include "ucm/frame.hpp"     // IWYU pragma: export
+#include "ucm/misuse.hpp"    // IWYU pragma: export
+#include "ucm/scope.hpp"     // IWYU pragma: export
+#include "ucm/variable.hpp"  // IWYU pragma: export
+#include "ucm/with.hpp"      // IWYU pragma: export

@@ -1,0 +1,267 @@
+// SPDX-License-Identifier: MIT
+// ucm/variable.hpp: ContextVariable<T>, the key through which a context value is set and read.
+#pragma once
+
+#include <concepts>
+#include <functional>
+#include <optional>
+#include <stdexcept>
+#include <type_traits>
+#include <utility>
+
+#include "ucm/detail/frame_data.hpp"
+#include "ucm/detail/slots.hpp"
+#include "ucm/frame.hpp"
+
+namespace ucm {
+
+/// Thrown by `ContextVariable::update` when there is no value to update and `T` has no default
+/// constructor to start from.
+class unbound_variable : public std::logic_error {
+ public:
+  using std::logic_error::logic_error;
+};
+
+template <class T>
+class ContextVariableScope;
+
+namespace detail {
+template <class T>
+class VariableBound;
+
+/// Whether `update(fn)` calls `fn(T&)` for its side effect rather than using its result.
+template <class F, class T>
+consteval bool mutates_in_place() {
+  if constexpr (std::invocable<F&, T&>) {
+    return std::is_void_v<std::invoke_result_t<F&, T&>>;
+  } else {
+    return false;
+  }
+}
+}  // namespace detail
+
+/// A key for one context value of type `T`. It holds no value itself: values live in frames,
+/// and a frame's values can be read only through their variable. Each variable has an identity
+/// drawn once from a process-wide counter, so a variable created later never sees values stored
+/// under an earlier one. Neither copyable nor movable: define it once (usually `inline` at
+/// namespace scope) and share it by reference.
+///
+///     inline ucm::ContextVariable<std::string> request_id;
+///     request_id.run("r-42", handle_request);            // a call window
+///     const std::string* id = request_id.get();          // anywhere below; nullptr outside
+///
+/// Values may be move-only; propagation never copies a value.
+template <class T>
+class ContextVariable {
+  static_assert(std::is_object_v<T> && !std::is_const_v<T> && !std::is_volatile_v<T> &&
+                    !std::is_array_v<T>,
+                "ContextVariable<T> needs a non-const, non-array object type");
+  static_assert(std::is_nothrow_destructible_v<T>, "context values must not throw from destructors");
+
+ public:
+  using value_type = T;
+
+  /// A variable with no default: `get()` is nullptr outside any binding.
+  ContextVariable() noexcept : id_(detail::next_variable_id()) {}
+
+  /// A variable whose `get()` falls back to `default_value` outside any binding (the "default
+  /// singleton" of a migration from process-global state). The default is never in a frame.
+  explicit ContextVariable(T default_value)
+    requires std::move_constructible<T>
+      : id_(detail::next_variable_id()), default_(std::move(default_value)) {}
+
+  /// A variable whose default is constructed in place from `args...`.
+  template <class... Args>
+    requires std::constructible_from<T, Args...>
+  explicit ContextVariable(std::in_place_t, Args&&... args)
+      : id_(detail::next_variable_id()), default_(std::in_place, std::forward<Args>(args)...) {}
+
+  ContextVariable(const ContextVariable&) = delete;
+  ContextVariable& operator=(const ContextVariable&) = delete;
+
+  // ---- reading ------------------------------------------------------------------------------
+
+  /// The value in `current`; else in `inherited`; else the default; else nullptr. Valid at
+  /// least until the window that set it ends. One small lookup, no allocation, no lock.
+  [[nodiscard]] const T* get() const noexcept {
+    if (const void* v = detail::lookup(detail::slots(), id_)) return static_cast<const T*>(v);
+    return default_ ? &*default_ : nullptr;
+  }
+
+  /// The value only if it was bound (by a call window or `enter`) since the running continuation
+  /// began: it is not the very value object the continuation started from (identity, not
+  /// equality). This is the child-of relation; nullptr otherwise.
+  [[nodiscard]] const T* get_active() const noexcept {
+    const detail::Slots& s = detail::slots();
+    const void* const* mine = detail::find(s.current, id_);
+    if (mine == nullptr || *mine == nullptr) return nullptr;
+    const void* const* started = detail::find(s.base, id_);
+    if (started != nullptr && *started == *mine) return nullptr;
+    return static_cast<const T*>(*mine);
+  }
+
+  /// The value in `inherited` only: what flowed into the running continuation (follows-from).
+  [[nodiscard]] const T* get_inherited() const noexcept {
+    const void* const* v = detail::find(detail::slots().inherited, id_);
+    return v == nullptr ? nullptr : static_cast<const T*>(*v);
+  }
+
+  /// A copy of `*get()` (the default included), or `T(fallback)` when `get()` is nullptr.
+  template <class U>
+    requires std::copy_constructible<T> && std::constructible_from<T, U&&>
+  [[nodiscard]] T value_or(U&& fallback) const {
+    if (const T* v = get()) return *v;
+    return T(std::forward<U>(fallback));
+  }
+
+  /// Whether `get()` would find a value other than the default.
+  [[nodiscard]] bool is_bound() const noexcept {
+    return detail::lookup(detail::slots(), id_) != nullptr;
+  }
+
+  /// The default value, or nullptr.
+  [[nodiscard]] const T* default_value() const noexcept { return default_ ? &*default_ : nullptr; }
+
+  // ---- changing -----------------------------------------------------------------------------
+
+  /// Runs `fn(args...)` in a call window where this variable is `T(std::forward<V>(value))`, and
+  /// returns what `fn` returns. Restores the previous frame on exit, also on exception. One
+  /// allocation (the new frame, with the value stored inline).
+  template <class V, class F, class... Args>
+    requires std::constructible_from<T, V&&> && std::invocable<F, Args...>
+  decltype(auto) run(V&& value, F&& fn, Args&&... args) const {
+    detail::CallWindow window(make_frame(std::forward<V>(value)), true);
+    return std::invoke(std::forward<F>(fn), std::forward<Args>(args)...);
+  }
+
+  /// Sets this variable for the rest of the enclosing window (AsyncLocalStorage `enterWith`):
+  /// the window's exit undoes it. At the top of a thread it lasts until `ucm::clear()` or the
+  /// thread exits. Values bound this way are active (`get_active`).
+  template <class V>
+    requires std::constructible_from<T, V&&>
+  void enter(V&& value) const {
+    detail::enter_frame(make_frame(std::forward<V>(value)));
+  }
+
+  /// Applies `fn` to a copy of the current value and `enter`s the result, for record-style
+  /// values: `user.update([](User& u) { u.role = "admin"; })` or `counter.update([](int n) {
+  /// return n + 1; })`. The copy starts from `*get()` (the default included), else from `T{}`;
+  /// with neither, throws `ucm::unbound_variable`. Frames stay immutable: code that captured the
+  /// context before the update keeps the old value.
+  template <class F>
+    requires std::copy_constructible<T> &&
+             (std::invocable<F&, T&> || std::is_convertible_v<std::invoke_result_t<F&, T&&>, T>)
+  void update(F&& fn) const {
+    std::optional<T> copy;
+    if (const T* v = get()) {
+      copy.emplace(*v);
+    } else if constexpr (std::default_initializable<T>) {
+      copy.emplace();
+    } else {
+      throw unbound_variable("ucm: update() of an unbound variable without a default");
+    }
+    if constexpr (detail::mutates_in_place<F, T>()) {
+      std::invoke(fn, *copy);
+      enter(std::move(*copy));
+    } else {
+      enter(T(std::invoke(fn, std::move(*copy))));
+    }
+  }
+
+  /// Captures only this variable's current binding (what `get()` finds, ignoring the default).
+  /// The returned callable runs `fn` in a call window with just that binding restored (or the
+  /// variable unbound, if it was) on top of whatever the running thread has: the RFC's instance
+  /// bind, for skipping internal paths. Each call allocates one frame.
+  template <class F>
+  [[nodiscard]] detail::VariableBound<std::decay_t<F>> bind(F&& fn) const {
+    const detail::Slots& s = detail::slots();
+    detail::FrameData* holder = s.current;
+    std::ptrdiff_t index = detail::index_of(holder, id_);
+    if (index < 0 && s.inherited != s.current) {
+      holder = s.inherited;
+      index = detail::index_of(holder, id_);
+    }
+    const void* value = index < 0 ? nullptr : holder->values()[index];
+    detail::FrameData* owner = value == nullptr ? nullptr : holder->entry_owners()[index];
+    detail::retain(owner);
+    return detail::VariableBound<std::decay_t<F>>(id_, value, owner, std::forward<F>(fn));
+  }
+
+ private:
+  friend struct detail::VariableAccess;
+  template <class U>
+  friend class ContextVariableScope;
+
+  template <class V>
+  detail::FrameData* make_frame(V&& value) const {
+    detail::Binding binding = detail::forward_binding<T>(id_, std::forward<V>(value));
+    return detail::build_frame(detail::slots().current, &binding, 1);
+  }
+
+  detail::VariableId id_;
+  std::optional<T> default_;
+};
+
+namespace detail {
+
+/// The callable `ContextVariable::bind` returns.
+template <class F>
+class VariableBound {
+ public:
+  template <class G>
+  VariableBound(VariableId id, const void* value, FrameData* owner, G&& fn)
+      : id_(id), value_(value), owner_(owner), fn_(std::forward<G>(fn)) {}
+  VariableBound(const VariableBound& other)
+      : id_(other.id_), value_(other.value_), owner_(other.owner_), fn_(other.fn_) {
+    retain(owner_);
+  }
+  VariableBound(VariableBound&& other) noexcept(std::is_nothrow_move_constructible_v<F>)
+      : id_(other.id_),
+        value_(other.value_),
+        owner_(std::exchange(other.owner_, nullptr)),
+        fn_(std::move(other.fn_)) {}
+  VariableBound& operator=(const VariableBound&) = delete;
+  VariableBound& operator=(VariableBound&&) = delete;
+  ~VariableBound() { release(owner_); }
+
+  template <class... Args>
+    requires std::invocable<F&, Args...>
+  decltype(auto) operator()(Args&&... args) & {
+    CallWindow window(restored(), true);
+    return std::invoke(fn_, std::forward<Args>(args)...);
+  }
+
+  template <class... Args>
+    requires std::invocable<const F&, Args...>
+  decltype(auto) operator()(Args&&... args) const& {
+    CallWindow window(restored(), true);
+    return std::invoke(fn_, std::forward<Args>(args)...);
+  }
+
+  template <class... Args>
+    requires std::invocable<F&&, Args...>
+  decltype(auto) operator()(Args&&... args) && {
+    CallWindow window(restored(), true);
+    return std::invoke(std::move(fn_), std::forward<Args>(args)...);
+  }
+
+ private:
+  FrameData* restored() const {
+    Binding binding;
+    binding.id = id_;
+    if (value_ != nullptr) {
+      binding.kind = Binding::Kind::borrow;
+      binding.value = value_;
+      binding.owner = owner_;
+    }
+    return build_frame(slots().current, &binding, 1);
+  }
+
+  VariableId id_;
+  const void* value_;
+  FrameData* owner_;
+  F fn_;
+};
+
+}  // namespace detail
+}  // namespace ucm

@@ -1,0 +1,122 @@
+// SPDX-License-Identifier: MIT
+// ucm/with.hpp: ucm::with(a, va).with(b, vb): set several variables with one new frame.
+#pragma once
+
+#include <array>
+#include <concepts>
+#include <cstddef>
+#include <functional>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+#include "ucm/detail/frame_data.hpp"
+#include "ucm/detail/slots.hpp"
+#include "ucm/frame.hpp"
+#include "ucm/variable.hpp"
+
+namespace ucm {
+
+namespace detail {
+template <class T>
+struct PendingValue {
+  const ContextVariable<T>* variable;
+  T value;
+};
+}  // namespace detail
+
+/// A set of bindings to apply together (the RFC's `runAll`): `run`, `enter` and `frame` build
+/// **one** frame, with one allocation, however many variables are set. Made by `ucm::with`; the
+/// values are stored in it until then. If the same variable appears twice, the later value wins.
+///
+///     ucm::with(request_id, "r-42").with(user, alice).run(handle, request);
+template <class... Ts>
+class [[nodiscard]] With {
+ public:
+  explicit With(detail::PendingValue<Ts>&&... pending) : pending_(std::move(pending)...) {}
+
+  /// Adds one more binding.
+  template <class U, class V>
+    requires std::constructible_from<U, V&&> && std::move_constructible<U>
+  [[nodiscard]] With<Ts..., U> with(const ContextVariable<U>& variable, V&& value) && {
+    return std::apply(
+        [&](detail::PendingValue<Ts>&... pending) {
+          return With<Ts..., U>(std::move(pending)...,
+                                detail::PendingValue<U>{&variable, U(std::forward<V>(value))});
+        },
+        pending_);
+  }
+
+  /// The frame `run` would use: `ContextFrame::current()` plus every binding. Consumes the
+  /// stored values.
+  [[nodiscard]] ContextFrame frame() && {
+    return detail::FrameAccess::adopt(build(detail::slots().current, std::true_type{}));
+  }
+  /// As above, copying the stored values so the set can be used again.
+  [[nodiscard]] ContextFrame frame() const&
+    requires(std::copy_constructible<Ts> && ...)
+  {
+    return detail::FrameAccess::adopt(build(detail::slots().current, std::false_type{}));
+  }
+
+  /// Runs `fn(args...)` in one call window with every binding set; returns what `fn` returns.
+  template <class F, class... Args>
+    requires std::invocable<F, Args...>
+  decltype(auto) run(F&& fn, Args&&... args) && {
+    detail::CallWindow window(build(detail::slots().current, std::true_type{}), true);
+    return std::invoke(std::forward<F>(fn), std::forward<Args>(args)...);
+  }
+  template <class F, class... Args>
+    requires std::invocable<F, Args...> && (std::copy_constructible<Ts> && ...)
+  decltype(auto) run(F&& fn, Args&&... args) const& {
+    detail::CallWindow window(build(detail::slots().current, std::false_type{}), true);
+    return std::invoke(std::forward<F>(fn), std::forward<Args>(args)...);
+  }
+
+  /// Sets every binding for the rest of the enclosing window, as `ContextVariable::enter`.
+  void enter() && { detail::enter_frame(build(detail::slots().current, std::true_type{})); }
+  void enter() const&
+    requires(std::copy_constructible<Ts> && ...)
+  {
+    detail::enter_frame(build(detail::slots().current, std::false_type{}));
+  }
+
+ private:
+  template <class... Us>
+  friend class With;
+
+  template <bool Move>
+  detail::FrameData* build(detail::FrameData* base, std::bool_constant<Move>) const {
+    std::array<detail::Binding, sizeof...(Ts)> bindings;
+    std::size_t i = 0;
+    std::apply(
+        [&](const detail::PendingValue<Ts>&... pending) {
+          ((bindings[i++] = binding_for<Move>(pending)), ...);
+        },
+        pending_);
+    return detail::build_frame(base, bindings.data(), bindings.size());
+  }
+
+  template <bool Move, class T>
+  static detail::Binding binding_for(const detail::PendingValue<T>& pending) noexcept {
+    const detail::VariableId id = detail::VariableAccess::id(*pending.variable);
+    // Moving out of a `const&` view of our own tuple is fine: this path is reached only through
+    // an rvalue-qualified member, which consumes the set.
+    if constexpr (Move) {
+      return detail::move_binding<T>(id, const_cast<T&>(pending.value));
+    } else {
+      return detail::forward_binding<T>(id, pending.value);
+    }
+  }
+
+  std::tuple<detail::PendingValue<Ts>...> pending_;
+};
+
+/// Starts a set of bindings: `ucm::with(a, va).with(b, vb).run(fn)`.
+template <class T, class V>
+  requires std::constructible_from<T, V&&> && std::move_constructible<T>
+[[nodiscard]] With<T> with(const ContextVariable<T>& variable, V&& value) {
+  return With<T>(detail::PendingValue<T>{&variable, T(std::forward<V>(value))});
+}
+
+}  // namespace ucm

@@ -1,0 +1,85 @@
+// SPDX-License-Identifier: MIT
+// Tests of misuse with defined behaviour: scopes closed out of order.
+#include "ucm/misuse.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <optional>
+#include <thread>
+
+#include "test_support.hpp"
+#include "ucm/frame.hpp"
+#include "ucm/scope.hpp"
+#include "ucm/variable.hpp"
+
+using ucm::ContextFrame;
+using ucm::ContextVariable;
+using ucm::ContextVariableScope;
+
+namespace {
+std::atomic<int> reports{0};
+void count_report(const char*) noexcept { ++reports; }
+
+struct HandlerGuard {
+  ucm::misuse_handler previous = ucm::set_misuse_handler(&count_report);
+  HandlerGuard() { reports = 0; }
+  ~HandlerGuard() { ucm::set_misuse_handler(previous); }
+};
+}  // namespace
+
+TEST_CASE("a scope closed out of order restores what it saved and reports misuse", "[misuse]") {
+  HandlerGuard guard;
+  ContextVariable<int> v;
+  std::thread t([&] {
+    std::optional<ContextVariableScope<int>> a;
+    std::optional<ContextVariableScope<int>> b;
+    a.emplace(v, 1);
+    b.emplace(v, 2);
+    a.reset();  // out of order
+    CHECK(reports == 1);
+    CHECK(v.get() == nullptr);  // a restored what it saved
+    b.reset();
+    CHECK(*v.get() == 1);  // b restored what it saved: a's frame, still alive
+    ucm::clear();
+    CHECK(v.get() == nullptr);
+    // The thread still works normally afterwards.
+    v.run(5, [&] { CHECK(*v.get() == 5); });
+  });
+  t.join();
+  CHECK(reports >= 1);
+}
+
+TEST_CASE("frames of misordered scopes are released at thread exit", "[misuse][leak]") {
+  HandlerGuard guard;
+  const int live_before = ucm_test::Tracked::live;
+  {
+    ContextVariable<ucm_test::Tracked> v;
+    std::thread t([&] {
+      auto a = std::make_unique<ContextVariableScope<ucm_test::Tracked>>(v, ucm_test::Tracked("a"));
+      auto b = std::make_unique<ContextVariableScope<ucm_test::Tracked>>(v, ucm_test::Tracked("b"));
+      a.reset();
+      b.reset();
+    });
+    t.join();
+  }
+  CHECK(reports >= 1);
+  CHECK(ucm_test::Tracked::live == live_before);
+}
+
+TEST_CASE("in-order use never reports misuse, enter at top level included", "[misuse]") {
+  HandlerGuard guard;
+  ContextVariable<int> v;
+  std::thread t([&] {
+    v.enter(1);
+    {
+      ContextVariableScope a(v, 2);
+      v.enter(3);
+      ContextVariableScope b(v, 4);
+    }
+    ContextFrame::current().inherit([&] { v.enter(5); });
+    CHECK(*v.get() == 1);
+  });
+  t.join();
+  CHECK(reports == 0);
+}

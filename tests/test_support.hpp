@@ -1,0 +1,29 @@
+// SPDX-License-Identifier: MIT
+// Helpers shared by ucm's tests: a value type that counts its live instances and copies.
+#pragma once
+
+#include <atomic>
+#include <string>
+#include <utility>
+
+namespace ucm_test {
+
+/// A value that counts live instances and copies, to prove values are released and never copied
+/// by propagation.
+struct Tracked {
+  static inline std::atomic<int> live{0};
+  static inline std::atomic<int> copies{0};
+  std::string text;
+
+  explicit Tracked(std::string t) : text(std::move(t)) { ++live; }
+  Tracked(const Tracked& other) : text(other.text) {
+    ++live;
+    ++copies;
+  }
+  Tracked(Tracked&& other) noexcept : text(std::move(other.text)) { ++live; }
+  Tracked& operator=(const Tracked&) = delete;
+  Tracked& operator=(Tracked&&) = delete;
+  ~Tracked() { --live; }
+};
+
+}  // namespace ucm_test
