@@ -179,12 +179,11 @@ TEST_CASE("ContextFrame::bind captures now and restores later, forwarding argume
 TEST_CASE("a bound callable sees its captured values, not the values of the thread that runs it",
           "[frame][bind][threads]") {
   ContextVariable<int> v;
-  auto bound = v.run(1, [&] { return ContextFrame::bind([&] { return std::pair(*v.get(), v.get_active()); }); });
+  auto bound = v.run(
+      1, [&] { return ContextFrame::bind([&] { return std::pair(*v.get(), v.get_active()); }); });
   int seen = 0;
   const int* active = &seen;
-  std::thread t([&] {
-    v.run(2, [&] { std::tie(seen, active) = bound(); });
-  });
+  std::thread t([&] { v.run(2, [&] { std::tie(seen, active) = bound(); }); });
   t.join();
   CHECK(seen == 1);
   CHECK(active == nullptr);
@@ -236,7 +235,8 @@ TEST_CASE("move-only values work and propagation never copies a value", "[frame]
   {
     ContextVariable<Tracked> t;
     ContextVariable<std::unique_ptr<int>> p;
-    const ContextFrame frame = ContextFrame{}.with(t, Tracked("x")).with(p, std::make_unique<int>(5));
+    const ContextFrame frame =
+        ContextFrame{}.with(t, Tracked("x")).with(p, std::make_unique<int>(5));
     CHECK(**frame.get(p) == 5);
     frame.inherit([&] {
       auto bound = ContextFrame::bind([&] { return t.get()->text + std::to_string(**p.get()); });
@@ -293,8 +293,9 @@ TEST_CASE("thousands of variables fit in one frame and each is found", "[frame][
   }
   CHECK(frame.size() == count);
   int wrong = 0;
-  for (int i = 0; i < count; ++i) wrong += frame.get(*vars[static_cast<std::size_t>(i)]) == nullptr ||
-                                           *frame.get(*vars[static_cast<std::size_t>(i)]) != i;
+  for (int i = 0; i < count; ++i)
+    wrong += frame.get(*vars[static_cast<std::size_t>(i)]) == nullptr ||
+             *frame.get(*vars[static_cast<std::size_t>(i)]) != i;
   CHECK(wrong == 0);
   frame.inherit([&] {
     CHECK(*vars[1234]->get() == 1234);
@@ -313,9 +314,7 @@ TEST_CASE("frames are released when the last handle goes, and with them their va
     ContextVariable<Tracked> t;
     ContextVariable<int> n;
     ContextFrame keep;
-    t.run(Tracked("a"), [&] {
-      n.run(1, [&] { keep = ContextFrame::current(); });
-    });
+    t.run(Tracked("a"), [&] { n.run(1, [&] { keep = ContextFrame::current(); }); });
     CHECK(Tracked::live == live_before + 1);  // kept alive through the child's borrowed value
     CHECK(keep.get(t)->text == "a");
   }

@@ -83,7 +83,8 @@ TEST_CASE("ContextFrameScope keeps its frame alive, even a temporary", "[scope]"
   CHECK(v.get() == nullptr);
 }
 
-TEST_CASE("clear resets this thread's slots and enclosing windows still restore", "[scope][clear]") {
+TEST_CASE("clear resets this thread's slots and enclosing windows still restore",
+          "[scope][clear]") {
   ContextVariable<int> v;
   const ContextFrame frame = ContextFrame{}.with(v, 1);
   frame.inherit([&] {
@@ -116,7 +117,8 @@ TEST_CASE("a new thread starts with all three slots empty", "[scope][threads]") 
     bool empty = false;
     std::thread t([&] {
       empty = v.get() == nullptr && v.get_inherited() == nullptr && v.get_active() == nullptr &&
-              ContextFrame::current() == ContextFrame{} && ContextFrame::inherited() == ContextFrame{};
+              ContextFrame::current() == ContextFrame{} &&
+              ContextFrame::inherited() == ContextFrame{};
     });
     t.join();
     CHECK(empty);

@@ -53,22 +53,24 @@ TEST_CASE("8 threads x 10,000 tasks never see another request's values", "[threa
     producers.emplace_back([&, t] {
       for (int i = 0; i < tasks_per_thread; ++i) {
         const int id = t * tasks_per_thread + i;
-        ucm::with(request, Request{id, "user-" + std::to_string(id)}).with(draft, id % 2 == 0).run([&] {
-          pool.post(ContextFrame::bind([&, id] {
-            const Request* r = request.get();
-            bool ok = r != nullptr && r->id == id && r->user == "user-" + std::to_string(id) &&
-                      *draft.get() == (id % 2 == 0) && step.get() == nullptr;
-            step.run(id, [&] {
-              ok = ok && *step.get() == id && request.get()->id == id;
-              if (id % 3 == 0) step.enter(-id);
-              ok = ok && (id % 3 != 0 || *step.get() == -id);
+        ucm::with(request, Request{id, "user-" + std::to_string(id)})
+            .with(draft, id % 2 == 0)
+            .run([&] {
+              pool.post(ContextFrame::bind([&, id] {
+                const Request* r = request.get();
+                bool ok = r != nullptr && r->id == id && r->user == "user-" + std::to_string(id) &&
+                          *draft.get() == (id % 2 == 0) && step.get() == nullptr;
+                step.run(id, [&] {
+                  ok = ok && *step.get() == id && request.get()->id == id;
+                  if (id % 3 == 0) step.enter(-id);
+                  ok = ok && (id % 3 != 0 || *step.get() == -id);
+                });
+                ok = ok && step.get() == nullptr && request.get_inherited()->id == id &&
+                     request.get_active() == nullptr;
+                mismatches += !ok;
+                ++ran;
+              }));
             });
-            ok = ok && step.get() == nullptr && request.get_inherited()->id == id &&
-                 request.get_active() == nullptr;
-            mismatches += !ok;
-            ++ran;
-          }));
-        });
       }
     });
   }
@@ -89,7 +91,8 @@ TEST_CASE("bind captured on one thread runs with its values on another, both way
         bad += *v.get() != std::to_string(i);
         // and back: a continuation posted from the pool thread carries the pool task's values
         v.run("nested-" + std::to_string(i), [&] {
-          pool.post(ContextFrame::bind([&, i] { bad += *v.get() != "nested-" + std::to_string(i); }));
+          pool.post(
+              ContextFrame::bind([&, i] { bad += *v.get() != "nested-" + std::to_string(i); }));
         });
       }));
     });

@@ -51,10 +51,13 @@ TEST_CASE("run sets the value for the call and restores it after", "[variable][r
 TEST_CASE("run forwards arguments and the return value, references included", "[variable][run]") {
   ContextVariable<int> v;
   int target = 0;
-  int& r = v.run(1, [](int& t, std::unique_ptr<int> p) -> int& {
-    t = *p;
-    return t;
-  }, target, std::make_unique<int>(4));
+  int& r = v.run(
+      1,
+      [](int& t, std::unique_ptr<int> p) -> int& {
+        t = *p;
+        return t;
+      },
+      target, std::make_unique<int>(4));
   CHECK(&r == &target);
   CHECK(target == 4);
   struct Adder {
@@ -132,7 +135,8 @@ TEST_CASE("get_active sees values bound since the continuation began; get_inheri
   continuation();
 }
 
-TEST_CASE("get falls back to the inherited frame when current lacks the value", "[variable][read]") {
+TEST_CASE("get falls back to the inherited frame when current lacks the value",
+          "[variable][read]") {
   ContextVariable<int> v;
   ContextVariable<int> w;
   const ContextFrame inherited = ContextFrame{}.with(v, 1);
@@ -183,8 +187,7 @@ TEST_CASE("enter at the top of a thread lasts until clear", "[variable][enter]")
   t.join();
 }
 
-TEST_CASE("enter inside a continuation is undone when the continuation ends",
-          "[variable][enter]") {
+TEST_CASE("enter inside a continuation is undone when the continuation ends", "[variable][enter]") {
   ContextVariable<int> v;
   auto task = v.run(1, [&] {
     return ContextFrame::bind([&] {
@@ -255,12 +258,12 @@ TEST_CASE("var.bind restores only that variable, on top of the running thread's 
   ContextVariable<std::string> user;
   auto bound = span.run("captured-span", [&] {
     return user.run("captured-user", [&] {
-      return span.bind([&](int n) { return *span.get() + "/" + *user.get() + "/" + std::to_string(n); });
+      return span.bind(
+          [&](int n) { return *span.get() + "/" + *user.get() + "/" + std::to_string(n); });
     });
   });
-  const std::string seen = span.run("running-span", [&] {
-    return user.run("running-user", [&] { return bound(3); });
-  });
+  const std::string seen =
+      span.run("running-span", [&] { return user.run("running-user", [&] { return bound(3); }); });
   CHECK(seen == "captured-span/running-user/3");
   CHECK(span.get() == nullptr);
   auto copy = bound;
@@ -281,7 +284,8 @@ TEST_CASE("var.bind of an unbound variable runs with that variable unbound", "[v
   });
 }
 
-TEST_CASE("var.bind keeps the captured value alive after its window ended", "[variable][bind][leak]") {
+TEST_CASE("var.bind keeps the captured value alive after its window ended",
+          "[variable][bind][leak]") {
   const int live_before = Tracked::live;
   {
     ContextVariable<Tracked> t;

@@ -18,16 +18,19 @@ TEST_CASE("with(...).with(...).run sets every variable in one window", "[with]")
   ContextVariable<int> a;
   ContextVariable<std::string> b;
   ContextVariable<std::unique_ptr<int>> c;
-  const int result = ucm::with(a, 1).with(b, "two").with(c, std::make_unique<int>(3)).run(
-      [&](int add) {
-        CHECK(*a.get() == 1);
-        CHECK(*b.get() == "two");
-        CHECK(**c.get() == 3);
-        CHECK(*a.get_active() == 1);
-        CHECK(ContextFrame::current().size() == 3);
-        return *a.get() + add;
-      },
-      10);
+  const int result = ucm::with(a, 1)
+                         .with(b, "two")
+                         .with(c, std::make_unique<int>(3))
+                         .run(
+                             [&](int add) {
+                               CHECK(*a.get() == 1);
+                               CHECK(*b.get() == "two");
+                               CHECK(**c.get() == 3);
+                               CHECK(*a.get_active() == 1);
+                               CHECK(ContextFrame::current().size() == 3);
+                               return *a.get() + add;
+                             },
+                             10);
   CHECK(result == 11);
   CHECK(a.get() == nullptr);
   CHECK(b.get() == nullptr);

@@ -111,7 +111,7 @@ class ContextFrame {
   /// A new frame: this one plus `variable` bound to `T(std::forward<V>(value))`. This frame is
   /// unchanged. One allocation.
   template <class T, class V>
-    requires std::constructible_from<T, V&&>
+  requires std::constructible_from<T, V&&>
   [[nodiscard]] ContextFrame with(const ContextVariable<T>& variable, V&& value) const {
     detail::Binding binding =
         detail::forward_binding<T>(detail::VariableAccess::id(variable), std::forward<V>(value));
@@ -123,7 +123,7 @@ class ContextFrame {
   /// also on exception. No allocation, no reference-count traffic; this frame must outlive the
   /// call.
   template <class F, class... Args>
-    requires std::invocable<F, Args...>
+  requires std::invocable<F, Args...>
   decltype(auto) run(F&& fn, Args&&... args) const {
     detail::CallWindow window(data_, false);
     return std::invoke(std::forward<F>(fn), std::forward<Args>(args)...);
@@ -134,7 +134,7 @@ class ContextFrame {
   /// value. Restores all three on exit, also on exception. No allocation, no reference-count
   /// traffic; this frame must outlive the call.
   template <class F, class... Args>
-    requires std::invocable<F, Args...>
+  requires std::invocable<F, Args...>
   decltype(auto) inherit(F&& fn, Args&&... args) const {
     detail::ContinuationWindow window(data_);
     return std::invoke(std::forward<F>(fn), std::forward<Args>(args)...);
@@ -161,7 +161,9 @@ class ContextFrame {
   constexpr ContextFrame(unowned_t, detail::FrameData* data) noexcept : data_(data) {}
 
   /// Takes over a reference the caller owns.
-  static ContextFrame adopt(detail::FrameData* data) noexcept { return ContextFrame(unowned, data); }
+  static ContextFrame adopt(detail::FrameData* data) noexcept {
+    return ContextFrame(unowned, data);
+  }
   /// Takes a new reference.
   static ContextFrame borrow(detail::FrameData* data) noexcept {
     detail::retain(data);
@@ -189,17 +191,18 @@ template <class F>
 class BoundContinuation {
  public:
   template <class G>
-  BoundContinuation(ContextFrame frame, G&& fn) : frame_(std::move(frame)), fn_(std::forward<G>(fn)) {}
+  BoundContinuation(ContextFrame frame, G&& fn)
+      : frame_(std::move(frame)), fn_(std::forward<G>(fn)) {}
 
   template <class... Args>
-    requires std::invocable<F&, Args...>
+  requires std::invocable<F&, Args...>
   decltype(auto) operator()(Args&&... args) & {
     ContinuationWindow window(frame_.data_);
     return std::invoke(fn_, std::forward<Args>(args)...);
   }
 
   template <class... Args>
-    requires std::invocable<const F&, Args...>
+  requires std::invocable<const F&, Args...>
   decltype(auto) operator()(Args&&... args) const& {
     ContinuationWindow window(frame_.data_);
     return std::invoke(fn_, std::forward<Args>(args)...);
@@ -208,7 +211,7 @@ class BoundContinuation {
   /// One-shot call: the frame moves to the stack first, so the window stays valid even if `fn`
   /// destroys the object it was called on.
   template <class... Args>
-    requires std::invocable<F&&, Args...>
+  requires std::invocable<F&&, Args...>
   decltype(auto) operator()(Args&&... args) && {
     const ContextFrame frame = std::move(frame_);
     ContinuationWindow window(frame.data_);

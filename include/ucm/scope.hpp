@@ -23,8 +23,8 @@ template <class T>
 class [[nodiscard]] ContextVariableScope {
  public:
   template <class V>
-    requires std::constructible_from<T, V&&>
-  ContextVariableScope(const ContextVariable<T>& variable, V&& value)
+  requires std::constructible_from<T, V&&> ContextVariableScope(const ContextVariable<T>& variable,
+                                                                V&& value)
       : frame_(variable.make_frame(std::forward<V>(value))),
         saved_(detail::enter_call(detail::slots(), frame_)) {}
   ContextVariableScope(const ContextVariableScope&) = delete;
@@ -55,7 +55,8 @@ class [[nodiscard]] ContextFrameScope {
 
   ContextFrameScope(call_window_t, ContextFrame frame) noexcept
       : frame_(std::move(frame)), saved_(), call_(true) {
-    const detail::SavedCall saved = detail::enter_call(detail::slots(), detail::FrameAccess::data(frame_));
+    const detail::SavedCall saved =
+        detail::enter_call(detail::slots(), detail::FrameAccess::data(frame_));
     saved_.current = saved.current;
     saved_.owned = saved.owned;
     saved_.depth = saved.depth;

@@ -56,7 +56,8 @@ class ContextVariable {
   static_assert(std::is_object_v<T> && !std::is_const_v<T> && !std::is_volatile_v<T> &&
                     !std::is_array_v<T>,
                 "ContextVariable<T> needs a non-const, non-array object type");
-  static_assert(std::is_nothrow_destructible_v<T>, "context values must not throw from destructors");
+  static_assert(std::is_nothrow_destructible_v<T>,
+                "context values must not throw from destructors");
 
  public:
   using value_type = T;
@@ -66,13 +67,12 @@ class ContextVariable {
 
   /// A variable whose `get()` falls back to `default_value` outside any binding (the "default
   /// singleton" of a migration from process-global state). The default is never in a frame.
-  explicit ContextVariable(T default_value)
-    requires std::move_constructible<T>
+  explicit ContextVariable(T default_value) requires std::move_constructible<T>
       : id_(detail::next_variable_id()), default_(std::move(default_value)) {}
 
   /// A variable whose default is constructed in place from `args...`.
   template <class... Args>
-    requires std::constructible_from<T, Args...>
+  requires std::constructible_from<T, Args...>
   explicit ContextVariable(std::in_place_t, Args&&... args)
       : id_(detail::next_variable_id()), default_(std::in_place, std::forward<Args>(args)...) {}
 
@@ -108,7 +108,7 @@ class ContextVariable {
 
   /// A copy of `*get()` (the default included), or `T(fallback)` when `get()` is nullptr.
   template <class U>
-    requires std::copy_constructible<T> && std::constructible_from<T, U&&>
+  requires std::copy_constructible<T> && std::constructible_from<T, U&&>
   [[nodiscard]] T value_or(U&& fallback) const {
     if (const T* v = get()) return *v;
     return T(std::forward<U>(fallback));
@@ -128,7 +128,7 @@ class ContextVariable {
   /// returns what `fn` returns. Restores the previous frame on exit, also on exception. One
   /// allocation (the new frame, with the value stored inline).
   template <class V, class F, class... Args>
-    requires std::constructible_from<T, V&&> && std::invocable<F, Args...>
+  requires std::constructible_from<T, V&&> && std::invocable<F, Args...>
   decltype(auto) run(V&& value, F&& fn, Args&&... args) const {
     detail::CallWindow window(make_frame(std::forward<V>(value)), true);
     return std::invoke(std::forward<F>(fn), std::forward<Args>(args)...);
@@ -138,10 +138,8 @@ class ContextVariable {
   /// the window's exit undoes it. At the top of a thread it lasts until `ucm::clear()` or the
   /// thread exits. Values bound this way are active (`get_active`).
   template <class V>
-    requires std::constructible_from<T, V&&>
-  void enter(V&& value) const {
-    detail::enter_frame(make_frame(std::forward<V>(value)));
-  }
+  requires std::constructible_from<T, V&&>
+  void enter(V&& value) const { detail::enter_frame(make_frame(std::forward<V>(value))); }
 
   /// Applies `fn` to a copy of the current value and `enter`s the result, for record-style
   /// values: `user.update([](User& u) { u.role = "admin"; })` or `counter.update([](int n) {
@@ -149,9 +147,9 @@ class ContextVariable {
   /// with neither, throws `ucm::unbound_variable`. Frames stay immutable: code that captured the
   /// context before the update keeps the old value.
   template <class F>
-    requires std::copy_constructible<T> &&
-             (std::invocable<F&, T&> || std::is_convertible_v<std::invoke_result_t<F&, T&&>, T>)
-  void update(F&& fn) const {
+  requires std::copy_constructible<T> &&
+      (std::invocable<F&, T&> ||
+       std::is_convertible_v<std::invoke_result_t<F&, T&&>, T>)void update(F&& fn) const {
     std::optional<T> copy;
     if (const T* v = get()) {
       copy.emplace(*v);
@@ -225,21 +223,21 @@ class VariableBound {
   ~VariableBound() { release(owner_); }
 
   template <class... Args>
-    requires std::invocable<F&, Args...>
+  requires std::invocable<F&, Args...>
   decltype(auto) operator()(Args&&... args) & {
     CallWindow window(restored(), true);
     return std::invoke(fn_, std::forward<Args>(args)...);
   }
 
   template <class... Args>
-    requires std::invocable<const F&, Args...>
+  requires std::invocable<const F&, Args...>
   decltype(auto) operator()(Args&&... args) const& {
     CallWindow window(restored(), true);
     return std::invoke(fn_, std::forward<Args>(args)...);
   }
 
   template <class... Args>
-    requires std::invocable<F&&, Args...>
+  requires std::invocable<F&&, Args...>
   decltype(auto) operator()(Args&&... args) && {
     CallWindow window(restored(), true);
     return std::invoke(std::move(fn_), std::forward<Args>(args)...);

@@ -37,7 +37,7 @@ class [[nodiscard]] With {
 
   /// Adds one more binding.
   template <class U, class V>
-    requires std::constructible_from<U, V&&> && std::move_constructible<U>
+  requires std::constructible_from<U, V&&> && std::move_constructible<U>
   [[nodiscard]] With<Ts..., U> with(const ContextVariable<U>& variable, V&& value) && {
     return std::apply(
         [&](detail::PendingValue<Ts>&... pending) {
@@ -53,31 +53,27 @@ class [[nodiscard]] With {
     return detail::FrameAccess::adopt(build(detail::slots().current, std::true_type{}));
   }
   /// As above, copying the stored values so the set can be used again.
-  [[nodiscard]] ContextFrame frame() const&
-    requires(std::copy_constructible<Ts> && ...)
-  {
+  [[nodiscard]] ContextFrame frame() const& requires(std::copy_constructible<Ts>&&...) {
     return detail::FrameAccess::adopt(build(detail::slots().current, std::false_type{}));
   }
 
   /// Runs `fn(args...)` in one call window with every binding set; returns what `fn` returns.
   template <class F, class... Args>
-    requires std::invocable<F, Args...>
+  requires std::invocable<F, Args...>
   decltype(auto) run(F&& fn, Args&&... args) && {
     detail::CallWindow window(build(detail::slots().current, std::true_type{}), true);
     return std::invoke(std::forward<F>(fn), std::forward<Args>(args)...);
   }
   template <class F, class... Args>
-    requires std::invocable<F, Args...> && (std::copy_constructible<Ts> && ...)
-  decltype(auto) run(F&& fn, Args&&... args) const& {
+  requires std::invocable<F, Args...> &&(std::copy_constructible<Ts>&&...) decltype(auto)
+      run(F&& fn, Args&&... args) const& {
     detail::CallWindow window(build(detail::slots().current, std::false_type{}), true);
     return std::invoke(std::forward<F>(fn), std::forward<Args>(args)...);
   }
 
   /// Sets every binding for the rest of the enclosing window, as `ContextVariable::enter`.
   void enter() && { detail::enter_frame(build(detail::slots().current, std::true_type{})); }
-  void enter() const&
-    requires(std::copy_constructible<Ts> && ...)
-  {
+  void enter() const& requires(std::copy_constructible<Ts>&&...) {
     detail::enter_frame(build(detail::slots().current, std::false_type{}));
   }
 
@@ -114,7 +110,7 @@ class [[nodiscard]] With {
 
 /// Starts a set of bindings: `ucm::with(a, va).with(b, vb).run(fn)`.
 template <class T, class V>
-  requires std::constructible_from<T, V&&> && std::move_constructible<T>
+requires std::constructible_from<T, V&&> && std::move_constructible<T>
 [[nodiscard]] With<T> with(const ContextVariable<T>& variable, V&& value) {
   return With<T>(detail::PendingValue<T>{&variable, T(std::forward<V>(value))});
 }

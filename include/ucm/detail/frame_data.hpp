@@ -36,10 +36,9 @@ struct OwnedValue {
 ///   FrameData header
 ///   VariableId ids[size]            sorted ascending: what `find` scans
 ///   const void* values[size]        nullptr marks an explicit unbinding (a "tombstone")
-///   FrameData* entry_owners[size]   the frame whose block holds each value (this one, or an ancestor)
-///   FrameData* owners[owner_capacity]  other frames kept alive for the values borrowed from them
-///   OwnedValue owned[owned_count]   values constructed in this block
-///   value storage
+///   FrameData* entry_owners[size]   the frame whose block holds each value (this one, or an
+///   ancestor) FrameData* owners[owner_capacity]  other frames kept alive for the values borrowed
+///   from them OwnedValue owned[owned_count]   values constructed in this block value storage
 /// A child frame copies its parent's (id, value, owner) triples and takes one reference on each
 /// distinct owner, never on the parent itself, so a chain of `enter`s that overwrite the same
 /// variable keeps only the frames whose values are still visible, not the whole history.
@@ -109,7 +108,7 @@ inline void free_block(FrameData* f) noexcept {
   f->~FrameData();
   // Unsized: clang does not declare sized deallocation without -fsized-deallocation.
   if (alignment > __STDCPP_DEFAULT_NEW_ALIGNMENT__) {
-    ::operator delete(static_cast<void*>(f), std::align_val_t{alignment});
+    ::operator delete (static_cast<void*>(f), std::align_val_t{alignment});
   } else {
     ::operator delete(static_cast<void*>(f));
   }
@@ -176,7 +175,9 @@ Binding move_binding(VariableId id, T& source) noexcept {
   b.kind = Binding::Kind::construct;
   b.size = sizeof(T);
   b.alignment = alignof(T);
-  b.construct = [](void* destination, void* src) { ::new (destination) T(std::move(*static_cast<T*>(src))); };
+  b.construct = [](void* destination, void* src) {
+    ::new (destination) T(std::move(*static_cast<T*>(src)));
+  };
   b.destroy = &destroy_value<T>;
   b.source = &source;
   return b;
@@ -267,9 +268,11 @@ inline FrameData* build_frame(const FrameData* base, Binding* bindings, std::siz
     }
   }
   if (size == 0) return nullptr;
-  if (size > std::numeric_limits<std::uint32_t>::max() / 2) throw std::length_error("ucm: frame too large");
+  if (size > std::numeric_limits<std::uint32_t>::max() / 2)
+    throw std::length_error("ucm: frame too large");
 
-  std::size_t offset = sizeof(FrameData) + size * (sizeof(VariableId) + sizeof(void*) + sizeof(FrameData*));
+  std::size_t offset =
+      sizeof(FrameData) + size * (sizeof(VariableId) + sizeof(void*) + sizeof(FrameData*));
   const std::size_t owners_offset = offset;
   offset += owner_capacity * sizeof(FrameData*);
   offset = align_up(offset, alignof(OwnedValue));
@@ -279,7 +282,7 @@ inline FrameData* build_frame(const FrameData* base, Binding* bindings, std::siz
   const std::size_t bytes = storage_offset + storage;
 
   void* memory = alignment > __STDCPP_DEFAULT_NEW_ALIGNMENT__
-                     ? ::operator new(bytes, std::align_val_t{alignment})
+                     ? ::operator new (bytes, std::align_val_t{alignment})
                      : ::operator new(bytes);
   auto* f = ::new (memory) FrameData;
   f->refs.store(1, std::memory_order_relaxed);

@@ -136,7 +136,7 @@ inline void exit_call(Slots& s, const SavedCall& saved, FrameData* own) noexcept
 }
 
 inline SavedContinuation enter_continuation(Slots& s, FrameData* f) noexcept {
-  const SavedContinuation saved{s.current, s.inherited, s.base, s.owned,
+  const SavedContinuation saved{s.current, s.inherited,    s.base, s.owned,
                                 s.merged,  s.merged_count, s.depth};
   s.current = f;
   s.inherited = f;

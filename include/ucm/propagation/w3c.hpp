@@ -64,8 +64,8 @@ inline std::mt19937_64& random_engine() {
 #endif
   if (state.pid != pid) {
     std::random_device device;
-    std::seed_seq seed{device(), device(), device(), device(), device(), device(), device(),
-                       device()};
+    std::seed_seq seed{device(), device(), device(), device(),
+                       device(), device(), device(), device()};
     state.engine.seed(seed);
     state.pid = pid;
   }
@@ -98,8 +98,7 @@ class ByteId {
       const char hi = hex[2 * i];
       const char lo = hex[2 * i + 1];
       if (!detail::is_lower_hex(hi) || !detail::is_lower_hex(lo)) return std::nullopt;
-      id.bytes_[i] =
-          static_cast<std::uint8_t>(detail::hex_value(hi) * 16 + detail::hex_value(lo));
+      id.bytes_[i] = static_cast<std::uint8_t>(detail::hex_value(hi) * 16 + detail::hex_value(lo));
     }
     return id;
   }
@@ -217,8 +216,8 @@ class TraceState {
         }
         const std::string_view key = member.substr(0, eq);
         const std::string_view value = member.substr(eq + 1);
-        if (!is_valid_key(key) || !is_valid_value(value) ||
-            state.members_.size() == max_members || state.find(key) != state.members_.end()) {
+        if (!is_valid_key(key) || !is_valid_value(value) || state.members_.size() == max_members ||
+            state.find(key) != state.members_.end()) {
           valid = false;
           return;
         }
@@ -358,8 +357,8 @@ struct TraceContext {
       return std::nullopt;
     }
     if (!detail::is_lower_hex(text[53]) || !detail::is_lower_hex(text[54])) return std::nullopt;
-    auto flags = static_cast<std::uint8_t>(detail::hex_value(text[53]) * 16 +
-                                           detail::hex_value(text[54]));
+    auto flags =
+        static_cast<std::uint8_t>(detail::hex_value(text[53]) * 16 + detail::hex_value(text[54]));
     if (version != 0) flags &= known_flags;
     TraceContext context;
     context.trace_id = *trace_id;
@@ -565,7 +564,8 @@ class Baggage {
       it->value.assign(value);
       it->properties = std::move(properties);
     } else {
-      members_.push_back(BaggageMember{std::string(key), std::string(value), std::move(properties)});
+      members_.push_back(
+          BaggageMember{std::string(key), std::string(value), std::move(properties)});
     }
   }
 
@@ -732,8 +732,7 @@ concept optional_text = requires(const R& r) {
 /// convention).
 template <class R>
 concept header_value = optional_text<std::remove_cvref_t<R>> ||
-                       std::is_pointer_v<std::remove_cvref_t<R>> ||
-                       std::convertible_to<R, std::string_view>;
+    std::is_pointer_v<std::remove_cvref_t<R>> || std::convertible_to<R, std::string_view>;
 
 template <class R>
 std::optional<std::string> to_header_value(R&& result) {
@@ -912,7 +911,7 @@ class EnvironmentCarrier {
 #if defined(_WIN32)
     ::_putenv_s(name.c_str(), "");
 #else
-    ::unsetenv(name.c_str());  // NOLINT(concurrency-mt-unsafe)
+    ::unsetenv(name.c_str());                  // NOLINT(concurrency-mt-unsafe)
 #endif
   }
 };
@@ -926,15 +925,15 @@ class EnvironmentCarrier {
 /// nullopt when it is not a valid `T`.
 template <class T>
 struct BaggageCodec {
-  std::function<std::string(const T&)> encode;                 ///< T to text
-  std::function<std::optional<T>(std::string_view)> decode;    ///< text to T, or nullopt
+  std::function<std::string(const T&)> encode;               ///< T to text
+  std::function<std::optional<T>(std::string_view)> decode;  ///< text to T, or nullopt
 };
 
 /// The codec `register_baggage_codec(variable, key)` uses: `std::string` as is, `bool` as
 /// `true`/`false`, integers and floating-point numbers through std::to_chars/std::from_chars
 /// (the whole value must parse). Other types need an explicit codec.
 template <class T>
-  requires std::same_as<T, std::string> || std::is_arithmetic_v<T>
+requires std::same_as<T, std::string> || std::is_arithmetic_v<T>
 [[nodiscard]] BaggageCodec<T> default_baggage_codec() {
   if constexpr (std::same_as<T, std::string>) {
     return {[](const std::string& v) { return v; },
@@ -1062,8 +1061,8 @@ class [[nodiscard]] BaggageCodecRegistration {
 ///     inline ucm::ContextVariable<int> tenant;
 ///     inline auto tenant_codec = ucm::w3c::register_baggage_codec(tenant, "tenant");
 template <class T>
-BaggageCodecRegistration register_baggage_codec(const ContextVariable<T>& variable,
-                                                std::string key, BaggageCodec<T> codec) {
+BaggageCodecRegistration register_baggage_codec(const ContextVariable<T>& variable, std::string key,
+                                                BaggageCodec<T> codec) {
   static_assert(std::move_constructible<T>, "a decoded value is moved into the frame");
   if (!Baggage::is_valid_key(key)) throw std::invalid_argument("ucm::w3c: invalid baggage key");
   if (!codec.encode || !codec.decode) {
@@ -1071,8 +1070,8 @@ BaggageCodecRegistration register_baggage_codec(const ContextVariable<T>& variab
   }
   auto entry = std::make_shared<detail::BaggageCodecEntry>();
   entry->key = key;
-  entry->encode = [&variable, encode = codec.encode](
-                      const ContextFrame* frame) -> std::optional<std::string> {
+  entry->encode = [&variable,
+                   encode = codec.encode](const ContextFrame* frame) -> std::optional<std::string> {
     const T* value = nullptr;
     if (frame != nullptr) {
       value = frame->get(variable);
@@ -1106,11 +1105,11 @@ BaggageCodecRegistration register_baggage_codec(const ContextVariable<T>& variab
 /// returns something convertible to `std::string`, `decode(std::string_view)` something
 /// convertible to `std::optional<T>`.
 template <class T, class Encode, class Decode>
-  requires std::convertible_to<std::invoke_result_t<const Encode&, const T&>, std::string> &&
-           std::convertible_to<std::invoke_result_t<const Decode&, std::string_view>,
-                               std::optional<T>>
-BaggageCodecRegistration register_baggage_codec(const ContextVariable<T>& variable,
-                                                std::string key, Encode encode, Decode decode) {
+requires std::convertible_to<std::invoke_result_t<const Encode&, const T&>, std::string> &&
+    std::convertible_to<std::invoke_result_t<const Decode&, std::string_view>, std::optional<T>>
+        BaggageCodecRegistration register_baggage_codec(const ContextVariable<T>& variable,
+                                                        std::string key, Encode encode,
+                                                        Decode decode) {
   BaggageCodec<T> codec;
   codec.encode = [encode = std::move(encode)](const T& v) { return std::string(encode(v)); };
   codec.decode = [decode = std::move(decode)](std::string_view text) {
@@ -1121,9 +1120,8 @@ BaggageCodecRegistration register_baggage_codec(const ContextVariable<T>& variab
 
 /// `register_baggage_codec` with `default_baggage_codec<T>()` (strings, bool, numbers).
 template <class T>
-  requires std::same_as<T, std::string> || std::is_arithmetic_v<T>
-BaggageCodecRegistration register_baggage_codec(const ContextVariable<T>& variable,
-                                                std::string key) {
+requires std::same_as<T, std::string> || std::is_arithmetic_v<T> BaggageCodecRegistration
+register_baggage_codec(const ContextVariable<T>& variable, std::string key) {
   return register_baggage_codec(variable, std::move(key), default_baggage_codec<T>());
 }
 
@@ -1197,17 +1195,13 @@ void inject_from(const ContextFrame* frame, C& carrier) {
 ///     httplib::Headers headers;
 ///     ucm::w3c::inject(headers);
 template <class C>
-  requires WritableCarrier<std::remove_reference_t<C>>
-void inject(C&& carrier) {
-  detail::inject_from(nullptr, carrier);
-}
+requires WritableCarrier<std::remove_reference_t<C>>
+void inject(C&& carrier) { detail::inject_from(nullptr, carrier); }
 
 /// Writes `frame`'s trace context and baggage into `carrier` (see `inject(carrier)`).
 template <class C>
-  requires WritableCarrier<std::remove_reference_t<C>>
-void inject(const ContextFrame& frame, C&& carrier) {
-  detail::inject_from(&frame, carrier);
-}
+requires WritableCarrier<std::remove_reference_t<C>>
+void inject(const ContextFrame& frame, C&& carrier) { detail::inject_from(&frame, carrier); }
 
 /// `base` plus what `carrier` carries: `ucm::w3c::trace_context` from a valid `traceparent`
 /// (with `tracestate` when that is valid too), `ucm::w3c::baggage` from a valid, non-empty
@@ -1216,12 +1210,11 @@ void inject(const ContextFrame& frame, C&& carrier) {
 /// `base`'s value as it was, and the others still apply. Never throws: a carrier or codec that
 /// throws, or an allocation failure, counts as a missing header.
 template <class C>
-  requires ReadableCarrier<C>
+requires ReadableCarrier<C>
 [[nodiscard]] ContextFrame extract(ContextFrame base, const C& carrier) noexcept {
   std::optional<TraceContext> trace;
   try {
-    if (std::optional<std::string> traceparent =
-            detail::carrier_get(carrier, traceparent_header)) {
+    if (std::optional<std::string> traceparent = detail::carrier_get(carrier, traceparent_header)) {
       trace = TraceContext::parse(*traceparent);
     }
   } catch (...) {
@@ -1284,7 +1277,7 @@ template <class C>
 ///     ucm::ContextFrameScope scope(ucm::w3c::extract(request.headers));
 ///     ucm::w3c::extract(carrier).inherit(handle_request);
 template <class C>
-  requires ReadableCarrier<C>
+requires ReadableCarrier<C>
 [[nodiscard]] ContextFrame extract(const C& carrier) noexcept {
   return extract(ContextFrame::current(), carrier);
 }

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Builds and runs ucm's whole test suite: formatting, then every test (unit, concurrency, Asio,
+# W3C interop, examples, consumer projects, fuzzing for a bounded time) with g++ and clang++,
+# under AddressSanitizer + UndefinedBehaviorSanitizer + LeakSanitizer, and under ThreadSanitizer.
+# Warnings are errors everywhere. Pass preset names to run only those (dev clang asan-ubsan tsan).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/install-deps.sh
+
+presets=("$@")
+if ((${#presets[@]} == 0)); then
+  presets=(dev clang asan-ubsan tsan)
+  echo "== format (clang-format, .clang-format)"
+  git ls-files '*.hpp' '*.cpp' | xargs clang-format --dry-run -Werror
+fi
+
+for preset in "${presets[@]}"; do
+  echo "== ${preset}"
+  start=$SECONDS
+  cmake --workflow --preset "${preset}"
+  echo "== ${preset}: passed in $((SECONDS - start)) s"
+done
+echo "== all test presets passed: ${presets[*]}"
