@@ -7,7 +7,6 @@
 #include <memory>
 #include <string>
 
-#include "alloc_counter.hpp"
 #include "ucm/frame.hpp"
 #include "ucm/variable.hpp"
 
@@ -34,25 +33,6 @@ TEST_CASE("with(...).with(...).run sets every variable in one window", "[with]")
   CHECK(result == 11);
   CHECK(a.get() == nullptr);
   CHECK(b.get() == nullptr);
-}
-
-TEST_CASE("with builds one frame with one allocation however many variables it sets", "[with]") {
-  ContextVariable<int> a;
-  ContextVariable<int> b;
-  ContextVariable<int> c;
-  ContextVariable<int> d;
-  a.run(0, [&] {
-    auto set = ucm::with(a, 1).with(b, 2).with(c, 3).with(d, 4);
-    std::size_t allocations = 0;
-    {
-      ucm_test::CountAllocations counter;
-      std::move(set).run([&] {
-        allocations = counter.count();
-        CHECK(*d.get() == 4);
-      });
-    }
-    CHECK(allocations == 1);
-  });
 }
 
 TEST_CASE("with(...).frame() builds the frame on top of current without running", "[with]") {
@@ -96,25 +76,4 @@ TEST_CASE("with(...).enter sets every variable for the rest of the window", "[wi
     CHECK(*b.get_active() == 2);
   });
   CHECK(a.get() == nullptr);
-}
-
-TEST_CASE("a call window setting one variable allocates once", "[with][variable]") {
-  ContextVariable<int> a;
-  ContextVariable<int> b;
-  b.run(1, [&] {
-    std::size_t allocations = 0;
-    {
-      ucm_test::CountAllocations counter;
-      a.run(2, [&] { allocations = counter.count(); });
-    }
-    CHECK(allocations == 1);
-    std::size_t bound_calls = 0;
-    auto bound = ContextFrame::bind([] {});
-    {
-      ucm_test::CountAllocations counter;
-      bound();
-      bound_calls = counter.count();
-    }
-    CHECK(bound_calls == 0);  // a continuation window allocates nothing
-  });
 }
