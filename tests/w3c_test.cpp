@@ -4,6 +4,9 @@
 // trace-context test suite (test/test.py).
 #include "ucm/propagation/w3c.hpp"
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 
 #include <chrono>
@@ -26,8 +29,10 @@ using ucm::w3c::TraceContext;
 using ucm::w3c::TraceId;
 using ucm::w3c::TraceState;
 
-constexpr std::string_view spec_traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-constexpr std::string_view suite_traceparent = "00-12345678901234567890123456789012-1234567890123456-01";
+constexpr std::string_view spec_traceparent =
+    "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+constexpr std::string_view suite_traceparent =
+    "00-12345678901234567890123456789012-1234567890123456-01";
 
 bool traceparent_valid(std::string_view header) { return TraceContext::parse(header).has_value(); }
 
@@ -116,7 +121,8 @@ TEST_CASE("a higher version is parsed from its first 55 characters when a dash o
 }
 
 TEST_CASE("a higher version keeps only the flags this version defines", "[w3c][traceparent]") {
-  const auto future = TraceContext::parse("01-12345678901234567890123456789012-1234567890123456-ff");
+  const auto future =
+      TraceContext::parse("01-12345678901234567890123456789012-1234567890123456-ff");
   REQUIRE(future);
   CHECK(future->flags == TraceContext::known_flags);
 }
@@ -182,14 +188,14 @@ TEST_CASE("flags are read by masking bits, not by comparing values", "[w3c][trac
 }
 
 TEST_CASE("unknown flags are received as sent but always sent as zero", "[w3c][traceparent]") {
-  const auto context = TraceContext::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-ff");
+  const auto context =
+      TraceContext::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-ff");
   REQUIRE(context);
   CHECK(context->flags == 0xff);
   CHECK(context->traceparent() == "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-03");
 }
 
-TEST_CASE("a new trace has random non-zero ids and the level-2 random flag",
-          "[w3c][traceparent]") {
+TEST_CASE("a new trace has random non-zero ids and the level-2 random flag", "[w3c][traceparent]") {
   const TraceContext a = TraceContext::new_trace();
   const TraceContext b = TraceContext::new_trace(false);
   CHECK(a.is_valid());
@@ -201,6 +207,27 @@ TEST_CASE("a new trace has random non-zero ids and the level-2 random flag",
   const auto reparsed = TraceContext::parse(a.traceparent());
   REQUIRE(reparsed);
   CHECK(*reparsed == a);
+}
+
+TEST_CASE("a forked process never repeats its parent's ids", "[w3c][traceparent]") {
+  static_cast<void>(SpanId::random());  // the parent's generator is seeded before the fork
+  int fds[2];
+  REQUIRE(::pipe(fds) == 0);
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  const std::string id = SpanId::random().to_hex();
+  if (pid == 0) {
+    const bool written = ::write(fds[1], id.data(), id.size()) == static_cast<ssize_t>(id.size());
+    ::_exit(written ? 0 : 1);
+  }
+  std::string child(16, '\0');
+  const ssize_t got = ::read(fds[0], child.data(), child.size());
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ::close(fds[0]);
+  ::close(fds[1]);
+  REQUIRE(got == 16);
+  CHECK(child != id);
 }
 
 TEST_CASE("a child keeps the trace-id, flags and tracestate with a fresh parent-id",
@@ -244,8 +271,8 @@ TEST_CASE("a tracestate from the spec's examples parses in order", "[w3c][traces
 TEST_CASE("OWS around the commas of a tracestate is allowed", "[w3c][tracestate]") {
   for (const std::string_view header :
        {std::string_view("foo=1 \t , \t bar=2, \t baz=3"),
-        std::string_view("foo=1\t \t,\t \tbar=2,\t \tbaz=3"), std::string_view(" foo=1,bar=2,baz=3 "),
-        std::string_view("\tfoo=1,bar=2,baz=3\t")}) {
+        std::string_view("foo=1\t \t,\t \tbar=2,\t \tbaz=3"),
+        std::string_view(" foo=1,bar=2,baz=3 "), std::string_view("\tfoo=1,bar=2,baz=3\t")}) {
     const auto state = tracestate(header);
     REQUIRE(state);
     CHECK(state->to_header() == "foo=1,bar=2,baz=3");
@@ -415,7 +442,8 @@ TEST_CASE("baggage values are percent-decoded on parse and percent-encoded on fo
 }
 
 TEST_CASE("baggage names and values may be surrounded by OWS", "[w3c][baggage]") {
-  const auto baggage = Baggage::parse("userId =   alice\t,\tserverNode = DF%2028, isProduction = false");
+  const auto baggage =
+      Baggage::parse("userId =   alice\t,\tserverNode = DF%2028, isProduction = false");
   REQUIRE(baggage);
   CHECK(baggage->to_header() == "userId=alice,serverNode=DF%2028,isProduction=false");
 }
@@ -442,9 +470,9 @@ TEST_CASE("percent-decoded bytes that are not UTF-8 become U+FFFD", "[w3c][bagga
   };
   CHECK(decoded("k=%FF") == fffd);
   CHECK(decoded("k=a%C3") == "a" + fffd);
-  CHECK(decoded("k=%E2%9Cx") == fffd + "x");         // a truncated sequence: one replacement
+  CHECK(decoded("k=%E2%9Cx") == fffd + "x");            // a truncated sequence: one replacement
   CHECK(decoded("k=%ED%A0%80") == fffd + fffd + fffd);  // a surrogate is ill-formed
-  CHECK(decoded("k=%C0%AF") == fffd + fffd);           // an overlong form too
+  CHECK(decoded("k=%C0%AF") == fffd + fffd);            // an overlong form too
   CHECK(decoded("k=%F4%90%80%80") == fffd + fffd + fffd + fffd);  // above U+10FFFF
   CHECK(decoded("k=%F0%9F%98%80") == "\xF0\x9F\x98\x80");
 }
@@ -526,8 +554,7 @@ TEST_CASE("baggage properties are kept as received, key-only and key-value", "[w
   CHECK(baggage->to_header() == "k=v;p1;p2=x%20y;p3=a=b");
 }
 
-TEST_CASE("duplicate baggage keys keep the first position and the last value",
-          "[w3c][baggage]") {
+TEST_CASE("duplicate baggage keys keep the first position and the last value", "[w3c][baggage]") {
   const auto baggage = Baggage::parse("a=1,b=2,a=3;p,c=4,a=5");
   REQUIRE(baggage);
   CHECK(baggage->to_header() == "a=5,b=2,c=4");
@@ -576,7 +603,8 @@ TEST_CASE("baggage members that do not fit 8192 bytes are dropped and later ones
 
 TEST_CASE("a parsed baggage always formats in full", "[w3c][baggage]") {
   std::string header;
-  for (int i = 0; i < 100; ++i) header += "key" + std::to_string(i) + "=" + std::string(150, 'v') + ",";
+  for (int i = 0; i < 100; ++i)
+    header += "key" + std::to_string(i) + "=" + std::string(150, 'v') + ",";
   const auto baggage = Baggage::parse(header);
   REQUIRE(baggage);
   const auto again = Baggage::parse(baggage->to_header());
@@ -586,18 +614,18 @@ TEST_CASE("a parsed baggage always formats in full", "[w3c][baggage]") {
 
 TEST_CASE("a hostile baggage header with many members parses in bounded time", "[w3c][baggage]") {
   std::string header;
-  header.reserve(1 << 21);
-  for (int i = 0; i < 200000; ++i) header += (i % 2 == 0) ? "a=1," : "k" + std::to_string(i) + "=2,";
+  header.reserve(1 << 20);
+  for (int i = 0; i < 100000; ++i)
+    header += (i % 2 == 0) ? "a=1," : "k" + std::to_string(i) + "=2,";
   const auto start = std::chrono::steady_clock::now();
   const auto baggage = Baggage::parse(header);
   const auto elapsed = std::chrono::steady_clock::now() - start;
   REQUIRE(baggage);
   CHECK(baggage->size() == 64);
-  CHECK(elapsed < std::chrono::seconds(5));
+  CHECK(elapsed < std::chrono::seconds(10));  // quadratic work would take minutes
 }
 
-TEST_CASE("setting baggage validates keys and properties and replaces in place",
-          "[w3c][baggage]") {
+TEST_CASE("setting baggage validates keys and properties and replaces in place", "[w3c][baggage]") {
   Baggage baggage;
   baggage.set("a", "1");
   baggage.set("b", "2", {{"p", std::nullopt}, {"q", "x"}});
@@ -631,9 +659,8 @@ TEST_CASE("header lookup in a map is case-insensitive and an exact key wins", "[
 TEST_CASE("inject writes lower-case names and replaces entries of any case", "[w3c][carrier]") {
   const auto context = TraceContext::parse(spec_traceparent, "congo=t61rcWkgMzE");
   REQUIRE(context);
-  std::unordered_map<std::string, std::string> headers{{"TraceParent", "stale"},
-                                                       {"TRACESTATE", "stale=1"},
-                                                       {"content-type", "text/plain"}};
+  std::unordered_map<std::string, std::string> headers{
+      {"TraceParent", "stale"}, {"TRACESTATE", "stale=1"}, {"content-type", "text/plain"}};
   ucm::w3c::trace_context.run(*context, [&] { ucm::w3c::inject(headers); });
   CHECK(headers.size() == 3);
   CHECK(headers.at("traceparent") == spec_traceparent);
@@ -641,19 +668,18 @@ TEST_CASE("inject writes lower-case names and replaces entries of any case", "[w
   CHECK(headers.at("content-type") == "text/plain");
 }
 
-TEST_CASE("inject removes the headers the context has nothing for", "[w3c][carrier]") {
-  Headers headers{{"traceparent", std::string(spec_traceparent)},
-                  {"tracestate", "a=1"},
-                  {"baggage", "k=v"},
-                  {"other", "kept"}};
+TEST_CASE("inject only sets what the context has and never leaves a stale tracestate",
+          "[w3c][carrier]") {
+  // Like OpenTelemetry: what the caller put in a map stays when the context has nothing for it.
+  Headers headers{{"traceparent", std::string(spec_traceparent)}, {"baggage", "k=v"}};
   ucm::ContextFrame{}.inherit([&] { ucm::w3c::inject(headers); });
-  CHECK(headers == Headers{{"other", "kept"}});
+  CHECK(headers == Headers{{"traceparent", std::string(spec_traceparent)}, {"baggage", "k=v"}});
 
-  // A context without tracestate removes a stale one.
-  headers = {{"tracestate", "stale=1"}};
+  // A tracestate belongs to its traceparent: a new traceparent without one removes the old one.
+  headers = {{"TraceState", "stale=1"}, {"other", "kept"}};
   ucm::w3c::trace_context.run(*TraceContext::parse(spec_traceparent),
                               [&] { ucm::w3c::inject(headers); });
-  CHECK(headers == Headers{{"traceparent", std::string(spec_traceparent)}});
+  CHECK(headers == Headers{{"other", "kept"}, {"traceparent", std::string(spec_traceparent)}});
 }
 
 TEST_CASE("repeated tracestate and baggage headers are combined in order", "[w3c][carrier]") {
@@ -687,7 +713,7 @@ TEST_CASE("misspelled header names are not read", "[w3c][carrier]") {
   CHECK(ucm::w3c::extract(ucm::ContextFrame{}, headers).get(ucm::w3c::trace_context) == nullptr);
 }
 
-TEST_CASE("the environment carrier uses upper-case variables for a child process",
+TEST_CASE("the environment carrier uses upper-case variables and drops what it inherited",
           "[w3c][carrier]") {
   CHECK(ucm::w3c::EnvironmentCarrier::variable_name("traceparent") == "TRACEPARENT");
   CHECK(ucm::w3c::EnvironmentCarrier::variable_name("x-my.header") == "X_MY_HEADER");
@@ -724,7 +750,9 @@ struct VectorCarrier {
     }
     return {};
   }
-  void set(std::string name, std::string value) { fields.emplace_back(std::move(name), std::move(value)); }
+  void set(std::string name, std::string value) {
+    fields.emplace_back(std::move(name), std::move(value));
+  }
 };
 
 /// A read-only carrier returning `const char*`.
@@ -799,15 +827,16 @@ TEST_CASE("the extracted frame runs as a continuation of the caller", "[w3c][ext
     CHECK(ucm::w3c::trace_context.get_inherited() != nullptr);
     // Work posted elsewhere keeps it.
     std::string seen;
-    std::thread worker(ucm::ContextFrame::bind([&] { seen = *ucm::w3c::baggage.get()->get("user"); }));
+    std::thread worker(
+        ucm::ContextFrame::bind([&] { seen = *ucm::w3c::baggage.get()->get("user"); }));
     worker.join();
     CHECK(seen == "alice");
   }
   CHECK(ucm::w3c::trace_context.get() == nullptr);
   CHECK(ucm::w3c::baggage.get() == nullptr);
 
-  const std::string user = ucm::w3c::extract(headers).inherit(
-      [] { return *ucm::w3c::baggage.get()->get("user"); });
+  const std::string user =
+      ucm::w3c::extract(headers).inherit([] { return *ucm::w3c::baggage.get()->get("user"); });
   CHECK(user == "alice");
 }
 
@@ -906,8 +935,12 @@ TEST_CASE("inject reads the frame it is given", "[w3c][extract]") {
 }
 
 TEST_CASE("an invalid trace context is never injected", "[w3c][extract]") {
-  Headers headers{{"traceparent", "stale"}};
+  Headers headers;
   ucm::w3c::trace_context.run(TraceContext{}, [&] { ucm::w3c::inject(headers); });
+  CHECK(headers.empty());
+  TraceContext zero_parent = TraceContext::new_trace();
+  zero_parent.parent_id = SpanId{};
+  ucm::w3c::trace_context.run(zero_parent, [&] { ucm::w3c::inject(headers); });
   CHECK(headers.empty());
 }
 
@@ -937,12 +970,12 @@ TEST_CASE("a registered variable rides in baggage under its key", "[w3c][codec]"
 TEST_CASE("a codec with its own encode and decode carries a user type", "[w3c][codec]") {
   static ucm::ContextVariable<Tenant> tenant;
   const auto registration = ucm::w3c::register_baggage_codec(
-      tenant, "tenant",
-      [](const Tenant& t) { return t.name + "/" + std::to_string(t.shard); },
+      tenant, "tenant", [](const Tenant& t) { return t.name + "/" + std::to_string(t.shard); },
       [](std::string_view text) -> std::optional<Tenant> {
         const auto slash = text.find('/');
         if (slash == std::string_view::npos) return std::nullopt;
-        return Tenant{std::string(text.substr(0, slash)), std::stoi(std::string(text.substr(slash + 1)))};
+        return Tenant{std::string(text.substr(0, slash)),
+                      std::stoi(std::string(text.substr(slash + 1)))};
       });
   Headers headers;
   tenant.run(Tenant{"acme corp", 7}, [&] { ucm::w3c::inject(headers); });
@@ -973,9 +1006,10 @@ TEST_CASE("a bound codec variable overrides a same-key baggage member and keeps 
 TEST_CASE("an unbound codec variable and its default are not sent", "[w3c][codec]") {
   static ucm::ContextVariable<int> level{3};
   const auto registration = ucm::w3c::register_baggage_codec(level, "level");
-  Headers headers{{"baggage", "stale=1"}};
+  Headers headers;
   ucm::ContextFrame{}.inherit([&] { ucm::w3c::inject(headers); });
   CHECK(headers.empty());
+  CHECK(*level.get() == 3);
 }
 
 TEST_CASE("a value that fails to decode is skipped and the rest of the baggage applies",
@@ -999,7 +1033,8 @@ TEST_CASE("a codec that throws is skipped by inject and extract", "[w3c][codec]"
   baggage.set("kept", "1");
   ucm::with(fragile, 1).with(ucm::w3c::baggage, baggage).run([&] { ucm::w3c::inject(headers); });
   CHECK(headers.at("baggage") == "kept=1");
-  const auto frame = ucm::w3c::extract(ucm::ContextFrame{}, Headers{{"baggage", "fragile=1,kept=1"}});
+  const auto frame =
+      ucm::w3c::extract(ucm::ContextFrame{}, Headers{{"baggage", "fragile=1,kept=1"}});
   CHECK(frame.get(fragile) == nullptr);
   CHECK(frame.get(ucm::w3c::baggage) != nullptr);
 }

@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cerrno>
 #include <charconv>
 #include <concepts>
 #include <cstddef>
@@ -33,10 +34,8 @@
 #include <utility>
 #include <vector>
 
-#if defined(_WIN32)
-#include <process.h>
-#else
-#include <unistd.h>
+#if !defined(_WIN32)
+#include <pthread.h>
 #endif
 
 #include "ucm/propagation/detail/w3c_text.hpp"
@@ -49,25 +48,36 @@ namespace ucm::w3c {
 // =============================================================================================
 
 namespace detail {
-/// This thread's generator of trace and span ids, seeded from std::random_device. It reseeds
-/// after fork(): a forked child would otherwise repeat its parent's ids.
+/// Counts fork()s in this process's history, so generators notice they were copied into a child.
+inline std::atomic<unsigned>& fork_generation() noexcept {
+  static std::atomic<unsigned> generation{0};
+  return generation;
+}
+
+inline void note_fork() noexcept { fork_generation().fetch_add(1, std::memory_order_relaxed); }
+
+/// This thread's generator of trace and span ids, seeded from std::random_device. It reseeds in
+/// a forked child, which would otherwise repeat its parent's ids (a fork handler counts forks,
+/// so the check costs a relaxed load, not a system call).
 inline std::mt19937_64& random_engine() {
+#if !defined(_WIN32)
+  static const bool fork_handler = ::pthread_atfork(nullptr, nullptr, &note_fork) == 0;
+  static_cast<void>(fork_handler);
+#endif
   struct State {
     std::mt19937_64 engine;
-    long pid = -1;
+    unsigned generation = 0;
+    bool seeded = false;
   };
   static thread_local State state;
-#if defined(_WIN32)
-  const long pid = static_cast<long>(::_getpid());
-#else
-  const long pid = static_cast<long>(::getpid());
-#endif
-  if (state.pid != pid) {
+  const unsigned generation = fork_generation().load(std::memory_order_relaxed);
+  if (!state.seeded || state.generation != generation) {
     std::random_device device;
     std::seed_seq seed{device(), device(), device(), device(),
                        device(), device(), device(), device()};
     state.engine.seed(seed);
-    state.pid = pid;
+    state.generation = generation;
+    state.seeded = true;
   }
   return state.engine;
 }
@@ -149,6 +159,7 @@ class ByteId {
     return out;
   }
 
+  /// Member-wise equality.
   friend constexpr bool operator==(const ByteId&, const ByteId&) noexcept = default;
 
  private:
@@ -181,6 +192,7 @@ class TraceState {
   struct Member {
     std::string key;    ///< a valid tracestate key
     std::string value;  ///< a valid tracestate value
+    /// Member-wise equality.
     friend bool operator==(const Member&, const Member&) = default;
   };
   using const_iterator = std::vector<Member>::const_iterator;
@@ -283,6 +295,7 @@ class TraceState {
   /// End of the members.
   [[nodiscard]] const_iterator end() const noexcept { return members_.end(); }
 
+  /// Member-wise equality.
   friend bool operator==(const TraceState&, const TraceState&) = default;
 
  private:
@@ -416,6 +429,7 @@ struct TraceContext {
     return context;
   }
 
+  /// Member-wise equality.
   friend bool operator==(const TraceContext&, const TraceContext&) = default;
 };
 
@@ -428,6 +442,7 @@ struct TraceContext {
 struct BaggageProperty {
   std::string key;                   ///< a token
   std::optional<std::string> value;  ///< baggage-octets, as on the wire; nullopt for `;key`
+  /// Member-wise equality.
   friend bool operator==(const BaggageProperty&, const BaggageProperty&) = default;
 };
 
@@ -436,6 +451,7 @@ struct BaggageMember {
   std::string key;    ///< a token (RFC 7230), case-sensitive
   std::string value;  ///< the decoded value: UTF-8 text (ill-formed sequences became U+FFFD)
   std::vector<BaggageProperty> properties;  ///< in header order
+  /// Member-wise equality.
   friend bool operator==(const BaggageMember&, const BaggageMember&) = default;
 };
 
@@ -595,6 +611,7 @@ class Baggage {
   /// End of the members.
   [[nodiscard]] const_iterator end() const noexcept { return members_.end(); }
 
+  /// Member-wise equality.
   friend bool operator==(const Baggage&, const Baggage&) = default;
 
  private:
@@ -837,13 +854,20 @@ void carrier_set(C& carrier, std::string_view name, std::string value) {
   }
 }
 
+/// Whether `C` can remove a header: a carrier of its own with `erase(name)`, such as
+/// EnvironmentCarrier. Such a carrier is made to describe exactly the injected context.
+template <class C>
+concept erasing_writer = custom_writer<C> && requires(C& carrier, std::string name) {
+  carrier.erase(std::move(name));
+};
+
+/// Removes header `name`: from a map (any case) or through the carrier's `erase`; a carrier with
+/// neither keeps it.
 template <class C>
 void carrier_erase(C& carrier, std::string_view name) {
-  if constexpr (custom_writer<C>) {
-    if constexpr (requires(std::string key) { carrier.erase(std::move(key)); }) {
-      carrier.erase(std::string(name));
-    }
-  } else {
+  if constexpr (erasing_writer<C>) {
+    carrier.erase(std::string(name));
+  } else if constexpr (!custom_writer<C>) {
     map_erase(carrier, name);
   }
 }
@@ -858,8 +882,9 @@ template <class C>
 concept ReadableCarrier = detail::custom_reader<C> || detail::header_map<C>;
 
 /// A carrier `inject` can write: a type with `set(name, value)` (and, optionally,
-/// `erase(name)`), or a standard associative container from string to string, where `inject`
-/// replaces any entry whose key matches case-insensitively with one lower-case key.
+/// `erase(name)`: see `inject`), or a standard associative container from string to string,
+/// where `inject` replaces any entry whose key matches case-insensitively with one lower-case
+/// key.
 template <class C>
 concept WritableCarrier = detail::custom_writer<C> || detail::header_map<C>;
 
@@ -872,6 +897,8 @@ concept WritableCarrier = detail::custom_writer<C> || detail::header_map<C>;
 ///
 /// `set` and `erase` change this process's environment (setenv/unsetenv), which children
 /// inherit; like any environment change they must not race with other threads reading it.
+/// Because it has `erase`, `inject` unsets the variables the context has nothing for, so a
+/// child never receives what this process itself inherited.
 class EnvironmentCarrier {
  public:
   /// The environment variable name for a header name.
@@ -895,14 +922,18 @@ class EnvironmentCarrier {
     return std::string(value);
   }
 
-  /// Sets the variable for `header` in this process's environment.
+  /// Sets the variable for `header` in this process's environment. Throws
+  /// `std::system_error` when the environment cannot take it (out of memory).
   void set(const std::string& header, const std::string& value) const {
     const std::string name = variable_name(header);
 #if defined(_WIN32)
-    ::_putenv_s(name.c_str(), value.c_str());
+    const int error = ::_putenv_s(name.c_str(), value.c_str());
 #else
-    ::setenv(name.c_str(), value.c_str(), 1);  // NOLINT(concurrency-mt-unsafe)
+    const int error = ::setenv(name.c_str(), value.c_str(), 1) == 0 ? 0 : errno;  // NOLINT
 #endif
+    if (error != 0) {
+      throw std::system_error(error, std::generic_category(), "ucm::w3c: setenv " + name);
+    }
   }
 
   /// Removes the variable for `header` from this process's environment.
@@ -911,7 +942,7 @@ class EnvironmentCarrier {
 #if defined(_WIN32)
     ::_putenv_s(name.c_str(), "");
 #else
-    ::unsetenv(name.c_str());                  // NOLINT(concurrency-mt-unsafe)
+    ::unsetenv(name.c_str());                                                     // NOLINT(concurrency-mt-unsafe)
 #endif
   }
 };
@@ -1140,11 +1171,12 @@ void inject_from(const ContextFrame* frame, C& carrier) {
   if (trace != nullptr && trace->is_valid()) {
     carrier_set(carrier, traceparent_header, trace->traceparent());
     if (trace->state.empty()) {
+      // A tracestate belongs to its traceparent: never leave another one's beside it.
       carrier_erase(carrier, tracestate_header);
     } else {
       carrier_set(carrier, tracestate_header, trace->tracestate());
     }
-  } else {
+  } else if constexpr (erasing_writer<C>) {
     carrier_erase(carrier, traceparent_header);
     carrier_erase(carrier, tracestate_header);
   }
@@ -1177,20 +1209,23 @@ void inject_from(const ContextFrame* frame, C& carrier) {
       header = bag->to_header();
     }
   }
-  if (header.empty()) {
-    carrier_erase(carrier, baggage_header);
-  } else {
+  if (!header.empty()) {
     carrier_set(carrier, baggage_header, std::move(header));
+  } else if constexpr (erasing_writer<C>) {
+    carrier_erase(carrier, baggage_header);
   }
 }
 
 }  // namespace detail
 
 /// Writes the current context into `carrier`: `traceparent` and `tracestate` from
-/// `ucm::w3c::trace_context`, `baggage` from `ucm::w3c::baggage` plus the variables registered
-/// with `register_baggage_codec`, reading as `get()` does. A header with nothing to send is
-/// removed from carriers that can remove (maps, the environment), so stale values never leak
-/// through. Throws only what the carrier or allocation throws (a codec that throws is skipped).
+/// `ucm::w3c::trace_context` (when valid), `baggage` from `ucm::w3c::baggage` plus the variables
+/// registered with `register_baggage_codec`, reading as `get()` does. Like OpenTelemetry, it
+/// only sets what the context has, with two exceptions that keep stale values from leaking:
+/// writing a traceparent removes a tracestate the context lacks (a tracestate belongs to its
+/// traceparent), and a carrier with `erase(name)`, such as EnvironmentCarrier (which a process
+/// inherits from its own parent), also loses every header the context has nothing for. Throws
+/// only what the carrier or allocation throws (a codec that throws is skipped).
 ///
 ///     httplib::Headers headers;
 ///     ucm::w3c::inject(headers);

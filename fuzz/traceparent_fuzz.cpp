@@ -1,0 +1,27 @@
+// SPDX-License-Identifier: MIT
+// fuzz/traceparent_fuzz.cpp: libFuzzer target for TraceContext::parse (traceparent). Besides
+// memory safety it checks that whatever parses is valid and formats to a header that parses
+// back to the same ids and the known flags.
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+#include "fuzz_check.hpp"
+#include "ucm/propagation/w3c.hpp"
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  const std::string_view input(reinterpret_cast<const char*>(data), size);
+  const auto context = ucm::w3c::TraceContext::parse(input);
+  if (!context) return 0;
+  UCM_FUZZ_CHECK(context->is_valid());
+  UCM_FUZZ_CHECK(context->state.empty());
+  const std::string header = context->traceparent();
+  UCM_FUZZ_CHECK(header.size() == 55);
+  const auto again = ucm::w3c::TraceContext::parse(header);
+  UCM_FUZZ_CHECK(again.has_value());
+  UCM_FUZZ_CHECK(again->trace_id == context->trace_id);
+  UCM_FUZZ_CHECK(again->parent_id == context->parent_id);
+  UCM_FUZZ_CHECK(again->flags == (context->flags & ucm::w3c::TraceContext::known_flags));
+  UCM_FUZZ_CHECK(again->traceparent() == header);
+  return 0;
+}
