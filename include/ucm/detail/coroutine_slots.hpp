@@ -1,0 +1,328 @@
+// SPDX-License-Identifier: MIT
+// ucm/detail/coroutine_slots.hpp: how a coroutine carries its own slots. The swap a Task does on
+// every resumption and suspension, the slots a child starts with, the references that keep the
+// return path's frames alive, and the resumption helper through which `ucm::propagate` and
+// foreign coroutines awaiting a Task get their context back on any thread. Nothing here is
+// public API.
+#pragma once
+
+#include <coroutine>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <new>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "ucm/detail/frame_data.hpp"
+#include "ucm/detail/slots.hpp"
+#include "ucm/detail/trampoline.hpp"
+#include "ucm/frame.hpp"
+
+namespace ucm::detail {
+
+static_assert(std::is_trivially_copyable_v<Slots>, "slots are swapped as plain memory");
+static_assert(sizeof(Slots) <= 64, "a slot swap moves one cache line");
+
+/// Copies the slots that matter (not the scratch space behind `inherited_all()`).
+///
+// NOTE: field by field, in the fields' own widths, rather than as one 64-byte block: the slots
+// were usually just written field by field (a scope, `enter`, the return path), and a wide load
+// over narrower recent stores cannot be forwarded from the store buffer (a stall of a dozen
+// cycles per load, several times per co_await).
+inline void copy_slots(Slots& to, const Slots& from) noexcept {
+  to.current = from.current;
+  to.inherited = from.inherited;
+  to.base = from.base;
+  to.owned = from.owned;
+  to.merged = from.merged;
+  to.merged_count = from.merged_count;
+  to.depth = from.depth;
+}
+
+/// Exchanges the thread's slots with a coroutine's: the whole cost of entering or leaving a
+/// coroutine's context. A handful of register moves; no reference-count traffic.
+inline void swap_slots(Slots& a, Slots& b) noexcept {
+  FrameData* const current = a.current;
+  FrameData* const inherited = a.inherited;
+  FrameData* const base = a.base;
+  FrameData* const owned = a.owned;
+  const ContextFrame* const merged = a.merged;
+  const std::size_t merged_count = a.merged_count;
+  const std::uint32_t depth = a.depth;
+  copy_slots(a, b);
+  b.current = current;
+  b.inherited = inherited;
+  b.base = base;
+  b.owned = owned;
+  b.merged = merged;
+  b.merged_count = merged_count;
+  b.depth = depth;
+}
+
+/// This thread's slots and run queue, for code inside a coroutine body after a resumption: one
+/// opaque call where clang before 16 needs one (see slots_after_resume() in slots.hpp), rather
+/// than two.
+struct ThreadRefs {
+  Slots& slots;
+  RunQueue& queue;
+};
+#if defined(__clang__) && __clang_major__ < 16
+[[gnu::noinline]] inline ThreadRefs thread_refs_after_resume() noexcept {
+  asm volatile("" ::: "memory");
+  return ThreadRefs{slots(), run_queue()};
+}
+#else
+inline ThreadRefs thread_refs_after_resume() noexcept { return ThreadRefs{slots(), run_queue()}; }
+#endif
+
+/// The slots a coroutine starts with when `awaiter` (the awaiting coroutine's or thread's slots)
+/// awaits it: `co_await child` is a call, so the child sees the awaiter's `current`, `base`,
+/// `inherited` and merge view (values active in the awaiter stay active: child-of), owns nothing
+/// yet, and its body is a window of its own (depth 1, so `enter` inside it is released with it).
+///
+// NOTE: the pointers are borrowed, not counted. That is safe because every way of starting a
+// coroutine keeps the awaiter's frames alive until the child completes: a parent Task stays
+// suspended (its frames are held by its scopes, its promise and, by the same argument, its own
+// awaiter), sync_wait blocks its thread, and a foreign awaiter holds counted references in its
+// awaiter object.
+inline Slots call_slots(const Slots& awaiter) noexcept {
+  Slots s;
+  s.current = awaiter.current;
+  s.inherited = awaiter.inherited;
+  s.base = awaiter.base;
+  s.owned = nullptr;
+  s.merged = awaiter.merged;
+  s.merged_count = awaiter.merged_count;
+  s.depth = 1;
+  return s;
+}
+
+/// The branches' final frames a `when_all` hands to its awaiter (count >= 1 when set).
+struct MergeResult {
+  std::unique_ptr<ContextFrame[]> frames;
+  std::size_t count = 0;
+};
+
+/// What a coroutine holds so that its `inherited` slot stays valid after `co_await child` (the
+/// return path): the child's frames die with the child, so the awaiter counts its own reference.
+/// It lasts until the next return path replaces it, or the coroutine ends. One pointer for the
+/// common case; merges and the rare cases live in a block allocated on demand.
+class ReturnPath {
+ public:
+  ReturnPath() noexcept {}
+  ReturnPath(const ReturnPath&) = delete;
+  ReturnPath& operator=(const ReturnPath&) = delete;
+  ~ReturnPath() {
+    release(frame_);
+    if (rare_ != nullptr) [[unlikely]]
+      destroy_rare();
+  }
+
+  /// After `co_await child`: `s` (the awaiter's slots, installed) inherits `f`, the child's final
+  /// `current`. Takes no reference when one is already held: `f` is the frame held from the
+  /// previous return path (awaiting children in a loop), the awaiter's base (alive for its whole
+  /// run) or empty; so a child that changes nothing costs no reference-count traffic.
+  void inherit(Slots& s, FrameData* f) noexcept {
+    if (rare_ != nullptr && rare_->merged != nullptr) [[unlikely]] {
+      drop_merge(s);
+    }
+    if (f != frame_ && f != s.base && f != nullptr) {
+      retain(f);
+      drop(s, std::exchange(frame_, f));
+    }
+    s.inherited = f;
+    s.merged = nullptr;
+    s.merged_count = 0;
+  }
+
+  /// After `co_await when_all(...)`: `s` inherits the first branch's final frame and every
+  /// branch's through `inherited_all()`. Takes over the frames of `result` (count >= 1).
+  void merge(Slots& s, MergeResult&& result) noexcept {
+    if (!ensure_rare()) return;  // out of memory: `inherited` stays as it was
+    if (rare_->merged != nullptr) drop_merge(s);
+    drop(s, std::exchange(frame_, nullptr));
+    rare_->merged = std::move(result.frames);
+    s.inherited = FrameAccess::data(rare_->merged[0]);
+    s.merged = rare_->merged.get();
+    s.merged_count = result.count;
+  }
+
+  /// The merge a when_all's coroutine leaves for its awaiter, if any.
+  [[nodiscard]] MergeResult* merge_out() const noexcept {
+    return rare_ == nullptr                     ? nullptr
+           : rare_->merge_out.frames == nullptr ? nullptr
+                                                : &rare_->merge_out;
+  }
+  /// Leaves `result` for the awaiter (when_all's own coroutine). May throw (allocation).
+  void set_merge_out(MergeResult&& result) {
+    if (!ensure_rare()) throw std::bad_alloc();
+    rare_->merge_out = std::move(result);
+  }
+
+ private:
+  struct Rare {
+    std::unique_ptr<ContextFrame[]> merged;  // after a when_all: what s.merged points to
+    MergeResult merge_out;                   // a when_all's coroutine: for its awaiter
+    // Frames given up while a window in the coroutine body may still restore a pointer to them.
+    std::vector<FrameData*> kept_frames;
+    std::vector<std::unique_ptr<ContextFrame[]>> kept_merges;
+  };
+
+  bool ensure_rare() noexcept {
+    if (rare_ == nullptr) rare_ = new (std::nothrow) Rare;
+    return rare_ != nullptr;
+  }
+
+  [[gnu::cold]] void destroy_rare() noexcept {
+    for (FrameData* f : rare_->kept_frames) release(f);
+    delete rare_;
+  }
+
+  // A window still open in the coroutine body (depth > 1) may have saved the pointer we are about
+  // to give up, and restores it when it closes: keep it until the coroutine ends instead. Call
+  // windows do not save `inherited`, but the depth does not tell them apart, and this is rare.
+  void drop(const Slots& s, FrameData* old) noexcept {
+    if (old == nullptr) return;
+    if (s.depth <= 1) {
+      release(old);
+      return;
+    }
+    try {
+      if (!ensure_rare()) return;  // out of memory: leaking one frame beats a dangling pointer
+      rare_->kept_frames.push_back(old);
+    } catch (...) {
+      // As above.
+    }
+  }
+  void drop_merge(const Slots& s) noexcept {
+    if (s.depth <= 1) {
+      rare_->merged.reset();
+      return;
+    }
+    try {
+      rare_->kept_merges.push_back(std::move(rare_->merged));
+    } catch (...) {
+      (void)rare_->merged.release();  // leak rather than dangle
+    }
+  }
+
+  FrameData* frame_ = nullptr;  // one reference, or null
+  Rare* rare_ = nullptr;
+};
+
+/// The context of a coroutine that has no slots of its own (a foreign coroutine type), captured
+/// when it suspends, with counted references: the thread it suspended on goes on and may close
+/// the windows that own these frames.
+struct CapturedContext {
+  ContextFrame current;
+  ContextFrame inherited;
+  ContextFrame base;
+  std::uint32_t depth = 0;
+
+  void capture(const Slots& s) noexcept {
+    current = FrameAccess::borrow(s.current);
+    inherited = FrameAccess::borrow(s.inherited);
+    base = FrameAccess::borrow(s.base);
+    depth = s.depth;
+  }
+};
+
+/// What a foreign coroutine gets when it is resumed through a resumption helper. Lives in the
+/// helper's promise, so its references live as long as the helper: until it has resumed the
+/// coroutine, or is destroyed without having done so.
+struct ResumeTarget {
+  std::coroutine_handle<> coroutine;  // the awaiting coroutine
+  CapturedContext context;
+  // Set when the coroutine awaited a Task: the finished child's final slots and return path (for
+  // a merge), and where it points to this helper. The child's final frame (or its branches',
+  // after when_all) becomes `inherited` until the coroutine next suspends: the return path, as
+  // far as a coroutine with no slots of its own can carry it.
+  const Slots* child_slots = nullptr;
+  ReturnPath* child_return_path = nullptr;
+  ReadyNode** child_continuation = nullptr;
+};
+
+/// Resumes `t->coroutine` with its captured context installed on this thread, and restores this
+/// thread's slots when control comes back (the coroutine suspended again or ended), releasing what
+/// `enter` set meanwhile. The awaiting coroutine and the child it awaited may be destroyed during
+/// the resumption, so everything needed afterwards is moved to this stack frame first.
+[[gnu::noinline]] inline void resume_in_context(ResumeTarget* t) noexcept {
+  const std::coroutine_handle<> coroutine = t->coroutine;
+  const ContextFrame current = std::move(t->context.current);
+  const ContextFrame inherited = std::move(t->context.inherited);
+  const ContextFrame base = std::move(t->context.base);
+  ContextFrame returned;
+  MergeResult merge;
+  if (t->child_slots != nullptr) {
+    *t->child_continuation = nullptr;  // running: the child must not destroy this helper
+    returned = FrameAccess::borrow(t->child_slots->current);
+    if (MergeResult* out = t->child_return_path->merge_out()) merge = std::move(*out);
+  }
+
+  Slots mine;
+  mine.current = FrameAccess::data(current);
+  mine.base = FrameAccess::data(base);
+  mine.depth = t->context.depth;
+  if (merge.frames != nullptr) {
+    mine.inherited = FrameAccess::data(merge.frames[0]);
+    mine.merged = merge.frames.get();
+    mine.merged_count = merge.count;
+  } else if (t->child_slots != nullptr) {
+    mine.inherited = FrameAccess::data(returned);
+  } else {
+    mine.inherited = FrameAccess::data(inherited);
+  }
+
+  Slots& s = slots_after_resume();
+  const Slots saved = s;
+  s = mine;
+  coroutine.resume();
+  // A normal function, and the coroutine returned to this thread: `s` is still this thread's.
+  FrameData* owned = s.owned;
+  s = saved;
+  release(owned);
+}
+
+/// The handle `ucm::propagate` (and a foreign coroutine's co_await of a Task) gives instead of
+/// the awaiting coroutine's own: a tiny coroutine that, when resumed on any thread, resumes the
+/// real one through `resume_in_context` and then ends (its frame frees itself). Its promise holds
+/// the captured context and is a ReadyNode, so a finished Task can make it ready. One small
+/// allocation per suspension.
+struct ResumeHelper {
+  struct promise_type : ReadyNode {
+    ResumeTarget target;
+
+    ResumeHelper get_return_object() noexcept {
+      const auto h = std::coroutine_handle<promise_type>::from_promise(*this);
+      handle = h;
+      return ResumeHelper{h};
+    }
+    std::suspend_always initial_suspend() noexcept { return {}; }
+    std::suspend_never final_suspend() noexcept { return {}; }
+    void return_void() noexcept {}
+    [[noreturn]] void unhandled_exception() noexcept { std::terminate(); }
+  };
+
+  /// Gives the helper's body its own promise, without suspending.
+  struct OwnPromise {
+    promise_type* promise = nullptr;
+    bool await_ready() const noexcept { return false; }
+    bool await_suspend(std::coroutine_handle<promise_type> h) noexcept {
+      promise = &h.promise();
+      return false;
+    }
+    promise_type& await_resume() const noexcept { return *promise; }
+  };
+
+  std::coroutine_handle<promise_type> handle;
+};
+
+inline ResumeHelper make_resume_helper() {
+  ResumeHelper::promise_type& self = co_await ResumeHelper::OwnPromise{};
+  resume_in_context(&self.target);
+}
+
+}  // namespace ucm::detail

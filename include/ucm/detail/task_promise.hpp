@@ -1,0 +1,599 @@
+// SPDX-License-Identifier: MIT
+// ucm/detail/task_promise.hpp: the promise behind ucm::Task and the awaiters around every
+// `co_await` in its body: where a coroutine's slots live, how they are swapped in on resumption
+// and out on suspension, how a child Task is started and finished (the return path), and the
+// tagged union that holds a Task's result. Nothing here is public API; see ucm/task.hpp.
+#pragma once
+
+#include <atomic>
+#include <concepts>
+#include <coroutine>
+#include <cstddef>
+#include <exception>
+#include <memory>
+#include <new>
+#include <stdexcept>
+#include <type_traits>
+#include <utility>
+
+#include "ucm/detail/coroutine_slots.hpp"
+#include "ucm/detail/frame_data.hpp"
+#include "ucm/detail/slots.hpp"
+#include "ucm/detail/trampoline.hpp"
+#include "ucm/frame.hpp"
+
+namespace ucm {
+template <class T>
+class Task;
+}  // namespace ucm
+
+namespace ucm::detail {
+
+template <class T>
+class TaskPromise;
+
+/// Reaches a Task's coroutine without making it public.
+struct TaskAccess {
+  template <class T>
+  static std::coroutine_handle<TaskPromise<T>> handle(const Task<T>& task) noexcept {
+    return task.handle_;
+  }
+};
+
+/// What a Task's `continuation_` is.
+enum class Continuation : unsigned char {
+  none,    // not started
+  parent,  // a ucm coroutine (PromiseBase) awaiting it: control may pass to it directly
+  helper,  // the resumption helper of a foreign coroutine awaiting it; owned until it runs
+  branch,  // a when_all's BranchLatch: only the last branch to finish continues
+};
+
+/// Where a when_all's branches report: the last one to finish makes the when_all ready. A
+/// ReadyNode only so that it can be a branch's continuation; it is never queued itself.
+struct BranchLatch : ReadyNode {
+  std::atomic<std::size_t> pending{0};
+  ReadyNode* whole = nullptr;
+
+  /// What to resume after one more branch finished: the when_all, or nothing yet.
+  ReadyNode* arrive() noexcept {
+    // acq_rel: the release half publishes this branch's result and final slots; the acquire half
+    // lets the last branch, which resumes the when_all, see every other branch's.
+    return pending.fetch_sub(1, std::memory_order_acq_rel) == 1 ? whole : nullptr;
+  }
+};
+
+/// What every ucm coroutine (Task, and the helper of sync_wait) carries besides its result.
+///
+/// Where the slots are:
+///   - `own_` holds the coroutine's own slots while it does not run (before it starts: the slots
+///     it starts with; after its end: its final `current` and `owned`, for the return path).
+///   - While it runs, its slots are the thread's slots, and what the thread had before is kept in
+///     a stash: `*stash_at_`. A coroutine resumed by a loop or a foreign resumer stashes the
+///     thread's slots in its own `stash_` (it is the root of this run). A parent and child that
+///     hand control to each other directly on one thread (a `co_await` of a Task and its
+///     completion, the common case) leave the stash where it is and pass the pointer on, so such
+///     a hand-off copies only the parent's slots (seven words), once each way.
+///   - Giving up control to the thread (any other suspension, or the end) saves the slots in
+///     `own_` and restores the stash to the thread.
+/// So whatever thread resumes a coroutine, it sees its own context, and the thread gets its own
+/// back when the coroutine gives up control. No allocation, no lock, no reference counting.
+///
+/// A promise is also the coroutine's ReadyNode: what a run queue links when it becomes ready.
+class PromiseBase : public ReadyNode {
+ public:
+  PromiseBase() noexcept {}
+  PromiseBase(const PromiseBase&) = delete;
+  PromiseBase& operator=(const PromiseBase&) = delete;
+  ~PromiseBase() {
+    // The coroutine's `enter`s last until it completes; they are released with it.
+    release(own_.owned);
+    // Awaited by a foreign coroutine that was never resumed (this Task was destroyed first).
+    if (kind_ == Continuation::helper && continuation_ != nullptr) continuation_->handle.destroy();
+  }
+
+  /// At a resumption by a loop or a foreign resumer: stash the thread's slots, install ours.
+  void enter_root(Slots& s) noexcept {
+    copy_slots(stash_, s);
+    copy_slots(s, own_);
+    stash_at_ = &stash_;
+  }
+
+  /// At a resumption: installs this coroutine's slots, unless the coroutine that handed control
+  /// to it directly already did. Returns nothing: the caller reaches the slots if it needs them.
+  void install() noexcept {
+    if (installed_) {
+      installed_ = false;
+    } else {
+      enter_root(slots_after_resume());
+    }
+  }
+
+  /// At a suspension that gives control back to the thread: keep our slots, restore the stash.
+  void leave(Slots& s) noexcept {
+    copy_slots(own_, s);
+    copy_slots(s, *stash_at_);
+  }
+
+  Slots own_{};
+  Slots stash_{};
+  Slots* stash_at_ = nullptr;          // where the thread's slots are, while we run
+  ReadyNode* continuation_ = nullptr;  // what completes when this coroutine completes (kind_)
+  ReturnPath return_path_;             // keeps `inherited` valid after co_await child
+  Continuation kind_ = Continuation::none;
+  bool installed_ = false;  // slots installed by the one who resumed us
+};
+
+/// Direct hand-off from a running parent to a child that runs next on this thread: the parent's
+/// slots are kept in its promise, the thread's become the child's start (a call: the parent's,
+/// owning nothing, in a window of its own), and the stash stays where it is.
+inline void hand_to_child(Slots& s, PromiseBase& parent, PromiseBase& child) noexcept {
+  copy_slots(parent.own_, s);
+  s.owned = nullptr;
+  s.depth = 1;
+  child.stash_at_ = parent.stash_at_;
+  child.installed_ = true;
+}
+
+/// Direct hand-off from a finished child back to its parent, which runs next on this thread: the
+/// child keeps its final `current` and `owned` (the return path reads one, the promise releases
+/// the other), the parent's slots are installed, and the stash passes back; if the child held it
+/// (it was the root of this run), it moves to the parent, since the child is about to be
+/// destroyed. A root is always the running coroutine or one of its awaiters, which stay alive.
+inline void hand_to_parent(Slots& s, PromiseBase& child, PromiseBase& parent) noexcept {
+  child.own_.current = s.current;
+  child.own_.owned = s.owned;
+  copy_slots(s, parent.own_);
+  if (child.stash_at_ == &child.stash_) {
+    copy_slots(parent.stash_, child.stash_);
+    parent.stash_at_ = &parent.stash_;
+  } else {
+    parent.stash_at_ = child.stash_at_;
+  }
+  parent.installed_ = true;
+}
+
+/// Awaiters the promise passes through as they are: they install and leave the slots themselves.
+template <class A>
+concept slot_aware = requires {
+  typename A::ucm_slot_aware;
+};
+
+/// The awaiter `co_await a` uses: `a.operator co_await()`, `operator co_await(a)`, or `a` itself.
+template <class A>
+decltype(auto) get_awaiter(A&& a) {
+  if constexpr (requires { std::forward<A>(a).operator co_await(); }) {
+    return std::forward<A>(a).operator co_await();
+  } else if constexpr (requires { operator co_await(std::forward<A>(a)); }) {
+    return operator co_await(std::forward<A>(a));
+  } else {
+    return std::forward<A>(a);
+  }
+}
+
+template <class A>
+using awaiter_t = decltype(get_awaiter(std::declval<A>()));
+
+/// The first thing a started coroutine does: install its slots (prepared by whoever started it).
+struct InitialAwaiter {
+  PromiseBase* promise;
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<>) const noexcept {}
+  void await_resume() const noexcept { promise->install(); }
+};
+
+/// The last thing a Task does: give up its slots (the final ones stay in the promise for the
+/// awaiter's return path) and hand control to the awaiter: directly when it is a ucm coroutine
+/// and a symmetric transfer is allowed (see trampoline.hpp), else through the run queue.
+struct FinalAwaiter {
+  bool await_ready() const noexcept { return false; }
+  template <class P>
+  std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) const noexcept {
+    PromiseBase& c = h.promise();
+    const ThreadRefs thread = thread_refs_after_resume();
+    Slots& s = thread.slots;
+    RunQueue& q = thread.queue;
+    ReadyNode* next = c.continuation_;
+    if (c.kind_ == Continuation::parent && may_transfer(q)) {
+      auto& parent = static_cast<PromiseBase&>(*next);
+      hand_to_parent(s, c, parent);
+      return parent.handle;
+    }
+    const Continuation kind = c.kind_;
+    c.leave(s);
+    // NOTE: once another branch may have finished (arrive), or the awaiter may run (hand_off),
+    // this coroutine may be destroyed at any moment: nothing below touches `c`.
+    if (kind == Continuation::branch) next = static_cast<BranchLatch*>(next)->arrive();
+    if (next == nullptr) return std::noop_coroutine();
+    return hand_off(q, next);
+  }
+  void await_resume() const noexcept {}
+};
+
+/// Wraps every foreign awaiter in a Task body (`await_transform`): swaps the Task's slots out
+/// before handing its handle to the awaitable (which may resume it on another thread at once),
+/// and back in when the coroutine continues, if it was suspended at all. `ucm::propagate` inside a
+/// Task is this, too.
+template <class Awaiter>
+class SlotAwaiter {
+ public:
+  template <class Make>
+  SlotAwaiter(Make&& make, PromiseBase& promise)
+      : inner_(std::forward<Make>(make)()), promise_(&promise) {}
+
+  bool await_ready() { return static_cast<bool>(inner_.await_ready()); }
+
+  template <class P>
+  auto await_suspend(std::coroutine_handle<P> h)
+      -> decltype(std::declval<Awaiter&>().await_suspend(h)) {
+    // Set before the hand-off: await_resume runs whenever the coroutine continues (also when
+    // await_suspend returns false or the coroutine's own handle), and nothing may be written to
+    // this awaiter once the handle is handed off.
+    suspended_ = true;
+    promise_->leave(slots_after_resume());
+    try {
+      return inner_.await_suspend(h);
+    } catch (...) {
+      // The coroutine resumes with the exception and await_resume is not called.
+      promise_->enter_root(slots_after_resume());
+      throw;
+    }
+  }
+
+  decltype(auto) await_resume() {
+    if (suspended_) promise_->enter_root(slots_after_resume());
+    return inner_.await_resume();
+  }
+
+ private:
+  Awaiter inner_;  // a reference when the awaitable is its own awaiter
+  PromiseBase* promise_;
+  bool suspended_ = false;
+};
+
+/// Starts a child Task from a ucm coroutine and finishes it: `co_await child` is a call.
+template <class T>
+class TaskAwaiterBase {
+ public:
+  using ucm_slot_aware = void;
+
+  explicit TaskAwaiterBase(std::coroutine_handle<TaskPromise<T>> child) noexcept : child_(child) {}
+
+  bool await_ready() const noexcept { return !child_ || child_.done(); }
+
+  template <class P>
+  std::coroutine_handle<> await_suspend(std::coroutine_handle<P> parent) noexcept {
+    static_assert(std::is_base_of_v<PromiseBase, P>);
+    PromiseBase& p = parent.promise();
+    parent_ = &p;
+    PromiseBase& c = child_.promise();
+    c.continuation_ = &p;
+    c.kind_ = Continuation::parent;
+    const ThreadRefs thread = thread_refs_after_resume();
+    Slots& s = thread.slots;
+    RunQueue& q = thread.queue;
+    if (may_transfer(q)) {
+      hand_to_child(s, p, c);
+      return child_;
+    }
+    p.leave(s);
+    c.own_ = call_slots(p.own_);
+    // NOTE: the child may complete and resume the parent before hand_off returns: nothing
+    // touches `this` afterwards.
+    return hand_off(q, &c);
+  }
+
+ protected:
+  /// The parent is back: its own slots again, and the return path: `inherited` is the child's
+  /// final `current` (or every branch's, after when_all).
+  void finish() noexcept {
+    if (parent_ == nullptr) return;
+    parent_->install();
+    Slots& s = slots_after_resume();
+    PromiseBase& c = child_.promise();
+    if (MergeResult* merge = c.return_path_.merge_out(); merge == nullptr) [[likely]] {
+      parent_->return_path_.inherit(s, c.own_.current);
+    } else {
+      parent_->return_path_.merge(s, std::move(*merge));
+    }
+  }
+
+  TaskPromise<T>& child_promise() const {
+    if (!child_) throw std::logic_error("ucm: co_await of an empty Task");
+    return child_.promise();
+  }
+
+ private:
+  std::coroutine_handle<TaskPromise<T>> child_;
+  PromiseBase* parent_ = nullptr;
+};
+
+/// `co_await task` in a Task body: the result as a reference into the task (lvalue task) or by
+/// value (rvalue task; it dies at the end of the full expression).
+template <class T, bool Rvalue>
+class TaskAwaiter : public TaskAwaiterBase<T> {
+ public:
+  using TaskAwaiterBase<T>::TaskAwaiterBase;
+  decltype(auto) await_resume() {
+    this->finish();
+    if constexpr (Rvalue && std::is_object_v<T>) {
+      return T(std::move(this->child_promise().result()));
+    } else {
+      return this->child_promise().result();
+    }
+  }
+};
+
+/// Waits for a Task to complete without taking its result (sync_wait's helper): the result, or
+/// the exception, stays in the task.
+template <class T>
+class CompletionAwaiter : public TaskAwaiterBase<T> {
+ public:
+  using TaskAwaiterBase<T>::TaskAwaiterBase;
+  void await_resume() noexcept { this->finish(); }
+};
+
+/// `co_await task` in a coroutine that is not a ucm Task (a user's own coroutine type): the same
+/// as `ucm::propagate`. The context is captured (counted) at the co_await; the child starts from
+/// it; the coroutine is resumed through a helper that installs it again, with the child's final
+/// frame as `inherited`, until the coroutine next suspends.
+template <class T, bool Rvalue>
+class ForeignTaskAwaiter {
+ public:
+  explicit ForeignTaskAwaiter(std::coroutine_handle<TaskPromise<T>> child) noexcept
+      : child_(child) {}
+
+  bool await_ready() const noexcept { return !child_ || child_.done(); }
+
+  void await_suspend(std::coroutine_handle<> coroutine) {
+    // May throw (allocation): then nothing was started and the coroutine resumes with it.
+    const ResumeHelper helper = make_resume_helper();
+    PromiseBase& c = child_.promise();
+    ResumeTarget& t = helper.handle.promise().target;
+    t.coroutine = coroutine;
+    t.context.capture(slots_after_resume());
+    t.child_slots = &c.own_;
+    t.child_return_path = &c.return_path_;
+    t.child_continuation = &c.continuation_;
+    // The child borrows the frames counted in the helper, which it owns until the helper runs
+    // (after the child completed) or the child is destroyed.
+    Slots start;
+    start.current = FrameAccess::data(t.context.current);
+    start.inherited = FrameAccess::data(t.context.inherited);
+    start.base = FrameAccess::data(t.context.base);
+    start.depth = 1;
+    c.own_ = start;
+    c.continuation_ = &helper.handle.promise();
+    c.kind_ = Continuation::helper;
+    RunQueue& q = run_queue_after_resume();
+    push_ready(q, &c);
+    if (!q.running) run_ready(q);
+    // NOTE: the coroutine may have been resumed already: no access to `this`.
+  }
+
+  decltype(auto) await_resume() {
+    if (!child_) throw std::logic_error("ucm: co_await of an empty Task");
+    if constexpr (Rvalue && std::is_object_v<T>) {
+      return T(std::move(child_.promise().result()));
+    } else {
+      return child_.promise().result();
+    }
+  }
+
+ private:
+  std::coroutine_handle<TaskPromise<T>> child_;
+};
+
+/// What `ucm::propagate(awaitable)` returns. In a ucm Task it is unwrapped (every co_await there
+/// already propagates). In any other coroutine it is an awaiter that hands the inner awaitable the
+/// handle of a resumption helper (one small allocation) holding the captured context (up to three
+/// reference increments) instead of the coroutine's own. The awaitable owns that handle as it
+/// would the coroutine's: it resumes it (or destroys it, releasing the capture).
+template <class Awaiter>
+class Propagated {
+ public:
+  template <class Make>
+  explicit Propagated(Make&& make) : inner_(std::forward<Make>(make)()) {}
+
+  bool await_ready() { return static_cast<bool>(inner_.await_ready()); }
+
+  template <class P>
+  auto await_suspend(std::coroutine_handle<P> coroutine) {
+    const auto helper_handle = make_resume_helper().handle;  // may throw: nothing happened yet
+    ResumeTarget& t = helper_handle.promise().target;
+    t.coroutine = coroutine;
+    t.context.capture(slots_after_resume());
+    const std::coroutine_handle<> helper = helper_handle;
+    using Result = decltype(inner_.await_suspend(helper));
+    try {
+      if constexpr (std::is_void_v<Result>) {
+        inner_.await_suspend(helper);
+        // NOTE: the helper may already have resumed the coroutine: no access to `this`.
+      } else if constexpr (std::is_same_v<Result, bool>) {
+        if (inner_.await_suspend(helper)) return true;
+        helper.destroy();  // resumed at once, on this thread, with its slots untouched
+        return false;
+      } else {
+        std::coroutine_handle<> next = inner_.await_suspend(helper);
+        if (next == helper) {
+          helper.destroy();
+          next = coroutine;
+        }
+        return next;
+      }
+    } catch (...) {
+      helper.destroy();
+      throw;
+    }
+  }
+
+  decltype(auto) await_resume() { return inner_.await_resume(); }
+
+  /// The inner awaiter, for a ucm Task's await_transform.
+  Awaiter& inner() noexcept { return inner_; }
+
+ private:
+  Awaiter inner_;
+};
+
+/// Forwards to an awaiter that must not be copied: g++ 12 copies the awaiter an await_transform
+/// returns, even when it returns a reference.
+template <class A>
+struct AwaiterRef {
+  A* awaiter;
+  bool await_ready() { return static_cast<bool>(awaiter->await_ready()); }
+  template <class P>
+  auto await_suspend(std::coroutine_handle<P> h) {
+    return awaiter->await_suspend(h);
+  }
+  decltype(auto) await_resume() { return awaiter->await_resume(); }
+};
+
+template <class A>
+inline constexpr bool is_propagated_v = false;
+template <class A>
+inline constexpr bool is_propagated_v<Propagated<A>> = true;
+
+template <class A>
+inline constexpr bool is_task_v = false;
+template <class T>
+inline constexpr bool is_task_v<Task<T>> = true;
+
+/// What the promises of Tasks and of sync_wait's helper share: the initial awaiter and the
+/// transformation of every `co_await` in the body.
+class TaskPromiseBase : public PromiseBase {
+ public:
+  InitialAwaiter initial_suspend() noexcept { return InitialAwaiter{this}; }
+
+  template <class A>
+  decltype(auto) await_transform(A&& a) {
+    using D = std::remove_cvref_t<A>;
+    if constexpr (is_task_v<D>) {
+      return TaskAwaiter<typename D::value_type, !std::is_lvalue_reference_v<A>>(
+          TaskAccess::handle(a));
+    } else if constexpr (slot_aware<D>) {
+      return AwaiterRef<D>{&a};
+    } else if constexpr (is_propagated_v<D>) {
+      using Inner = std::remove_reference_t<decltype(a.inner())>;
+      return SlotAwaiter<Inner&>([&]() -> Inner& { return a.inner(); }, *this);
+    } else {
+      return SlotAwaiter<awaiter_t<A>>(
+          [&]() -> decltype(auto) { return get_awaiter(std::forward<A>(a)); }, *this);
+    }
+  }
+};
+
+/// The result of a Task: a tagged union of nothing yet, a value, or an exception.
+template <class T>
+class TaskResult {
+ public:
+  TaskResult() noexcept {}
+  TaskResult(const TaskResult&) = delete;
+  TaskResult& operator=(const TaskResult&) = delete;
+  ~TaskResult() {
+    if (state_ == State::value) {
+      value_.~T();
+    } else if (state_ == State::exception) {
+      exception_.~exception_ptr();
+    }
+  }
+
+  template <class V>
+  requires std::convertible_to<V&&, T>
+  void return_value(V&& value) noexcept(std::is_nothrow_constructible_v<T, V&&>) {
+    ::new (static_cast<void*>(std::addressof(value_))) T(std::forward<V>(value));
+    state_ = State::value;
+  }
+
+  void unhandled_exception() noexcept {
+    ::new (static_cast<void*>(std::addressof(exception_)))
+        std::exception_ptr(std::current_exception());
+    state_ = State::exception;
+  }
+
+  T& result() {
+    if (state_ == State::exception) std::rethrow_exception(exception_);
+    return value_;
+  }
+
+  void rethrow_if_exception() const {
+    if (state_ == State::exception) std::rethrow_exception(exception_);
+  }
+
+ private:
+  enum class State : unsigned char { empty, value, exception };
+  State state_ = State::empty;
+  union {
+    T value_;
+    std::exception_ptr exception_;
+  };
+};
+
+template <class T>
+class TaskResult<T&> {
+ public:
+  void return_value(T& value) noexcept { value_ = std::addressof(value); }
+  void unhandled_exception() noexcept { exception_ = std::current_exception(); }
+  T& result() const {
+    if (exception_) std::rethrow_exception(exception_);
+    return *value_;
+  }
+  void rethrow_if_exception() const {
+    if (exception_) std::rethrow_exception(exception_);
+  }
+
+ private:
+  T* value_ = nullptr;
+  std::exception_ptr exception_;
+};
+
+template <>
+class TaskResult<void> {
+ public:
+  void return_void() noexcept {}
+  void unhandled_exception() noexcept { exception_ = std::current_exception(); }
+  void result() const {
+    if (exception_) std::rethrow_exception(exception_);
+  }
+  void rethrow_if_exception() const { result(); }
+
+ private:
+  std::exception_ptr exception_;
+};
+
+/// The promise of `ucm::Task<T>`.
+template <class T>
+class TaskPromise final : public TaskPromiseBase, public TaskResult<T> {
+ public:
+  // User-provided, so that value-initialising the promise does not zero it all first.
+  TaskPromise() noexcept {}
+  Task<T> get_return_object() noexcept {
+    const auto h = std::coroutine_handle<TaskPromise>::from_promise(*this);
+    handle = h;
+    return Task<T>(h);
+  }
+  FinalAwaiter final_suspend() noexcept { return {}; }
+  using TaskResult<T>::unhandled_exception;
+};
+
+/// Destroys a Task's coroutine. A suspended one (never started, or waiting at a co_await) runs its
+/// locals' destructors (its scopes) inside its own slots, installed for the purpose; the
+/// destroying thread's slots are left exactly as they were, and what `enter` set in the coroutine
+/// is released.
+template <class P>
+void destroy_coroutine(std::coroutine_handle<P> h) noexcept {
+  PromiseBase& p = h.promise();
+  if (h.done() || p.kind_ == Continuation::none) {  // finished, or never started: no locals
+    h.destroy();
+    return;
+  }
+  Slots& s = slots_after_resume();
+  const Slots saved = s;
+  copy_slots(s, p.own_);
+  p.own_ = Slots{};  // now the thread's, for the locals' destructors
+  h.destroy();
+  FrameData* const owned = s.owned;
+  copy_slots(s, saved);
+  release(owned);
+}
+
+}  // namespace ucm::detail
