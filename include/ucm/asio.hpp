@@ -1,0 +1,730 @@
+// SPDX-License-Identifier: MIT
+// ucm/asio.hpp: context propagation for standalone Asio (target ucm::asio).
+//
+//   ucm::asio::propagate(token)      a completion-token adapter: the completion handler runs in a
+//                                    continuation window of the frame captured at initiation
+//   ucm::asio::use_task              a completion token that makes an Asio operation awaitable
+//                                    from a ucm::Task (or any coroutine)
+//   ucm::asio::ContextExecutor<Ex>   an executor adaptor: submitted functions run in a
+//                                    continuation window of the frame captured at submission
+//
+// Inside Asio's own `asio::awaitable` coroutines Asio offers no hook on resumption: there only
+// `propagate(asio::use_awaitable)` (per operation) is available, and a ContextVariableScope that
+// spans a `co_await` is not safe. `ucm::Task` with `use_task` restores the coroutine's slots on
+// every resumption and is the fully correct way to mix Asio and context.
+#pragma once
+
+#include <asio.hpp>
+
+#include <concepts>
+#include <coroutine>
+#include <cstddef>
+#include <exception>
+#include <functional>
+#include <new>
+#include <optional>
+#include <system_error>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+#include "ucm/detail/slots.hpp"
+#include "ucm/frame.hpp"
+
+namespace ucm::asio {
+
+// =============================================================================================
+// propagate(token)
+// =============================================================================================
+
+namespace detail {
+
+/// The completion handler `propagate` hands to an operation: the frame captured at initiation
+/// and the handler made from the wrapped token. Calling it runs the handler in a continuation
+/// window of the frame (a few pointer swaps, no allocation). The associated executor, allocator
+/// and cancellation slot are the wrapped handler's (see the `::asio::associator` specialisation
+/// below), so the completion is delivered exactly where it would be without `propagate`.
+template <class Handler>
+class PropagatingHandler {
+ public:
+  template <class H>
+  PropagatingHandler(ContextFrame frame, H&& handler)
+      : frame_(std::move(frame)), handler_(std::forward<H>(handler)) {}
+
+  /// One-shot call, the usual one: the frame moves to the stack first, so the window stays valid
+  /// even if the handler destroys the object it was called on.
+  template <class... Args>
+    requires std::invocable<Handler&&, Args...>
+  decltype(auto) operator()(Args&&... args) && {
+    const ContextFrame frame = std::move(frame_);
+    ucm::detail::ContinuationWindow window(ucm::detail::FrameAccess::data(frame));
+    return std::invoke(std::move(handler_), std::forward<Args>(args)...);
+  }
+
+  template <class... Args>
+    requires std::invocable<Handler&, Args...>
+  decltype(auto) operator()(Args&&... args) & {
+    ucm::detail::ContinuationWindow window(ucm::detail::FrameAccess::data(frame_));
+    return std::invoke(handler_, std::forward<Args>(args)...);
+  }
+
+  /// The wrapped handler.
+  [[nodiscard]] Handler& get() noexcept { return handler_; }
+  [[nodiscard]] const Handler& get() const noexcept { return handler_; }
+  /// The frame captured at initiation.
+  [[nodiscard]] const ContextFrame& frame() const noexcept { return frame_; }
+
+ private:
+  ContextFrame frame_;
+  Handler handler_;
+};
+
+// The deprecated handler hooks, forwarded to the wrapped handler as Asio's own adapters
+// (as_tuple, redirect_error) do: legacy composed operations and `io_context::strand::wrap`
+// still rely on them in Asio 1.22.
+template <class Handler>
+inline ::asio::asio_handler_allocate_is_deprecated asio_handler_allocate(
+    std::size_t size, PropagatingHandler<Handler>* this_handler) {
+#if defined(ASIO_NO_DEPRECATED)
+  ::asio_handler_alloc_helpers::allocate(size, this_handler->get());
+  return ::asio::asio_handler_allocate_is_no_longer_used();
+#else
+  return ::asio_handler_alloc_helpers::allocate(size, this_handler->get());
+#endif
+}
+
+template <class Handler>
+inline ::asio::asio_handler_deallocate_is_deprecated asio_handler_deallocate(
+    void* pointer, std::size_t size, PropagatingHandler<Handler>* this_handler) {
+  ::asio_handler_alloc_helpers::deallocate(pointer, size, this_handler->get());
+#if defined(ASIO_NO_DEPRECATED)
+  return ::asio::asio_handler_deallocate_is_no_longer_used();
+#endif
+}
+
+template <class Handler>
+inline bool asio_handler_is_continuation(PropagatingHandler<Handler>* this_handler) {
+  return ::asio_handler_cont_helpers::is_continuation(this_handler->get());
+}
+
+template <class Function, class Handler>
+inline ::asio::asio_handler_invoke_is_deprecated asio_handler_invoke(
+    Function& function, PropagatingHandler<Handler>* this_handler) {
+  ::asio_handler_invoke_helpers::invoke(function, this_handler->get());
+#if defined(ASIO_NO_DEPRECATED)
+  return ::asio::asio_handler_invoke_is_no_longer_used();
+#endif
+}
+
+template <class Function, class Handler>
+inline ::asio::asio_handler_invoke_is_deprecated asio_handler_invoke(
+    const Function& function, PropagatingHandler<Handler>* this_handler) {
+  ::asio_handler_invoke_helpers::invoke(function, this_handler->get());
+#if defined(ASIO_NO_DEPRECATED)
+  return ::asio::asio_handler_invoke_is_no_longer_used();
+#endif
+}
+
+/// Wraps an operation's initiation: when the operation is really initiated (the call for a
+/// callback, the `co_await` for `use_awaitable`, the launch for `deferred`), it captures
+/// `ContextFrame::current()` (one reference-count increment) and hands the operation a
+/// PropagatingHandler instead of the raw handler.
+template <class Initiation>
+class PropagatingInitiation {
+ public:
+  template <class I>
+  explicit PropagatingInitiation(I&& initiation) : initiation_(std::forward<I>(initiation)) {}
+
+  template <class Handler, class... Args>
+  void operator()(Handler&& handler, Args&&... args) && {
+    std::move(initiation_)(
+        PropagatingHandler<std::decay_t<Handler>>(ContextFrame::current(),
+                                                  std::forward<Handler>(handler)),
+        std::forward<Args>(args)...);
+  }
+
+  template <class Handler, class... Args>
+  void operator()(Handler&& handler, Args&&... args) const& {
+    initiation_(PropagatingHandler<std::decay_t<Handler>>(ContextFrame::current(),
+                                                          std::forward<Handler>(handler)),
+                std::forward<Args>(args)...);
+  }
+
+ private:
+  Initiation initiation_;
+};
+
+/// The wrapped token's `return_type`, when it has one: Asio 1.22's own binders (e.g.
+/// `bind_cancellation_slot(slot, propagate(h))`) name it unconditionally.
+template <class InnerResult>
+struct ReturnTypeOf {};
+template <class InnerResult>
+  requires requires { typename InnerResult::return_type; }
+struct ReturnTypeOf<InnerResult> {
+  using return_type = typename InnerResult::return_type;
+};
+
+/// The token type to pass on to the wrapped token's async_result: a reference when the
+/// propagate_t was an lvalue or const (the token is copied, so one propagate_t serves many
+/// operations), the value itself when it was a non-const rvalue (the token is moved).
+template <class Raw, class Token>
+using InnerToken =
+    std::conditional_t<std::is_const_v<std::remove_reference_t<Raw>>, const Token&,
+                       std::conditional_t<std::is_lvalue_reference_v<Raw>, Token&, Token>>;
+
+}  // namespace detail
+
+/// A completion token adapter: the operation's completion handler runs in a continuation window
+/// of the frame that was current when the operation was initiated, whatever thread completes
+/// it. Made by `propagate(token)`; works with any token (callbacks, `asio::use_awaitable`,
+/// `asio::experimental::deferred`, `use_task`, Asio's binders in either order).
+///
+/// Cost: one reference-count increment at initiation, a few pointer swaps around the handler;
+/// the frame travels inside the handler (one pointer), so no allocation of its own.
+/// A propagate_t may be copied and reused for any number of operations: each captures anew.
+template <class CompletionToken>
+class propagate_t {
+ public:
+  /// Default-constructs the wrapped token (for default tokens such as `use_awaitable_t<>`).
+  constexpr propagate_t()
+    requires std::default_initializable<CompletionToken>
+  = default;
+
+  /// Wraps `token`.
+  template <class T>
+    requires(!std::same_as<std::remove_cvref_t<T>, propagate_t> &&
+             std::constructible_from<CompletionToken, T &&>)
+  constexpr explicit propagate_t(T&& token) : token_(std::forward<T>(token)) {}
+
+  /// The wrapped token.
+  [[nodiscard]] constexpr CompletionToken& get() & noexcept { return token_; }
+  [[nodiscard]] constexpr const CompletionToken& get() const& noexcept { return token_; }
+
+ private:
+  CompletionToken token_;
+};
+
+/// Adapts `token` so its completion runs in the context captured when the operation is
+/// initiated: at the call for a callback, at the `co_await` for `asio::use_awaitable` (which
+/// initiates there), at the launch of an `asio::experimental::deferred` operation.
+///
+///     timer.async_wait(ucm::asio::propagate([](std::error_code ec) { log(ec); }));
+///     co_await sock.async_read_some(buf, ucm::asio::propagate(asio::use_awaitable));
+///     timer.async_wait(ucm::asio::propagate(asio::bind_executor(strand, handler)));
+template <class CompletionToken>
+[[nodiscard]] constexpr propagate_t<std::decay_t<CompletionToken>> propagate(
+    CompletionToken&& token) {
+  return propagate_t<std::decay_t<CompletionToken>>(std::forward<CompletionToken>(token));
+}
+
+}  // namespace ucm::asio
+
+namespace asio {
+
+/// Initiating through a propagate_t wraps the initiation, then lets the wrapped token's own
+/// async_result do whatever it does (call, return an awaitable, return a deferred operation).
+template <class CompletionToken, class... Signatures>
+class async_result<::ucm::asio::propagate_t<CompletionToken>, Signatures...>
+    : public ::ucm::asio::detail::ReturnTypeOf<async_result<CompletionToken, Signatures...>> {
+ public:
+  template <class Initiation, class RawCompletionToken, class... Args>
+  static auto initiate(Initiation&& initiation, RawCompletionToken&& token, Args&&... args)
+      -> decltype(::asio::async_initiate<
+                  ::ucm::asio::detail::InnerToken<RawCompletionToken, CompletionToken>,
+                  Signatures...>(
+          std::declval<::ucm::asio::detail::PropagatingInitiation<std::decay_t<Initiation>>>(),
+          std::declval<std::remove_reference_t<RawCompletionToken>&>().get(),
+          std::declval<Args&&>()...)) {
+    return ::asio::async_initiate<
+        ::ucm::asio::detail::InnerToken<RawCompletionToken, CompletionToken>, Signatures...>(
+        ::ucm::asio::detail::PropagatingInitiation<std::decay_t<Initiation>>(
+            std::forward<Initiation>(initiation)),
+        token.get(), std::forward<Args>(args)...);
+  }
+};
+
+/// Every associator (executor, allocator, cancellation slot) of a PropagatingHandler is the
+/// wrapped handler's: `propagate(bind_executor(strand, h))` completes on the strand and
+/// `bind_cancellation_slot(slot, propagate(h))` / `propagate(bind_cancellation_slot(slot, h))`
+/// are both cancellable.
+template <template <class, class> class Associator, class Handler, class DefaultCandidate>
+struct associator<Associator, ::ucm::asio::detail::PropagatingHandler<Handler>, DefaultCandidate>
+    : Associator<Handler, DefaultCandidate> {
+  static typename Associator<Handler, DefaultCandidate>::type get(
+      const ::ucm::asio::detail::PropagatingHandler<Handler>& h,
+      const DefaultCandidate& c = DefaultCandidate()) noexcept {
+    return Associator<Handler, DefaultCandidate>::get(h.get(), c);
+  }
+};
+
+}  // namespace asio
+
+namespace ucm::asio {
+
+// =============================================================================================
+// ContextExecutor<Ex>
+// =============================================================================================
+
+template <class Executor>
+class ContextExecutor;
+
+namespace detail {
+
+/// A submitted function and the frame captured at submission.
+template <class Function>
+class ContextFunction {
+ public:
+  template <class F>
+  ContextFunction(ContextFrame frame, F&& function)
+      : frame_(std::move(frame)), function_(std::forward<F>(function)) {}
+
+  void operator()() && {
+    const ContextFrame frame = std::move(frame_);  // see PropagatingHandler::operator()&&
+    ucm::detail::ContinuationWindow window(ucm::detail::FrameAccess::data(frame));
+    std::move(function_)();
+  }
+
+  void operator()() & {
+    ucm::detail::ContinuationWindow window(ucm::detail::FrameAccess::data(frame_));
+    function_();
+  }
+
+ private:
+  ContextFrame frame_;
+  Function function_;
+};
+
+template <class T>
+inline constexpr bool is_context_executor = false;
+template <class Executor>
+inline constexpr bool is_context_executor<ContextExecutor<Executor>> = true;
+
+template <class F>
+ContextFunction<std::decay_t<F>> capture_function(F&& f) {
+  return ContextFunction<std::decay_t<F>>(ContextFrame::current(), std::forward<F>(f));
+}
+
+}  // namespace detail
+
+/// An executor adaptor shaped like `asio::strand<Executor>`: every function submitted through it
+/// (`execute`, and the `post`/`dispatch`/`defer` of both Asio executor models, so
+/// `asio::post(ex, f)` and `ex.post(f, alloc)` alike) captures `ContextFrame::current()` at
+/// submission and runs in a continuation window of it on whatever thread the inner executor
+/// picks. Queries, requirements and preferences are forwarded to the inner executor (a
+/// requirement returns a ContextExecutor of the result), so it converts to
+/// `asio::any_io_executor` and serves as an I/O object's or a coroutine's executor.
+///
+///     ucm::asio::ContextExecutor ex(io.get_executor());   // CTAD
+///     request_id.run("r-1", [&] { asio::post(ex, [] { log(); }); });   // log() sees "r-1"
+///
+/// Cost: what the inner executor costs, plus one reference-count increment per submission and a
+/// few pointer swaps around the function; no allocation of its own (the frame is one pointer
+/// inside the submitted function). Copying the adaptor copies the inner executor only.
+///
+/// Note that Asio submits an operation's completion through the handler's associated executor
+/// from the thread that completes it, so as an I/O object's or a coroutine's executor this
+/// adaptor captures that thread's context (usually nothing); use `propagate(token)` or
+/// `use_task` to carry the context of the operation's initiator.
+template <class Executor>
+class ContextExecutor {
+ public:
+  /// The type of the wrapped executor.
+  using inner_executor_type = Executor;
+
+  /// Wraps a default-constructed executor.
+  ContextExecutor()
+    requires std::default_initializable<Executor>
+  = default;
+
+  /// Wraps `inner` (an executor convertible to `Executor`, but not another ContextExecutor:
+  /// checking that would recurse through Asio's executor concepts).
+  template <class Inner>
+    requires(!detail::is_context_executor<Inner> && std::convertible_to<const Inner&, Executor>)
+  explicit ContextExecutor(const Inner& inner) noexcept(
+      std::is_nothrow_constructible_v<Executor, const Inner&>)
+      : inner_(inner) {}
+
+  /// Converts from an adaptor of another executor type convertible to this one's.
+  template <class Other>
+    requires(!std::same_as<Other, Executor> && std::convertible_to<const Other&, Executor>)
+  ContextExecutor(const ContextExecutor<Other>& other) noexcept(
+      std::is_nothrow_constructible_v<Executor, const Other&>)
+      : inner_(other.get_inner_executor()) {}
+
+  /// The wrapped executor.
+  [[nodiscard]] inner_executor_type get_inner_executor() const noexcept { return inner_; }
+
+  /// Forwards a query to the inner executor.
+  template <class Property>
+    requires ::asio::can_query<const Executor&, Property>::value
+  typename ::asio::query_result<const Executor&, Property>::type query(const Property& p) const
+      noexcept(::asio::is_nothrow_query<const Executor&, Property>::value) {
+    return ::asio::query(inner_, p);
+  }
+
+  /// Forwards a requirement to the inner executor; the result is adapted in turn.
+  template <class Property>
+    requires ::asio::can_require<const Executor&, Property>::value
+  ContextExecutor<std::decay_t<typename ::asio::require_result<const Executor&, Property>::type>>
+  require(const Property& p) const
+      noexcept(::asio::is_nothrow_require<const Executor&, Property>::value) {
+    return ContextExecutor<
+        std::decay_t<typename ::asio::require_result<const Executor&, Property>::type>>(
+        ::asio::require(inner_, p));
+  }
+
+  /// Forwards a preference to the inner executor; the result is adapted in turn.
+  template <class Property>
+    requires ::asio::can_prefer<const Executor&, Property>::value
+  ContextExecutor<std::decay_t<typename ::asio::prefer_result<const Executor&, Property>::type>>
+  prefer(const Property& p) const
+      noexcept(::asio::is_nothrow_prefer<const Executor&, Property>::value) {
+    return ContextExecutor<
+        std::decay_t<typename ::asio::prefer_result<const Executor&, Property>::type>>(
+        ::asio::prefer(inner_, p));
+  }
+
+  /// Submits `f` to the inner executor (standard executor model). Captures the current frame;
+  /// `f` runs in a continuation window of it.
+  template <class Function>
+    requires ::asio::execution::can_execute<
+        const Executor&, detail::ContextFunction<std::decay_t<Function>>>::value
+  void execute(Function&& f) const {
+    ::asio::execution::execute(inner_, detail::capture_function(std::forward<Function>(f)));
+  }
+
+  // ---- the networking-TS executor model, when the inner executor has it -------------------
+
+  /// The inner executor's execution context.
+  [[nodiscard]] ::asio::execution_context& context() const noexcept
+    requires requires(const Executor& e) { e.context(); }
+  {
+    return inner_.context();
+  }
+
+  /// Forwarded to the inner executor.
+  void on_work_started() const noexcept
+    requires requires(const Executor& e) { e.on_work_started(); }
+  {
+    inner_.on_work_started();
+  }
+
+  /// Forwarded to the inner executor.
+  void on_work_finished() const noexcept
+    requires requires(const Executor& e) { e.on_work_finished(); }
+  {
+    inner_.on_work_finished();
+  }
+
+  /// Runs `f` now if the inner executor allows, else as `post`; in a continuation window of the
+  /// frame captured now.
+  template <class Function, class Allocator>
+    requires requires(const Executor& e, detail::ContextFunction<std::decay_t<Function>> g,
+                      const Allocator& a) { e.dispatch(std::move(g), a); }
+  void dispatch(Function&& f, const Allocator& a) const {
+    inner_.dispatch(detail::capture_function(std::forward<Function>(f)), a);
+  }
+
+  /// Queues `f`; it runs in a continuation window of the frame captured now.
+  template <class Function, class Allocator>
+    requires requires(const Executor& e, detail::ContextFunction<std::decay_t<Function>> g,
+                      const Allocator& a) { e.post(std::move(g), a); }
+  void post(Function&& f, const Allocator& a) const {
+    inner_.post(detail::capture_function(std::forward<Function>(f)), a);
+  }
+
+  /// Queues `f` as a continuation of the caller; it runs in a continuation window of the frame
+  /// captured now.
+  template <class Function, class Allocator>
+    requires requires(const Executor& e, detail::ContextFunction<std::decay_t<Function>> g,
+                      const Allocator& a) { e.defer(std::move(g), a); }
+  void defer(Function&& f, const Allocator& a) const {
+    inner_.defer(detail::capture_function(std::forward<Function>(f)), a);
+  }
+
+  /// Whether the inner executor (a strand, an io_context's executor) is running in this thread.
+  [[nodiscard]] bool running_in_this_thread() const noexcept
+    requires requires(const Executor& e) { e.running_in_this_thread(); }
+  {
+    return inner_.running_in_this_thread();
+  }
+
+  /// Equal when the inner executors are equal.
+  friend bool operator==(const ContextExecutor& a, const ContextExecutor& b) noexcept {
+    return a.inner_ == b.inner_;
+  }
+
+ private:
+  Executor inner_;
+};
+
+/// `ContextExecutor ex(io.get_executor());` deduces ContextExecutor<io_context::executor_type>.
+template <class Executor>
+ContextExecutor(Executor) -> ContextExecutor<Executor>;
+
+// =============================================================================================
+// use_task
+// =============================================================================================
+
+/// The completion token type of `use_task`.
+struct use_task_t {
+  constexpr use_task_t() noexcept = default;
+};
+
+/// A completion token that makes an Asio operation awaitable from a `ucm::Task` (or any C++20
+/// coroutine):
+///
+///     co_await timer.async_wait(ucm::asio::use_task);
+///     std::size_t n = co_await sock.async_read_some(asio::buffer(data), ucm::asio::use_task);
+///
+/// The operation is initiated when it is awaited (lazily, like `asio::use_awaitable`). The
+/// coroutine is resumed from the completion handler, wherever Asio runs it (an I/O thread, or
+/// the strand of `asio::bind_executor(strand, ucm::asio::use_task)`); if the operation completes
+/// inside its own initiation (`asio::dispatch` from within the executor), the coroutine simply
+/// continues on the same thread, without recursion. A `ucm::Task` restores its own slots on
+/// every resumption, so a ContextVariableScope spanning the `co_await` stays correct. In other
+/// coroutine types use `ucm::propagate(op(use_task))` (see ucm/task.hpp); without it they resume
+/// with the completing thread's context.
+///
+/// Results follow `asio::use_awaitable`: a leading `std::error_code` is thrown as
+/// `std::system_error` when set, a leading `std::exception_ptr` is rethrown when set, and the
+/// rest is returned: nothing (`void`), the one value, or a `std::tuple` of several. For
+/// `void(error_code, std::size_t)` that is a `std::size_t`. To look at the error code instead
+/// of catching it, use `asio::redirect_error(ucm::asio::use_task, ec)` or
+/// `asio::experimental::as_tuple(ucm::asio::use_task)`.
+///
+/// Cost: no allocation beyond the operation's own when the initiation and its arguments fit in
+/// 128 bytes (every Asio 1.22 operation tried: timers, sockets, accept, composed reads and
+/// writes, post, co_spawn); they and the results are stored in the awaiter, in the coroutine
+/// frame. Composes with
+/// Asio's adapters (`bind_executor`, `bind_cancellation_slot`, `redirect_error`, `as_tuple`).
+/// If the operation's handler is destroyed without being called (its io_context destroyed with
+/// the operation pending), the coroutine is never resumed; its owner must destroy it.
+inline constexpr use_task_t use_task{};
+
+namespace detail {
+
+/// Whether a completion signature's first argument is an `E` (an error_code or exception_ptr
+/// that use_task turns into an exception).
+template <class E, class... Args>
+inline constexpr bool first_is = false;
+template <class E, class First, class... Rest>
+inline constexpr bool first_is<E, First, Rest...> = std::same_as<std::decay_t<First>, E>;
+
+/// The state of one awaited operation, in the coroutine frame: the coroutine and its results.
+template <class... Args>
+struct TaskCompletion {
+  std::optional<std::tuple<std::decay_t<Args>...>> results;
+  std::coroutine_handle<> continuation;
+};
+
+/// Marks, on the initiating thread's stack, the operation being initiated by await_suspend, so
+/// that a handler invoked inside the initiation (a dispatch from within its executor) can tell.
+struct InitiationMarker {
+  const void* completion;
+  bool completed_inline;
+  InitiationMarker* previous;
+};
+
+#if defined(__clang__) && __clang_major__ < 16
+// Opaque, as ucm::detail::slots_after_resume() is: clang before 16 may reuse a TLS address
+// computed before a coroutine's suspension after it resumed on another thread, and await_suspend
+// may be inlined into a coroutine body.
+[[gnu::noinline]]
+#endif
+inline InitiationMarker*& current_initiation() noexcept {
+  static thread_local constinit InitiationMarker* marker = nullptr;
+  return marker;
+}
+
+/// The handler use_task gives the operation: stores the results and resumes the coroutine, so
+/// the coroutine continues where Asio runs the completion (an I/O thread, the handler's strand).
+/// Invoked inside the initiation itself, it only records that, and await_suspend lets the
+/// coroutine continue at once on the same thread (no recursion).
+template <class... Args>
+class TaskHandler {
+ public:
+  explicit TaskHandler(TaskCompletion<Args...>* completion) noexcept : completion_(completion) {}
+
+  template <class... Actual>
+    requires std::constructible_from<std::tuple<std::decay_t<Args>...>, Actual&&...>
+  void operator()(Actual&&... args) {
+    TaskCompletion<Args...>* const completion = completion_;
+    completion->results.emplace(std::forward<Actual>(args)...);
+    InitiationMarker* const marker = current_initiation();
+    if (marker != nullptr && marker->completion == completion) {
+      marker->completed_inline = true;
+      return;
+    }
+    // The coroutine frame (which holds `completion`) lives at least until it is resumed here.
+    completion->continuation.resume();
+  }
+
+ private:
+  TaskCompletion<Args...>* completion_;
+};
+
+/// An operation's initiation and its arguments, kept until the operation is awaited.
+template <class Initiation, class... InitArgs>
+struct Launcher {
+  Initiation initiation;
+  std::tuple<InitArgs...> args;
+
+  template <class Handler>
+  void launch(Handler handler) {
+    std::apply(
+        [&](InitArgs&... a) { std::move(initiation)(std::move(handler), std::move(a)...); },
+        args);
+  }
+};
+
+template <class Signature>
+class TaskOperation;
+
+/// What `op(use_task)` returns: an awaitable that initiates `op` with a TaskHandler when it is
+/// awaited. Its type depends on the completion signature only (like `asio::awaitable<T>`), as
+/// Asio 1.22's adapters (`redirect_error`, `bind_cancellation_slot`) need: the initiation and its
+/// arguments are type-erased, stored inline when they fit in 128 bytes (Asio's initiations are
+/// a pointer or an executor, their arguments a few buffers or an `any_io_executor` of 56 bytes)
+/// and otherwise in one allocation.
+template <class R, class... Args>
+class [[nodiscard]] TaskOperation<R(Args...)> {
+  using Results = std::tuple<std::decay_t<Args>...>;
+  using Handler = TaskHandler<Args...>;
+  static constexpr std::size_t skip =
+      first_is<std::error_code, Args...> || first_is<std::exception_ptr, Args...> ? 1 : 0;
+  static constexpr std::size_t inline_size = 128;
+
+  struct Operations {
+    void (*launch)(void* launcher, Handler handler);
+    void (*relocate)(void* from, void* to) noexcept;  // inline storage only
+    void (*destroy)(void* launcher) noexcept;
+  };
+
+  template <class L>
+  static constexpr bool fits_inline = sizeof(L) <= inline_size &&
+                                      alignof(L) <= alignof(std::max_align_t) &&
+                                      std::is_nothrow_move_constructible_v<L>;
+
+  template <class L>
+  static constexpr Operations operations_for{
+      [](void* launcher, Handler handler) { static_cast<L*>(launcher)->launch(std::move(handler)); },
+      [](void* from, void* to) noexcept {
+        if constexpr (fits_inline<L>) {
+          ::new (to) L(std::move(*static_cast<L*>(from)));
+          static_cast<L*>(from)->~L();
+        }
+      },
+      [](void* launcher) noexcept {
+        if constexpr (fits_inline<L>) {
+          static_cast<L*>(launcher)->~L();
+        } else {
+          delete static_cast<L*>(launcher);
+        }
+      }};
+
+ public:
+  template <class Initiation, class... InitArgs>
+  explicit TaskOperation(Initiation&& initiation, InitArgs&&... args) {
+    using L = Launcher<std::decay_t<Initiation>, std::decay_t<InitArgs>...>;
+    if constexpr (fits_inline<L>) {
+      launcher_ = ::new (static_cast<void*>(storage_))
+          L{std::forward<Initiation>(initiation),
+            std::tuple<std::decay_t<InitArgs>...>(std::forward<InitArgs>(args)...)};
+    } else {
+      launcher_ = new L{std::forward<Initiation>(initiation),
+                        std::tuple<std::decay_t<InitArgs>...>(std::forward<InitArgs>(args)...)};
+    }
+    operations_ = &operations_for<L>;
+  }
+
+  /// Movable until awaited (a coroutine type may move it into an awaiter of its own).
+  TaskOperation(TaskOperation&& other) noexcept : operations_(other.operations_) {
+    if (other.launcher_ == static_cast<void*>(other.storage_)) {
+      operations_->relocate(other.storage_, storage_);
+      launcher_ = storage_;
+    } else {
+      launcher_ = other.launcher_;
+    }
+    other.launcher_ = nullptr;
+  }
+  TaskOperation(const TaskOperation&) = delete;
+  TaskOperation& operator=(const TaskOperation&) = delete;
+  TaskOperation& operator=(TaskOperation&&) = delete;
+  ~TaskOperation() {
+    if (launcher_ != nullptr) operations_->destroy(launcher_);
+  }
+
+  /// Whether the initiation and its arguments are stored inline (no allocation). For tests.
+  [[nodiscard]] bool stored_inline() const noexcept {
+    return launcher_ == static_cast<const void*>(storage_);
+  }
+
+  bool await_ready() const noexcept { return false; }
+
+  bool await_suspend(std::coroutine_handle<> continuation) {
+    completion_.continuation = continuation;
+    InitiationMarker*& current = current_initiation();
+    InitiationMarker marker{&completion_, false, current};
+    current = &marker;
+    try {
+      operations_->launch(launcher_, Handler(&completion_));
+    } catch (...) {
+      current_initiation() = marker.previous;
+      throw;
+    }
+    // NOTE: the handler may have resumed the coroutine on another thread already, and that may
+    // have destroyed this awaiter: from here on only the stack and this thread's marker.
+    current_initiation() = marker.previous;
+    return !marker.completed_inline;  // false: completed inside the initiation, continue now
+  }
+
+  auto await_resume() {
+    Results& results = *completion_.results;
+    if constexpr (first_is<std::error_code, Args...>) {
+      if (const std::error_code ec = std::get<0>(results)) throw std::system_error(ec);
+    } else if constexpr (first_is<std::exception_ptr, Args...>) {
+      if (std::get<0>(results)) std::rethrow_exception(std::get<0>(results));
+    }
+    return values(results, std::make_index_sequence<sizeof...(Args) - skip>{});
+  }
+
+ private:
+  template <std::size_t... I>
+  static auto values(Results& results, std::index_sequence<I...>) {
+    if constexpr (sizeof...(I) == 0) {
+      return;
+    } else if constexpr (sizeof...(I) == 1) {
+      return std::move(std::get<(skip + I)...>(results));
+    } else {
+      return std::tuple<std::tuple_element_t<skip + I, Results>...>(
+          std::move(std::get<skip + I>(results))...);
+    }
+  }
+
+  alignas(std::max_align_t) unsigned char storage_[inline_size];
+  void* launcher_;
+  const Operations* operations_;
+  TaskCompletion<Args...> completion_;
+};
+
+}  // namespace detail
+}  // namespace ucm::asio
+
+namespace asio {
+
+/// `op(ucm::asio::use_task)` returns an awaitable that initiates `op` when awaited.
+template <class R, class... Args>
+class async_result<::ucm::asio::use_task_t, R(Args...)> {
+ public:
+  /// The awaitable: its type depends on the signature only, as Asio's adapters require.
+  using return_type = ::ucm::asio::detail::TaskOperation<R(Args...)>;
+
+  template <class Initiation, class... InitArgs>
+  static return_type initiate(Initiation&& initiation, ::ucm::asio::use_task_t,
+                              InitArgs&&... args) {
+    return return_type(std::forward<Initiation>(initiation), std::forward<InitArgs>(args)...);
+  }
+};
+
+}  // namespace asio

@@ -1,0 +1,927 @@
+// SPDX-License-Identifier: MIT
+// Tests of ucm/asio.hpp on real multi-threaded io_contexts, with timers and loopback TCP
+// sockets: propagate(token) with callbacks, use_awaitable, deferred, strands, associators and
+// cancellation; ContextExecutor; use_task with ucm::Task.
+//
+// Catch2 v2 assertions are not thread-safe: handlers running on I/O threads only record what
+// they saw (atomics, or vectors under a mutex) and the main thread checks it afterwards.
+#include "ucm/asio.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/experimental/deferred.hpp>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <tuple>
+#include <type_traits>
+#include <vector>
+
+#include "ucm/task.hpp"
+#include "ucm/ucm.hpp"
+
+using namespace std::chrono_literals;
+using tcp = ::asio::ip::tcp;
+using ucm::ContextFrame;
+using ucm::ContextVariable;
+using ucm::asio::ContextExecutor;
+using ucm::asio::propagate;
+
+namespace {
+
+ContextVariable<int> request_id;
+ContextVariable<std::string> user;
+
+/// The request id this thread sees right now, or -1.
+int seen_id() { return request_id.value_or(-1); }
+
+/// Whether this thread's three slots are empty.
+bool slots_empty() {
+  return ContextFrame::current() == ContextFrame{} && ContextFrame::inherited() == ContextFrame{} &&
+         request_id.get() == nullptr && user.get() == nullptr;
+}
+
+/// An io_context run by several threads. When a thread's run() returns, it records whether its
+/// slots were left empty (nothing leaked into the I/O thread).
+class IoThreads {
+ public:
+  explicit IoThreads(int threads) : work_(::asio::make_work_guard(io)) {
+    for (int i = 0; i < threads; ++i) {
+      threads_.emplace_back([this] {
+        io.run();
+        if (!slots_empty()) ++dirty_threads;
+      });
+    }
+  }
+  IoThreads(const IoThreads&) = delete;
+  IoThreads& operator=(const IoThreads&) = delete;
+  ~IoThreads() {
+    if (!joined_) {
+      io.stop();
+      join();
+    }
+  }
+
+  /// Lets run() return once all outstanding work is done, and joins the threads.
+  void finish() {
+    work_.reset();
+    join();
+  }
+
+  [[nodiscard]] bool on_io_thread() const {
+    for (const auto& t : threads_) {
+      if (t.get_id() == std::this_thread::get_id()) return true;
+    }
+    return false;
+  }
+
+  ::asio::io_context io;
+  std::atomic<int> dirty_threads{0};
+
+ private:
+  void join() {
+    for (auto& t : threads_) t.join();
+    joined_ = true;
+  }
+
+  ::asio::executor_work_guard<::asio::io_context::executor_type> work_;
+  std::vector<std::thread> threads_;
+  bool joined_ = false;
+};
+
+/// What handlers on I/O threads saw, checked on the main thread afterwards.
+struct Seen {
+  std::atomic<int> ran{0};
+  std::atomic<int> wrong{0};          // saw a request id other than their own
+  std::atomic<int> on_caller{0};      // ran on the main thread (must not happen for I/O)
+  std::atomic<int> leaked{0};         // a handler without context saw a value
+
+  void check(int expected, int actual) {
+    ++ran;
+    if (expected != actual) ++wrong;
+  }
+};
+
+/// A connected pair of loopback TCP sockets on an OS-chosen port.
+struct SocketPair {
+  tcp::socket client;
+  tcp::socket server;
+
+  explicit SocketPair(::asio::io_context& io) : client(io), server(io) {
+    tcp::acceptor acceptor(io, tcp::endpoint(::asio::ip::make_address("127.0.0.1"), 0));
+    client.connect(acceptor.local_endpoint());
+    acceptor.accept(server);
+  }
+};
+
+}  // namespace
+
+// =============================================================================================
+// propagate(token) with callbacks
+// =============================================================================================
+
+TEST_CASE("a callback completion sees the context captured at initiation, not the I/O thread's",
+          "[asio][propagate][threads]") {
+  IoThreads threads(4);
+  Seen seen;
+  constexpr int operations = 200;
+  std::vector<std::unique_ptr<::asio::steady_timer>> timers;
+  for (int i = 0; i < operations; ++i) {
+    timers.push_back(std::make_unique<::asio::steady_timer>(threads.io, (i % 7) * 1ms));
+    request_id.run(i, [&] {
+      timers.back()->async_wait(propagate([&seen, &threads, i](std::error_code ec) {
+        seen.check(i, ec ? -2 : seen_id());
+        if (!threads.on_io_thread()) ++seen.on_caller;
+        request_id.enter(-1);  // must not leak into the next handler on this thread
+      }));
+    });
+    // Posted without context: whatever thread runs it must show nothing.
+    ::asio::post(threads.io, [&seen] {
+      if (!slots_empty()) ++seen.leaked;
+    });
+  }
+  CHECK(slots_empty());  // initiating changed nothing here
+  threads.finish();
+  CHECK(seen.ran == operations);
+  CHECK(seen.wrong == 0);
+  CHECK(seen.on_caller == 0);
+  CHECK(seen.leaked == 0);
+  CHECK(threads.dirty_threads == 0);
+}
+
+TEST_CASE("a completion through propagate sees inherited and active values as a continuation",
+          "[asio][propagate]") {
+  IoThreads threads(2);
+  ::asio::steady_timer timer(threads.io, 1ms);
+  std::mutex mutex;
+  bool nothing_active = false;
+  int inherited = 0;
+  std::string who;
+  ucm::with(request_id, 7).with(user, std::string("alice")).run([&] {
+    timer.async_wait(propagate([&](std::error_code) {
+      std::lock_guard lock(mutex);
+      nothing_active = request_id.get_active() == nullptr;
+      inherited = request_id.get_inherited() ? *request_id.get_inherited() : -1;
+      who = user.value_or("");
+    }));
+  });
+  threads.finish();
+  CHECK(nothing_active);  // a continuation starts from the captured frame: nothing active yet
+  CHECK(inherited == 7);
+  CHECK(who == "alice");
+}
+
+TEST_CASE("loopback TCP reads and writes complete in the context of their initiation",
+          "[asio][propagate][tcp]") {
+  IoThreads threads(4);
+  Seen seen;
+  constexpr int connections = 24;
+  tcp::acceptor acceptor(threads.io, tcp::endpoint(::asio::ip::make_address("127.0.0.1"), 0));
+  const tcp::endpoint endpoint = acceptor.local_endpoint();
+
+  struct Connection {
+    explicit Connection(::asio::io_context& io) : client(io), server(io) {}
+    tcp::socket client;
+    tcp::socket server;
+    std::array<char, 4> client_buffer{};
+    std::array<char, 4> server_buffer{};
+  };
+  std::vector<std::unique_ptr<Connection>> all;
+  for (int i = 0; i < connections; ++i) all.push_back(std::make_unique<Connection>(threads.io));
+
+  // Each connection is request i end to end: the server echoes 4 bytes, the client checks them.
+  // Every handler initiates the next step from inside its own window, so the context carries on.
+  for (int i = 0; i < connections; ++i) {
+    Connection& c = *all[static_cast<std::size_t>(i)];
+    request_id.run(i, [&, i] {
+      c.client.async_connect(endpoint, propagate([&, i](std::error_code ec) {
+        seen.check(i, ec ? -2 : seen_id());
+        const std::string text = std::to_string(1000 + i);
+        std::copy(text.begin(), text.end(), c.client_buffer.begin());
+        ::asio::async_write(c.client, ::asio::buffer(c.client_buffer),
+                            propagate([&, i](std::error_code ec2, std::size_t) {
+                              seen.check(i, ec2 ? -2 : seen_id());
+                              ::asio::async_read(
+                                  c.client, ::asio::buffer(c.client_buffer),
+                                  propagate([&, i](std::error_code ec3, std::size_t) {
+                                    const bool echoed = std::string(c.client_buffer.data(), 4) ==
+                                                        std::to_string(1000 + i);
+                                    seen.check(i, ec3 || !echoed ? -2 : seen_id());
+                                  }));
+                            }));
+      }));
+    });
+  }
+  // The server side: one accept at a time; each accepted socket becomes request 100 + n.
+  int accepted = 0;
+  std::function<void()> accept_next = [&] {
+    if (accepted == connections) return;
+    Connection& c = *all[static_cast<std::size_t>(accepted)];
+    const int id = 100 + accepted++;
+    request_id.run(id, [&, id] {
+      acceptor.async_accept(c.server, propagate([&, id](std::error_code ec) {
+        seen.check(id, ec ? -2 : seen_id());
+        ::asio::async_read(c.server, ::asio::buffer(c.server_buffer),
+                           propagate([&, id](std::error_code ec2, std::size_t) {
+                             seen.check(id, ec2 ? -2 : seen_id());
+                             ::asio::async_write(c.server, ::asio::buffer(c.server_buffer),
+                                                 propagate([&, id](std::error_code ec3, std::size_t) {
+                                                   seen.check(id, ec3 ? -2 : seen_id());
+                                                 }));
+                           }));
+        // Accept the next connection outside this request's context.
+        ContextFrame{}.inherit(accept_next);
+      }));
+    });
+  };
+  accept_next();
+  threads.finish();
+  CHECK(seen.ran == connections * 3 + connections * 3);
+  CHECK(seen.wrong == 0);
+  CHECK(threads.dirty_threads == 0);
+}
+
+TEST_CASE("one propagate token serves many operations, each capturing its own context",
+          "[asio][propagate]") {
+  IoThreads threads(3);
+  std::mutex mutex;
+  std::vector<int> ids;
+  const auto token = propagate([&](std::error_code) {
+    std::lock_guard lock(mutex);
+    ids.push_back(seen_id());
+  });
+  std::vector<std::unique_ptr<::asio::steady_timer>> timers;
+  for (int i = 0; i < 50; ++i) {
+    timers.push_back(std::make_unique<::asio::steady_timer>(threads.io, 1ms));
+    request_id.run(i, [&] { timers.back()->async_wait(token); });  // an lvalue: copied
+  }
+  threads.finish();
+  std::sort(ids.begin(), ids.end());
+  std::vector<int> expected(50);
+  for (int i = 0; i < 50; ++i) expected[static_cast<std::size_t>(i)] = i;
+  CHECK(ids == expected);
+}
+
+TEST_CASE("an operation initiated with no context completes with none", "[asio][propagate]") {
+  IoThreads threads(2);
+  std::atomic<int> dirty{0};
+  ::asio::steady_timer timer(threads.io, 1ms);
+  ContextFrame{}.inherit([&] {
+    timer.async_wait(propagate([&](std::error_code) { dirty += !slots_empty(); }));
+  });
+  threads.finish();
+  CHECK(dirty == 0);
+}
+
+// =============================================================================================
+// propagate(token) with Asio's binders, associators and cancellation
+// =============================================================================================
+
+TEST_CASE("propagate composes with bind_executor in both orders: the handler runs on the strand",
+          "[asio][propagate][strand]") {
+  IoThreads threads(4);
+  auto strand = ::asio::make_strand(threads.io);
+  Seen seen;
+  std::atomic<int> off_strand{0};
+  std::vector<std::unique_ptr<::asio::steady_timer>> timers;
+  int inside_strand = 0;  // touched only on the strand: a data race here would show under TSan
+  for (int i = 0; i < 100; ++i) {
+    timers.push_back(std::make_unique<::asio::steady_timer>(threads.io, (i % 3) * 1ms));
+    auto handler = [&, i](std::error_code) {
+      seen.check(i, seen_id());
+      if (!strand.running_in_this_thread()) ++off_strand;
+      ++inside_strand;
+    };
+    request_id.run(i, [&] {
+      if (i % 2 == 0) {
+        timers.back()->async_wait(propagate(::asio::bind_executor(strand, handler)));
+      } else {
+        timers.back()->async_wait(::asio::bind_executor(strand, propagate(handler)));
+      }
+    });
+  }
+  threads.finish();
+  CHECK(seen.ran == 100);
+  CHECK(seen.wrong == 0);
+  CHECK(off_strand == 0);
+  CHECK(inside_strand == 100);
+}
+
+namespace {
+
+/// An allocator with an identity, to see it come out of the wrapped handler.
+template <class T>
+struct TaggedAllocator {
+  using value_type = T;
+  int tag = 0;
+  TaggedAllocator() = default;
+  explicit TaggedAllocator(int t) : tag(t) {}
+  template <class U>
+  TaggedAllocator(const TaggedAllocator<U>& other) : tag(other.tag) {}
+  T* allocate(std::size_t n) { return std::allocator<T>().allocate(n); }
+  void deallocate(T* p, std::size_t n) { std::allocator<T>().deallocate(p, n); }
+  template <class U>
+  friend bool operator==(const TaggedAllocator& a, const TaggedAllocator<U>& b) {
+    return a.tag == b.tag;
+  }
+};
+
+/// A handler type that names its own executor and allocator through members.
+struct HandlerWithAssociations {
+  using executor_type = ::asio::strand<::asio::io_context::executor_type>;
+  using allocator_type = TaggedAllocator<void>;
+  executor_type executor;
+  allocator_type allocator;
+  int* calls;
+  executor_type get_executor() const noexcept { return executor; }
+  allocator_type get_allocator() const noexcept { return allocator; }
+  void operator()() const { ++*calls; }
+};
+
+/// A custom asynchronous operation that hands its completion handler to `inspect` and then
+/// completes it at once: the way to look at the handler a token turns into.
+template <class Token, class Inspect>
+auto inspect_handler(Token&& token, Inspect inspect) {
+  return ::asio::async_initiate<Token, void()>(
+      [inspect](auto&& handler) mutable {
+        inspect(handler);
+        std::move(handler)();
+      },
+      token);
+}
+
+}  // namespace
+
+TEST_CASE("the wrapped handler keeps its associated executor, allocator and cancellation slot",
+          "[asio][propagate][associators]") {
+  ::asio::io_context io;
+  auto strand = ::asio::make_strand(io);
+  ::asio::cancellation_signal signal;
+  int calls = 0;
+  auto plain = [&calls] { ++calls; };
+
+  SECTION("bound with Asio's binders") {
+    bool same_executor = false;
+    bool same_allocator = false;
+    bool same_slot = false;
+    inspect_handler(
+        propagate(::asio::bind_cancellation_slot(
+            signal.slot(),
+            ::asio::bind_allocator(TaggedAllocator<void>(42), ::asio::bind_executor(strand, plain)))),
+        [&](const auto& h) {
+          same_executor = ::asio::get_associated_executor(h) == strand;
+          same_allocator = ::asio::get_associated_allocator(h) == TaggedAllocator<void>(42);
+          same_slot = ::asio::get_associated_cancellation_slot(h) == signal.slot();
+        });
+    CHECK(same_executor);
+    CHECK(same_allocator);
+    CHECK(same_slot);
+  }
+  SECTION("named by the handler's own members") {
+    bool same_executor = false;
+    bool same_allocator = false;
+    inspect_handler(propagate(HandlerWithAssociations{strand, TaggedAllocator<void>(7), &calls}),
+                    [&](const auto& h) {
+                      same_executor = ::asio::get_associated_executor(h) == strand;
+                      same_allocator =
+                          ::asio::get_associated_allocator(h) == TaggedAllocator<void>(7);
+                    });
+    CHECK(same_executor);
+    CHECK(same_allocator);
+  }
+  SECTION("none: the defaults, as for the bare handler") {
+    bool default_executor = false;
+    bool unconnected_slot = false;
+    inspect_handler(propagate(plain), [&](const auto& h) {
+      default_executor =
+          ::asio::get_associated_executor(h, io.get_executor()) == io.get_executor();
+      unconnected_slot = !::asio::get_associated_cancellation_slot(h).is_connected();
+    });
+    CHECK(default_executor);
+    CHECK(unconnected_slot);
+  }
+  CHECK(calls == 1);
+}
+
+TEST_CASE("a timer is cancelled through a cancellation slot bound outside or inside propagate",
+          "[asio][propagate][cancellation]") {
+  IoThreads threads(3);
+  ::asio::steady_timer outer_timer(threads.io, 1h);
+  ::asio::steady_timer inner_timer(threads.io, 1h);
+  ::asio::cancellation_signal outer_signal;
+  ::asio::cancellation_signal inner_signal;
+  std::mutex mutex;
+  std::vector<std::pair<std::error_code, int>> results;
+  auto record = [&](std::error_code ec) {
+    std::lock_guard lock(mutex);
+    results.emplace_back(ec, seen_id());
+  };
+  request_id.run(1, [&] {
+    outer_timer.async_wait(::asio::bind_cancellation_slot(outer_signal.slot(), propagate(record)));
+  });
+  request_id.run(2, [&] {
+    inner_timer.async_wait(propagate(::asio::bind_cancellation_slot(inner_signal.slot(), record)));
+  });
+  // Emitted from the thread that installed the slots (a signal is not thread-safe).
+  outer_signal.emit(::asio::cancellation_type::terminal);
+  inner_signal.emit(::asio::cancellation_type::terminal);
+  threads.finish();  // returns only because both waits were cancelled
+  REQUIRE(results.size() == 2);
+  std::sort(results.begin(), results.end(),
+            [](const auto& a, const auto& b) { return a.second < b.second; });
+  CHECK(results[0].first == ::asio::error::operation_aborted);
+  CHECK(results[0].second == 1);
+  CHECK(results[1].first == ::asio::error::operation_aborted);
+  CHECK(results[1].second == 2);
+}
+
+TEST_CASE("a deferred operation captures the context when it is launched, not when it is made",
+          "[asio][propagate][deferred]") {
+  IoThreads threads(2);
+  ::asio::steady_timer timer(threads.io, 1ms);
+  std::atomic<int> seen{0};
+  auto operation = request_id.run(1, [&] {
+    return timer.async_wait(propagate(::asio::experimental::deferred));
+  });
+  request_id.run(2, [&] {
+    std::move(operation)([&](std::error_code) { seen = seen_id(); });
+  });
+  threads.finish();
+  CHECK(seen == 2);
+}
+
+TEST_CASE("500 concurrent operations on 4 threads each see only their own request id",
+          "[asio][propagate][stress]") {
+  IoThreads threads(4);
+  Seen seen;
+  constexpr int requests = 500;
+  auto strand = ::asio::make_strand(threads.io);
+  std::vector<std::unique_ptr<::asio::steady_timer>> timers(requests);
+  // Requests are started from several threads at once (two producers and the I/O threads
+  // themselves), and each runs three steps: a timer, a post and a strand dispatch.
+  auto start = [&](int i) {
+    request_id.run(i, [&, i] {
+      user.run("user-" + std::to_string(i), [&, i] {
+        auto& timer = timers[static_cast<std::size_t>(i)];
+        timer = std::make_unique<::asio::steady_timer>(threads.io, (i % 5) * 1ms);
+        timer->async_wait(propagate([&, i](std::error_code) {
+          seen.check(i, user.value_or("") == "user-" + std::to_string(i) ? seen_id() : -3);
+          ::asio::post(threads.io, propagate([&, i] {
+            seen.check(i, seen_id());
+            ::asio::dispatch(strand, propagate([&, i] { seen.check(i, seen_id()); }));
+          }));
+        }));
+      });
+    });
+  };
+  std::thread a([&] {
+    for (int i = 0; i < requests / 2; i += 2) start(i);
+  });
+  std::thread b([&] {
+    for (int i = 1; i < requests / 2; i += 2) start(i);
+  });
+  for (int i = requests / 2; i < requests; ++i) {
+    ::asio::post(threads.io, [&, i] { start(i); });  // from inside the I/O threads
+  }
+  a.join();
+  b.join();
+  threads.finish();
+  CHECK(seen.ran == requests * 3);
+  CHECK(seen.wrong == 0);
+  CHECK(threads.dirty_threads == 0);
+}
+
+// =============================================================================================
+// propagate(asio::use_awaitable) in Asio's own coroutines
+// =============================================================================================
+
+namespace {
+
+::asio::awaitable<void> wait_twice_and_read(Seen& seen, int id, tcp::socket& socket) {
+  seen.check(id, seen_id());  // started through a ContextExecutor: the spawner's context
+  auto executor = co_await ::asio::this_coro::executor;
+  ::asio::steady_timer timer(executor, (id % 4) * 1ms);
+  co_await timer.async_wait(propagate(::asio::use_awaitable));
+  seen.check(id, seen_id());
+  timer.expires_after(1ms);
+  co_await timer.async_wait(propagate(::asio::use_awaitable));
+  seen.check(id, seen_id());
+  std::array<char, 4> data{};
+  co_await ::asio::async_read(socket, ::asio::buffer(data), propagate(::asio::use_awaitable));
+  seen.check(id, std::string(data.data(), 4) == std::to_string(1000 + id) ? seen_id() : -2);
+}
+
+::asio::awaitable<void> wait_without_propagate(std::atomic<int>& after) {
+  ::asio::steady_timer timer(co_await ::asio::this_coro::executor, 1ms);
+  co_await timer.async_wait(::asio::use_awaitable);
+  after = seen_id();
+}
+
+}  // namespace
+
+TEST_CASE("use_awaitable coroutines see the context captured at each co_await through propagate",
+          "[asio][propagate][use_awaitable][tcp]") {
+  IoThreads threads(4);
+  Seen seen;
+  constexpr int coroutines = 40;
+  std::vector<std::unique_ptr<SocketPair>> pairs;
+  for (int i = 0; i < coroutines; ++i) pairs.push_back(std::make_unique<SocketPair>(threads.io));
+  ContextExecutor executor(threads.io.get_executor());
+  for (int i = 0; i < coroutines; ++i) {
+    request_id.run(i, [&] {
+      ::asio::co_spawn(executor, wait_twice_and_read(seen, i, pairs[static_cast<std::size_t>(i)]->server),
+                       propagate([&seen, i](std::exception_ptr e) { seen.check(i, e ? -2 : seen_id()); }));
+    });
+  }
+  for (int i = 0; i < coroutines; ++i) {
+    const std::string text = std::to_string(1000 + i);
+    ::asio::write(pairs[static_cast<std::size_t>(i)]->client, ::asio::buffer(text));
+  }
+  threads.finish();
+  CHECK(seen.ran == coroutines * 5);
+  CHECK(seen.wrong == 0);
+  CHECK(threads.dirty_threads == 0);
+}
+
+TEST_CASE("a use_awaitable co_await without propagate resumes with the completing thread's "
+          "context, that is none",
+          "[asio][use_awaitable]") {
+  // Documents the limit of Asio's own coroutines: there is no resumption hook, so only
+  // operations awaited through propagate carry the context.
+  IoThreads threads(2);
+  std::atomic<int> after{-5};
+  request_id.run(3, [&] {
+    ::asio::co_spawn(ContextExecutor(threads.io.get_executor()), wait_without_propagate(after),
+                     ::asio::detached);
+  });
+  threads.finish();
+  CHECK(after == -1);
+}
+
+// =============================================================================================
+// ContextExecutor
+// =============================================================================================
+
+namespace {
+using IoExecutor = ::asio::io_context::executor_type;
+static_assert(::asio::execution::executor<ContextExecutor<IoExecutor>>);
+static_assert(::asio::is_executor<ContextExecutor<IoExecutor>>::value);
+static_assert(::asio::execution::executor<ContextExecutor<::asio::strand<IoExecutor>>>);
+static_assert(::asio::execution::executor<ContextExecutor<::asio::any_io_executor>>);
+static_assert(std::is_convertible_v<ContextExecutor<IoExecutor>, ::asio::any_io_executor>);
+static_assert(std::is_nothrow_copy_constructible_v<ContextExecutor<IoExecutor>>);
+}  // namespace
+
+TEST_CASE("ContextExecutor wraps an executor like asio::strand does", "[asio][executor]") {
+  ::asio::io_context io;
+  ::asio::io_context other;
+  ContextExecutor executor(io.get_executor());  // CTAD
+  static_assert(std::is_same_v<decltype(executor), ContextExecutor<IoExecutor>>);
+  CHECK(executor.get_inner_executor() == io.get_executor());
+  CHECK(executor == ContextExecutor(io.get_executor()));
+  CHECK(executor != ContextExecutor(other.get_executor()));
+  CHECK(&::asio::query(executor, ::asio::execution::context) == &io);
+  CHECK(&executor.context() == &io);
+  CHECK(::asio::query(::asio::require(executor, ::asio::execution::blocking.never),
+                      ::asio::execution::blocking) == ::asio::execution::blocking.never);
+  auto tracked = ::asio::prefer(executor, ::asio::execution::outstanding_work.tracked);
+  static_assert(std::is_same_v<decltype(tracked.get_inner_executor()),
+                               decltype(::asio::prefer(io.get_executor(),
+                                                       ::asio::execution::outstanding_work.tracked))>);
+  CHECK(::asio::query(tracked, ::asio::execution::outstanding_work) ==
+        ::asio::execution::outstanding_work.tracked);
+  ::asio::any_io_executor any = executor;
+  CHECK(any.target<ContextExecutor<IoExecutor>>() != nullptr);
+  ContextExecutor on_strand(::asio::make_strand(io));
+  CHECK_FALSE(on_strand.running_in_this_thread());
+}
+
+TEST_CASE("ContextExecutor post, dispatch, defer and execute run in the context of submission",
+          "[asio][executor][threads]") {
+  IoThreads threads(4);
+  Seen seen;
+  ContextExecutor executor(threads.io.get_executor());
+  ::asio::any_io_executor any = executor;
+  std::allocator<void> allocator;
+  constexpr int rounds = 100;
+  for (int i = 0; i < rounds; ++i) {
+    request_id.run(i, [&, i] {
+      auto check = [&seen, i] {
+        seen.check(i, seen_id());
+        request_id.enter(-1);  // must not leak
+      };
+      ::asio::post(executor, check);
+      ::asio::dispatch(executor, check);
+      ::asio::defer(executor, check);
+      executor.execute(check);
+      ::asio::execution::execute(any, check);
+      executor.post(check, allocator);  // the networking-TS model
+      executor.dispatch(check, allocator);
+      executor.defer(check, allocator);
+      // Submitted from an I/O thread, inside another context: captured there.
+      ::asio::post(threads.io, [&seen, &executor, i] {
+        request_id.run(1000 + i, [&] {
+          ::asio::dispatch(executor, [&seen, i] { seen.check(1000 + i, seen_id()); });
+          ::asio::post(executor, [&seen, i] { seen.check(1000 + i, seen_id()); });
+        });
+      });
+    });
+    ::asio::post(threads.io, [&seen] {
+      if (!slots_empty()) ++seen.leaked;
+    });
+  }
+  threads.finish();
+  CHECK(seen.ran == rounds * 10);
+  CHECK(seen.wrong == 0);
+  CHECK(seen.leaked == 0);
+  CHECK(threads.dirty_threads == 0);
+}
+
+TEST_CASE("a coroutine spawned on a ContextExecutor starts in the spawner's context",
+          "[asio][executor][use_awaitable]") {
+  IoThreads threads(2);
+  std::atomic<int> started{-5};
+  request_id.run(9, [&] {
+    ::asio::co_spawn(
+        ContextExecutor(threads.io.get_executor()),
+        [&]() -> ::asio::awaitable<void> {
+          started = seen_id();
+          co_return;
+        },
+        ::asio::detached);
+  });
+  threads.finish();
+  CHECK(started == 9);
+}
+
+// =============================================================================================
+// use_task with ucm::Task
+// =============================================================================================
+
+namespace {
+
+/// The server half of an echo exchange, as a Task: a scope that spans every co_await.
+ucm::Task<std::size_t> echo_once(Seen& seen, const IoThreads& threads, tcp::socket& socket,
+                                 int id) {
+  ucm::ContextVariableScope scope(request_id, id);
+  ucm::ContextVariableScope who(user, "user-" + std::to_string(id));
+  const auto check = [&] {
+    seen.check(id, user.value_or("") == "user-" + std::to_string(id) ? seen_id() : -3);
+    if (!threads.on_io_thread()) ++seen.on_caller;  // every step after a co_await runs on I/O
+  };
+  ::asio::steady_timer timer(socket.get_executor(), (id % 3) * 1ms);
+  co_await timer.async_wait(ucm::asio::use_task);
+  check();
+  std::array<char, 4> data{};
+  const std::size_t n = co_await ::asio::async_read(socket, ::asio::buffer(data), ucm::asio::use_task);
+  check();
+  co_await ::asio::async_write(socket, ::asio::buffer(data, n), ucm::asio::use_task);
+  check();
+  co_await ::asio::post(socket.get_executor(), ucm::asio::use_task);  // a plain thread hop
+  check();
+  co_return n;
+}
+
+/// The client half: writes its id and checks the echo.
+ucm::Task<> ask_once(Seen& seen, const IoThreads& threads, tcp::socket& socket, int id) {
+  ucm::ContextVariableScope scope(request_id, id);
+  const std::string text = std::to_string(1000 + id);
+  co_await ::asio::async_write(socket, ::asio::buffer(text), ucm::asio::use_task);
+  seen.check(id, seen_id());
+  std::array<char, 4> data{};
+  co_await ::asio::async_read(socket, ::asio::buffer(data), ucm::asio::use_task);
+  seen.check(id, std::string(data.data(), 4) == text ? seen_id() : -2);
+  if (!threads.on_io_thread()) ++seen.on_caller;
+}
+
+}  // namespace
+
+TEST_CASE("Tasks awaiting timers and socket reads with use_task keep a scope across every co_await",
+          "[asio][use_task][tcp][threads]") {
+  IoThreads threads(4);
+  Seen seen;
+  constexpr int sessions = 40;
+  std::vector<std::unique_ptr<SocketPair>> pairs;
+  for (int i = 0; i < sessions; ++i) pairs.push_back(std::make_unique<SocketPair>(threads.io));
+  std::vector<ucm::Task<std::size_t>> servers;
+  std::vector<ucm::Task<>> clients;
+  for (int i = 0; i < sessions; ++i) {
+    servers.push_back(echo_once(seen, threads, pairs[static_cast<std::size_t>(i)]->server, i));
+    clients.push_back(ask_once(seen, threads, pairs[static_cast<std::size_t>(i)]->client, 1000 + i));
+  }
+  std::vector<std::size_t> sizes;
+  request_id.run(-7, [&] {
+    auto [echoed, asked] =
+        ucm::sync_wait(ucm::when_all(ucm::when_all(std::move(servers)), ucm::when_all(std::move(clients))));
+    (void)asked;
+    sizes = std::move(echoed);
+    seen.check(-7, seen_id());  // sync_wait left the caller's context as it was
+  });
+  CHECK(slots_empty());
+  threads.finish();
+  CHECK(sizes == std::vector<std::size_t>(sessions, 4));
+  CHECK(seen.ran == sessions * 4 + sessions * 2 + 1);
+  CHECK(seen.wrong == 0);
+  CHECK(seen.on_caller == 0);
+  CHECK(threads.dirty_threads == 0);
+}
+
+TEST_CASE("500 concurrent Tasks on 4 I/O threads never see each other's values through use_task",
+          "[asio][use_task][stress]") {
+  IoThreads threads(4);
+  Seen seen;
+  constexpr int tasks = 500;
+  auto strand = ::asio::make_strand(threads.io);
+  auto one = [&](int id) -> ucm::Task<> {
+    ucm::ContextVariableScope scope(request_id, id);
+    ::asio::steady_timer timer(threads.io, (id % 4) * 1ms);
+    for (int step = 0; step < 3; ++step) {
+      timer.expires_after((step + id) % 3 * 1ms);
+      co_await timer.async_wait(ucm::asio::use_task);
+      seen.check(id, seen_id());
+      co_await ::asio::post(strand, ucm::asio::use_task);  // onto the strand, then off it
+      seen.check(id, seen_id());
+      request_id.enter(id + 100000);  // lasts until the Task ends; never leaks elsewhere
+      seen.check(id + 100000, seen_id());
+      request_id.enter(id);
+    }
+  };
+  std::vector<ucm::Task<>> all;
+  for (int i = 0; i < tasks; ++i) all.push_back(one(i));
+  ucm::sync_wait(ucm::when_all(std::move(all)));
+  CHECK(slots_empty());
+  threads.finish();
+  CHECK(seen.ran == tasks * 9);
+  CHECK(seen.wrong == 0);
+  CHECK(threads.dirty_threads == 0);
+}
+
+TEST_CASE("use_task throws an error code as system_error, in the Task's own context",
+          "[asio][use_task][tcp]") {
+  IoThreads threads(3);
+  SocketPair pair(threads.io);
+  pair.client.shutdown(tcp::socket::shutdown_send);  // the server's read sees end of file
+  std::error_code caught;
+  int id_in_catch = 0;
+  auto read_to_end = [&]() -> ucm::Task<> {
+    ucm::ContextVariableScope scope(request_id, 5);
+    std::array<char, 8> data{};
+    try {
+      co_await pair.server.async_read_some(::asio::buffer(data), ucm::asio::use_task);
+    } catch (const std::system_error& e) {
+      caught = e.code();
+      id_in_catch = seen_id();
+    }
+  };
+  ucm::sync_wait(read_to_end());
+  threads.finish();
+  CHECK(caught == ::asio::error::eof);
+  CHECK(id_in_catch == 5);
+}
+
+TEST_CASE("use_task composes with bind_cancellation_slot: a cancelled wait throws operation_aborted",
+          "[asio][use_task][cancellation]") {
+  IoThreads threads(3);
+  ::asio::cancellation_signal signal;
+  std::error_code caught;
+  int id_in_catch = 0;
+  auto long_wait = [&]() -> ucm::Task<> {
+    ucm::ContextVariableScope scope(request_id, 8);
+    ::asio::steady_timer timer(threads.io, 1h);
+    try {
+      co_await timer.async_wait(::asio::bind_cancellation_slot(signal.slot(), ucm::asio::use_task));
+    } catch (const std::system_error& e) {
+      caught = e.code();
+      id_in_catch = seen_id();
+    }
+  };
+  auto cancel_soon = [&]() -> ucm::Task<> {
+    // when_all starts this branch after the first one has suspended (its slot is installed);
+    // the signal is emitted on an I/O thread after that, never concurrently with it.
+    ::asio::steady_timer timer(threads.io, 5ms);
+    co_await timer.async_wait(ucm::asio::use_task);
+    signal.emit(::asio::cancellation_type::terminal);
+  };
+  ucm::sync_wait(ucm::when_all(long_wait(), cancel_soon()));
+  threads.finish();
+  CHECK(caught == ::asio::error::operation_aborted);
+  CHECK(id_in_catch == 8);
+}
+
+namespace {
+::asio::awaitable<int> answer() { co_return 42; }
+::asio::awaitable<int> fail() {
+  throw std::runtime_error("asio coroutine failed");
+  co_return 0;
+}
+}  // namespace
+
+TEST_CASE("use_task returns what the operation completes with, as use_awaitable does",
+          "[asio][use_task]") {
+  IoThreads threads(2);
+  tcp::acceptor acceptor(threads.io, tcp::endpoint(::asio::ip::make_address("127.0.0.1"), 0));
+  tcp::socket client(threads.io);
+  client.connect(acceptor.local_endpoint());
+  std::string failure;
+  bool redirected = false;
+  std::size_t tuple_size = 0;
+  int answered = 0;
+  bool accepted_open = false;
+  bool inline_completion_ok = false;
+  bool all_inline = false;
+  auto run = [&]() -> ucm::Task<> {
+    ucm::ContextVariableScope scope(request_id, 11);
+    // void(error_code, socket) gives the socket.
+    auto accept = acceptor.async_accept(ucm::asio::use_task);
+    static_assert(std::is_same_v<decltype(accept.await_resume()), tcp::socket>);
+    tcp::socket server = co_await std::move(accept);
+    accepted_open = server.is_open() && seen_id() == 11;
+    // Asio's initiations and their arguments fit in the awaiter: no allocation of use_task's own.
+    std::string line;
+    std::array<char, 4> buffer{};
+    ::asio::steady_timer timer(threads.io);
+    all_inline = accept.stored_inline() && timer.async_wait(ucm::asio::use_task).stored_inline() &&
+                 server.async_read_some(::asio::buffer(buffer), ucm::asio::use_task).stored_inline() &&
+                 ::asio::async_read(server, ::asio::buffer(buffer), ucm::asio::use_task).stored_inline() &&
+                 ::asio::async_read_until(server, ::asio::dynamic_buffer(line), '\n', ucm::asio::use_task)
+                     .stored_inline() &&
+                 ::asio::async_write(server, ::asio::buffer(buffer), ucm::asio::use_task).stored_inline() &&
+                 ::asio::co_spawn(threads.io, answer(), ucm::asio::use_task).stored_inline() &&
+                 ::asio::post(threads.io, ucm::asio::use_task).stored_inline();
+    // A larger initiation is stored in one allocation, and works the same. This one completes
+    // inside its initiation: the Task continues at once.
+    co_await ::asio::async_initiate<const ucm::asio::use_task_t&, void(int)>(
+        [big = std::array<char, 256>{}](auto handler) mutable { std::move(handler)(int{big[0]} + 1); },
+        ucm::asio::use_task);
+    // void(exception_ptr, int) gives the int, or rethrows.
+    answered = co_await ::asio::co_spawn(threads.io, answer(), ucm::asio::use_task);
+    try {
+      co_await ::asio::co_spawn(threads.io, fail(), ucm::asio::use_task);
+    } catch (const std::runtime_error& e) {
+      failure = e.what();
+    }
+    // Asio's own adapters around use_task: everything as a tuple, or the error code by reference.
+    // (Only one read after end of file: Asio's epoll reactor may not complete a second one.)
+    std::array<char, 4> data{};
+    ::asio::write(client, ::asio::buffer("abcd", 4));
+    const std::tuple<std::error_code, std::size_t> both = co_await server.async_read_some(
+        ::asio::buffer(data), ::asio::experimental::as_tuple(ucm::asio::use_task));
+    tuple_size = !std::get<0>(both) ? std::get<1>(both) : 0;
+    client.shutdown(tcp::socket::shutdown_send);
+    std::error_code ec;
+    co_await server.async_read_some(::asio::buffer(data), ::asio::redirect_error(ucm::asio::use_task, ec));
+    redirected = ec == ::asio::error::eof && seen_id() == 11;
+    // On an I/O thread, a dispatch to its io_context completes inside the initiation: the Task
+    // resumes at once, on this thread, in its own context.
+    co_await ::asio::dispatch(threads.io.get_executor(), ucm::asio::use_task);
+    inline_completion_ok = seen_id() == 11 && threads.on_io_thread();
+  };
+  ucm::sync_wait(run());
+  threads.finish();
+  CHECK(accepted_open);
+  CHECK(all_inline);
+  CHECK(answered == 42);
+  CHECK(failure == "asio coroutine failed");
+  CHECK(redirected);
+  CHECK(tuple_size == 4);
+  CHECK(inline_completion_ok);
+}
+
+TEST_CASE("use_task works in a coroutine type that knows nothing of ucm, through ucm::propagate",
+          "[asio][use_task][propagate]") {
+  // A minimal fire-and-forget coroutine type.
+  struct Detached {
+    struct promise_type {
+      Detached get_return_object() noexcept { return {}; }
+      std::suspend_never initial_suspend() noexcept { return {}; }
+      std::suspend_never final_suspend() noexcept { return {}; }
+      void return_void() noexcept {}
+      void unhandled_exception() noexcept { std::terminate(); }
+    };
+  };
+  IoThreads threads(2);
+  std::atomic<int> after{-5};
+  std::atomic<int> without{-5};
+  auto body = [&](::asio::steady_timer& timer) -> Detached {
+    co_await ucm::propagate(timer.async_wait(ucm::asio::use_task));
+    after = seen_id();
+    co_await timer.async_wait(ucm::asio::use_task);  // no propagate: the I/O thread's context
+    without = seen_id();
+    ContextFrame{}.inherit([] {});  // nothing to do; keeps the body's last step context-free
+  };
+  ::asio::steady_timer timer(threads.io, 1ms);
+  request_id.run(4, [&] { body(timer); });
+  threads.finish();
+  CHECK(after == 4);
+  CHECK(without == -1);
+}
