@@ -7,60 +7,15 @@
 // wrong without ucm: requests read each other's flags. Exits 0 when ucm's run saw no leak.
 #include <ucm/ucm.hpp>
 
+#include "thread_pool.hpp"
+
 #include <atomic>
-#include <condition_variable>
 #include <cstdio>
-#include <deque>
-#include <functional>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
 namespace {
-
-// ---- a small thread pool (knows nothing of ucm) ----------------------------------------------
-class ThreadPool {
- public:
-  explicit ThreadPool(int threads) {
-    for (int i = 0; i < threads; ++i) workers_.emplace_back([this] { work(); });
-  }
-  ~ThreadPool() {
-    {
-      std::lock_guard lock(mutex_);
-      stopping_ = true;
-    }
-    ready_.notify_all();
-    for (auto& w : workers_) w.join();
-  }
-  void post(std::function<void()> task) {
-    {
-      std::lock_guard lock(mutex_);
-      queue_.push_back(std::move(task));
-    }
-    ready_.notify_one();
-  }
-
- private:
-  void work() {
-    for (;;) {
-      std::function<void()> task;
-      {
-        std::unique_lock lock(mutex_);
-        ready_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
-        if (queue_.empty()) return;
-        task = std::move(queue_.front());
-        queue_.pop_front();
-      }
-      task();
-    }
-  }
-  std::mutex mutex_;
-  std::condition_variable ready_;
-  std::deque<std::function<void()>> queue_;
-  bool stopping_ = false;
-  std::vector<std::thread> workers_;
-};
 
 // ---- the request-scoped context ---------------------------------------------------------------
 struct PolicyFlags {
@@ -107,7 +62,7 @@ int main() {
   constexpr int requests_per_thread = 250;
   constexpr int subtasks = 4;
   constexpr int total = front_threads * requests_per_thread * subtasks;
-  ThreadPool pool(3);
+  example::ThreadPool pool(3);
 
   // With ucm: set the context once at the boundary; bind work handed to the pool.
   Counters with_ucm;
