@@ -82,10 +82,10 @@ ucm::Task<> session(tcp::acceptor& acceptor, int number) {
   while (co_await read_line(socket, buffer, line)) {
     log("received '" + line + "'");
     // A callback-style side job: its handler runs later on some I/O thread, in this context.
-    auto audit = std::make_shared<asio::steady_timer>(socket.get_executor(), std::chrono::milliseconds(2));
-    audit->async_wait(ucm::asio::propagate([audit, line](std::error_code) {
-      log("audited '" + line + "'");
-    }));
+    auto audit =
+        std::make_shared<asio::steady_timer>(socket.get_executor(), std::chrono::milliseconds(2));
+    audit->async_wait(
+        ucm::asio::propagate([audit, line](std::error_code) { log("audited '" + line + "'"); }));
     co_await asio::async_write(socket, asio::buffer(line + "\n"), use_task);
     log("echoed");
   }
@@ -114,7 +114,8 @@ ucm::Task<> client(asio::io_context& io, tcp::endpoint server_endpoint, std::str
     const std::string message = name + ": message " + std::to_string(k);
     co_await asio::async_write(socket, asio::buffer(message + "\n"), use_task);
     std::string echo;
-    if (!co_await read_line(socket, buffer, echo) || echo != message) log("bad echo '" + echo + "'");
+    if (!co_await read_line(socket, buffer, echo) || echo != message)
+      log("bad echo '" + echo + "'");
     log("got back '" + echo + "'");
   }
   socket.shutdown(tcp::socket::shutdown_send);  // the server's session ends
@@ -130,8 +131,10 @@ bool check(const std::vector<std::string>& names) {
   for (const LogLine& line : log_lines) {
     if (line.request_id == "?" || line.user == "?") ok = false;
     const auto quote = line.text.find('\'');
-    if (quote != std::string::npos && line.text.compare(quote + 1, line.user.size() + 1, line.user + ":") != 0) {
-      std::printf("MISMATCH: %s seen by %s/%s\n", line.text.c_str(), line.request_id.c_str(), line.user.c_str());
+    if (quote != std::string::npos &&
+        line.text.compare(quote + 1, line.user.size() + 1, line.user + ":") != 0) {
+      std::printf("MISMATCH: %s seen by %s/%s\n", line.text.c_str(), line.request_id.c_str(),
+                  line.user.c_str());
       ok = false;
     }
     auto [it, inserted] = user_of_request.emplace(line.request_id, line.user);
@@ -179,7 +182,8 @@ int main() {
   tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
   const std::vector<std::string> names{"alice", "bob", "carol", "dave"};
   std::vector<ucm::Task<>> clients;
-  for (const std::string& name : names) clients.push_back(client(io, acceptor.local_endpoint(), name));
+  for (const std::string& name : names)
+    clients.push_back(client(io, acceptor.local_endpoint(), name));
   ucm::sync_wait(ucm::when_all(server(acceptor, static_cast<int>(names.size())),
                                ucm::when_all(std::move(clients))));
 

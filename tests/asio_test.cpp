@@ -102,9 +102,9 @@ class IoThreads {
 /// What handlers on I/O threads saw, checked on the main thread afterwards.
 struct Seen {
   std::atomic<int> ran{0};
-  std::atomic<int> wrong{0};          // saw a request id other than their own
-  std::atomic<int> on_caller{0};      // ran on the main thread (must not happen for I/O)
-  std::atomic<int> leaked{0};         // a handler without context saw a value
+  std::atomic<int> wrong{0};      // saw a request id other than their own
+  std::atomic<int> on_caller{0};  // ran on the main thread (must not happen for I/O)
+  std::atomic<int> leaked{0};     // a handler without context saw a value
 
   void check(int expected, int actual) {
     ++ran;
@@ -204,22 +204,23 @@ TEST_CASE("loopback TCP reads and writes complete in the context of their initia
   for (int i = 0; i < connections; ++i) {
     Connection& c = *all[static_cast<std::size_t>(i)];
     request_id.run(i, [&, i] {
-      c.client.async_connect(endpoint, propagate([&, i](std::error_code ec) {
-        seen.check(i, ec ? -2 : seen_id());
-        const std::string text = std::to_string(1000 + i);
-        std::copy(text.begin(), text.end(), c.client_buffer.begin());
-        ::asio::async_write(c.client, ::asio::buffer(c.client_buffer),
-                            propagate([&, i](std::error_code ec2, std::size_t) {
-                              seen.check(i, ec2 ? -2 : seen_id());
-                              ::asio::async_read(
-                                  c.client, ::asio::buffer(c.client_buffer),
-                                  propagate([&, i](std::error_code ec3, std::size_t) {
-                                    const bool echoed = std::string(c.client_buffer.data(), 4) ==
-                                                        std::to_string(1000 + i);
-                                    seen.check(i, ec3 || !echoed ? -2 : seen_id());
-                                  }));
-                            }));
-      }));
+      c.client.async_connect(
+          endpoint, propagate([&, i](std::error_code ec) {
+            seen.check(i, ec ? -2 : seen_id());
+            const std::string text = std::to_string(1000 + i);
+            std::copy(text.begin(), text.end(), c.client_buffer.begin());
+            ::asio::async_write(
+                c.client, ::asio::buffer(c.client_buffer),
+                propagate([&, i](std::error_code ec2, std::size_t) {
+                  seen.check(i, ec2 ? -2 : seen_id());
+                  ::asio::async_read(c.client, ::asio::buffer(c.client_buffer),
+                                     propagate([&, i](std::error_code ec3, std::size_t) {
+                                       const bool echoed = std::string(c.client_buffer.data(), 4) ==
+                                                           std::to_string(1000 + i);
+                                       seen.check(i, ec3 || !echoed ? -2 : seen_id());
+                                     }));
+                }));
+          }));
     });
   }
   // The server side: one accept at a time; each accepted socket becomes request 100 + n.
@@ -230,18 +231,20 @@ TEST_CASE("loopback TCP reads and writes complete in the context of their initia
     const int id = 100 + accepted++;
     request_id.run(id, [&, id] {
       acceptor.async_accept(c.server, propagate([&, id](std::error_code ec) {
-        seen.check(id, ec ? -2 : seen_id());
-        ::asio::async_read(c.server, ::asio::buffer(c.server_buffer),
-                           propagate([&, id](std::error_code ec2, std::size_t) {
-                             seen.check(id, ec2 ? -2 : seen_id());
-                             ::asio::async_write(c.server, ::asio::buffer(c.server_buffer),
-                                                 propagate([&, id](std::error_code ec3, std::size_t) {
-                                                   seen.check(id, ec3 ? -2 : seen_id());
-                                                 }));
-                           }));
-        // Accept the next connection outside this request's context.
-        ContextFrame{}.inherit(accept_next);
-      }));
+                              seen.check(id, ec ? -2 : seen_id());
+                              ::asio::async_read(
+                                  c.server, ::asio::buffer(c.server_buffer),
+                                  propagate([&, id](std::error_code ec2, std::size_t) {
+                                    seen.check(id, ec2 ? -2 : seen_id());
+                                    ::asio::async_write(
+                                        c.server, ::asio::buffer(c.server_buffer),
+                                        propagate([&, id](std::error_code ec3, std::size_t) {
+                                          seen.check(id, ec3 ? -2 : seen_id());
+                                        }));
+                                  }));
+                              // Accept the next connection outside this request's context.
+                              ContextFrame{}.inherit(accept_next);
+                            }));
     });
   };
   accept_next();
@@ -276,9 +279,8 @@ TEST_CASE("an operation initiated with no context completes with none", "[asio][
   IoThreads threads(2);
   std::atomic<int> dirty{0};
   ::asio::steady_timer timer(threads.io, 1ms);
-  ContextFrame{}.inherit([&] {
-    timer.async_wait(propagate([&](std::error_code) { dirty += !slots_empty(); }));
-  });
+  ContextFrame{}.inherit(
+      [&] { timer.async_wait(propagate([&](std::error_code) { dirty += !slots_empty(); })); });
   threads.finish();
   CHECK(dirty == 0);
 }
@@ -376,8 +378,8 @@ TEST_CASE("the wrapped handler keeps its associated executor, allocator and canc
     bool same_slot = false;
     inspect_handler(
         propagate(::asio::bind_cancellation_slot(
-            signal.slot(),
-            ::asio::bind_allocator(TaggedAllocator<void>(42), ::asio::bind_executor(strand, plain)))),
+            signal.slot(), ::asio::bind_allocator(TaggedAllocator<void>(42),
+                                                  ::asio::bind_executor(strand, plain)))),
         [&](const auto& h) {
           same_executor = ::asio::get_associated_executor(h) == strand;
           same_allocator = ::asio::get_associated_allocator(h) == TaggedAllocator<void>(42);
@@ -403,8 +405,7 @@ TEST_CASE("the wrapped handler keeps its associated executor, allocator and canc
     bool default_executor = false;
     bool unconnected_slot = false;
     inspect_handler(propagate(plain), [&](const auto& h) {
-      default_executor =
-          ::asio::get_associated_executor(h, io.get_executor()) == io.get_executor();
+      default_executor = ::asio::get_associated_executor(h, io.get_executor()) == io.get_executor();
       unconnected_slot = !::asio::get_associated_cancellation_slot(h).is_connected();
     });
     CHECK(default_executor);
@@ -450,12 +451,9 @@ TEST_CASE("a deferred operation captures the context when it is launched, not wh
   IoThreads threads(2);
   ::asio::steady_timer timer(threads.io, 1ms);
   std::atomic<int> seen{0};
-  auto operation = request_id.run(1, [&] {
-    return timer.async_wait(propagate(::asio::experimental::deferred));
-  });
-  request_id.run(2, [&] {
-    std::move(operation)([&](std::error_code) { seen = seen_id(); });
-  });
+  auto operation = request_id.run(
+      1, [&] { return timer.async_wait(propagate(::asio::experimental::deferred)); });
+  request_id.run(2, [&] { std::move(operation)([&](std::error_code) { seen = seen_id(); }); });
   threads.finish();
   CHECK(seen == 2);
 }
@@ -477,9 +475,9 @@ TEST_CASE("500 concurrent operations on 4 threads each see only their own reques
         timer->async_wait(propagate([&, i](std::error_code) {
           seen.check(i, user.value_or("") == "user-" + std::to_string(i) ? seen_id() : -3);
           ::asio::post(threads.io, propagate([&, i] {
-            seen.check(i, seen_id());
-            ::asio::dispatch(strand, propagate([&, i] { seen.check(i, seen_id()); }));
-          }));
+                         seen.check(i, seen_id());
+                         ::asio::dispatch(strand, propagate([&, i] { seen.check(i, seen_id()); }));
+                       }));
         }));
       });
     });
@@ -539,8 +537,9 @@ TEST_CASE("use_awaitable coroutines see the context captured at each co_await th
   ContextExecutor executor(threads.io.get_executor());
   for (int i = 0; i < coroutines; ++i) {
     request_id.run(i, [&] {
-      ::asio::co_spawn(executor, wait_twice_and_read(seen, i, pairs[static_cast<std::size_t>(i)]->server),
-                       propagate([&seen, i](std::exception_ptr e) { seen.check(i, e ? -2 : seen_id()); }));
+      ::asio::co_spawn(
+          executor, wait_twice_and_read(seen, i, pairs[static_cast<std::size_t>(i)]->server),
+          propagate([&seen, i](std::exception_ptr e) { seen.check(i, e ? -2 : seen_id()); }));
     });
   }
   for (int i = 0; i < coroutines; ++i) {
@@ -553,9 +552,10 @@ TEST_CASE("use_awaitable coroutines see the context captured at each co_await th
   CHECK(threads.dirty_threads == 0);
 }
 
-TEST_CASE("a use_awaitable co_await without propagate resumes with the completing thread's "
-          "context, that is none",
-          "[asio][use_awaitable]") {
+TEST_CASE(
+    "a use_awaitable co_await without propagate resumes with the completing thread's "
+    "context, that is none",
+    "[asio][use_awaitable]") {
   // Documents the limit of Asio's own coroutines: there is no resumption hook, so only
   // operations awaited through propagate carry the context.
   IoThreads threads(2);
@@ -595,9 +595,10 @@ TEST_CASE("ContextExecutor wraps an executor like asio::strand does", "[asio][ex
   CHECK(::asio::query(::asio::require(executor, ::asio::execution::blocking.never),
                       ::asio::execution::blocking) == ::asio::execution::blocking.never);
   auto tracked = ::asio::prefer(executor, ::asio::execution::outstanding_work.tracked);
-  static_assert(std::is_same_v<decltype(tracked.get_inner_executor()),
-                               decltype(::asio::prefer(io.get_executor(),
-                                                       ::asio::execution::outstanding_work.tracked))>);
+  static_assert(
+      std::is_same_v<decltype(tracked.get_inner_executor()),
+                     decltype(::asio::prefer(io.get_executor(),
+                                             ::asio::execution::outstanding_work.tracked))>);
   CHECK(::asio::query(tracked, ::asio::execution::outstanding_work) ==
         ::asio::execution::outstanding_work.tracked);
   ::asio::any_io_executor any = executor;
@@ -683,7 +684,8 @@ ucm::Task<std::size_t> echo_once(Seen& seen, const IoThreads& threads, tcp::sock
   co_await timer.async_wait(ucm::asio::use_task);
   check();
   std::array<char, 4> data{};
-  const std::size_t n = co_await ::asio::async_read(socket, ::asio::buffer(data), ucm::asio::use_task);
+  const std::size_t n =
+      co_await ::asio::async_read(socket, ::asio::buffer(data), ucm::asio::use_task);
   check();
   co_await ::asio::async_write(socket, ::asio::buffer(data, n), ucm::asio::use_task);
   check();
@@ -717,12 +719,13 @@ TEST_CASE("Tasks awaiting timers and socket reads with use_task keep a scope acr
   std::vector<ucm::Task<>> clients;
   for (int i = 0; i < sessions; ++i) {
     servers.push_back(echo_once(seen, threads, pairs[static_cast<std::size_t>(i)]->server, i));
-    clients.push_back(ask_once(seen, threads, pairs[static_cast<std::size_t>(i)]->client, 1000 + i));
+    clients.push_back(
+        ask_once(seen, threads, pairs[static_cast<std::size_t>(i)]->client, 1000 + i));
   }
   std::vector<std::size_t> sizes;
   request_id.run(-7, [&] {
-    auto [echoed, asked] =
-        ucm::sync_wait(ucm::when_all(ucm::when_all(std::move(servers)), ucm::when_all(std::move(clients))));
+    auto [echoed, asked] = ucm::sync_wait(
+        ucm::when_all(ucm::when_all(std::move(servers)), ucm::when_all(std::move(clients))));
     (void)asked;
     sizes = std::move(echoed);
     seen.check(-7, seen_id());  // sync_wait left the caller's context as it was
@@ -789,8 +792,9 @@ TEST_CASE("use_task throws an error code as system_error, in the Task's own cont
   CHECK(id_in_catch == 5);
 }
 
-TEST_CASE("use_task composes with bind_cancellation_slot: a cancelled wait throws operation_aborted",
-          "[asio][use_task][cancellation]") {
+TEST_CASE(
+    "use_task composes with bind_cancellation_slot: a cancelled wait throws operation_aborted",
+    "[asio][use_task][cancellation]") {
   IoThreads threads(3);
   ::asio::cancellation_signal signal;
   std::error_code caught;
@@ -850,18 +854,21 @@ TEST_CASE("use_task returns what the operation completes with, as use_awaitable 
     std::string line;
     std::array<char, 4> buffer{};
     ::asio::steady_timer timer(threads.io);
-    all_inline = accept.stored_inline() && timer.async_wait(ucm::asio::use_task).stored_inline() &&
-                 server.async_read_some(::asio::buffer(buffer), ucm::asio::use_task).stored_inline() &&
-                 ::asio::async_read(server, ::asio::buffer(buffer), ucm::asio::use_task).stored_inline() &&
-                 ::asio::async_read_until(server, ::asio::dynamic_buffer(line), '\n', ucm::asio::use_task)
-                     .stored_inline() &&
-                 ::asio::async_write(server, ::asio::buffer(buffer), ucm::asio::use_task).stored_inline() &&
-                 ::asio::co_spawn(threads.io, answer(), ucm::asio::use_task).stored_inline() &&
-                 ::asio::post(threads.io, ucm::asio::use_task).stored_inline();
+    all_inline =
+        accept.stored_inline() && timer.async_wait(ucm::asio::use_task).stored_inline() &&
+        server.async_read_some(::asio::buffer(buffer), ucm::asio::use_task).stored_inline() &&
+        ::asio::async_read(server, ::asio::buffer(buffer), ucm::asio::use_task).stored_inline() &&
+        ::asio::async_read_until(server, ::asio::dynamic_buffer(line), '\n', ucm::asio::use_task)
+            .stored_inline() &&
+        ::asio::async_write(server, ::asio::buffer(buffer), ucm::asio::use_task).stored_inline() &&
+        ::asio::co_spawn(threads.io, answer(), ucm::asio::use_task).stored_inline() &&
+        ::asio::post(threads.io, ucm::asio::use_task).stored_inline();
     // A larger initiation is stored in one allocation, and works the same. This one completes
     // inside its initiation: the Task continues at once.
     co_await ::asio::async_initiate<const ucm::asio::use_task_t&, void(int)>(
-        [big = std::array<char, 256>{}](auto handler) mutable { std::move(handler)(int{big[0]} + 1); },
+        [big = std::array<char, 256>{}](auto handler) mutable {
+          std::move(handler)(int{big[0]} + 1);
+        },
         ucm::asio::use_task);
     // void(exception_ptr, int) gives the int, or rethrows.
     answered = co_await ::asio::co_spawn(threads.io, answer(), ucm::asio::use_task);
@@ -879,7 +886,8 @@ TEST_CASE("use_task returns what the operation completes with, as use_awaitable 
     tuple_size = !std::get<0>(both) ? std::get<1>(both) : 0;
     client.shutdown(tcp::socket::shutdown_send);
     std::error_code ec;
-    co_await server.async_read_some(::asio::buffer(data), ::asio::redirect_error(ucm::asio::use_task, ec));
+    co_await server.async_read_some(::asio::buffer(data),
+                                    ::asio::redirect_error(ucm::asio::use_task, ec));
     redirected = ec == ::asio::error::eof && seen_id() == 11;
     // On an I/O thread, a dispatch to its io_context completes inside the initiation: the Task
     // resumes at once, on this thread, in its own context.

@@ -54,7 +54,7 @@ class PropagatingHandler {
   /// One-shot call, the usual one: the frame moves to the stack first, so the window stays valid
   /// even if the handler destroys the object it was called on.
   template <class... Args>
-    requires std::invocable<Handler&&, Args...>
+  requires std::invocable<Handler&&, Args...>
   decltype(auto) operator()(Args&&... args) && {
     const ContextFrame frame = std::move(frame_);
     ucm::detail::ContinuationWindow window(ucm::detail::FrameAccess::data(frame));
@@ -62,7 +62,7 @@ class PropagatingHandler {
   }
 
   template <class... Args>
-    requires std::invocable<Handler&, Args...>
+  requires std::invocable<Handler&, Args...>
   decltype(auto) operator()(Args&&... args) & {
     ucm::detail::ContinuationWindow window(ucm::detail::FrameAccess::data(frame_));
     return std::invoke(handler_, std::forward<Args>(args)...);
@@ -137,10 +137,9 @@ class PropagatingInitiation {
 
   template <class Handler, class... Args>
   void operator()(Handler&& handler, Args&&... args) && {
-    std::move(initiation_)(
-        PropagatingHandler<std::decay_t<Handler>>(ContextFrame::current(),
-                                                  std::forward<Handler>(handler)),
-        std::forward<Args>(args)...);
+    std::move(initiation_)(PropagatingHandler<std::decay_t<Handler>>(
+                               ContextFrame::current(), std::forward<Handler>(handler)),
+                           std::forward<Args>(args)...);
   }
 
   template <class Handler, class... Args>
@@ -159,7 +158,7 @@ class PropagatingInitiation {
 template <class InnerResult>
 struct ReturnTypeOf {};
 template <class InnerResult>
-  requires requires { typename InnerResult::return_type; }
+requires requires { typename InnerResult::return_type; }
 struct ReturnTypeOf<InnerResult> {
   using return_type = typename InnerResult::return_type;
 };
@@ -186,15 +185,14 @@ template <class CompletionToken>
 class propagate_t {
  public:
   /// Default-constructs the wrapped token (for default tokens such as `use_awaitable_t<>`).
-  constexpr propagate_t()
-    requires std::default_initializable<CompletionToken>
+  constexpr propagate_t() requires std::default_initializable<CompletionToken>
   = default;
 
   /// Wraps `token`.
   template <class T>
-    requires(!std::same_as<std::remove_cvref_t<T>, propagate_t> &&
-             std::constructible_from<CompletionToken, T &&>)
-  constexpr explicit propagate_t(T&& token) : token_(std::forward<T>(token)) {}
+  requires(!std::same_as<std::remove_cvref_t<T>, propagate_t> &&
+           std::constructible_from<CompletionToken, T&&>) constexpr explicit propagate_t(T&& token)
+      : token_(std::forward<T>(token)) {}
 
   /// The wrapped token.
   [[nodiscard]] constexpr CompletionToken& get() & noexcept { return token_; }
@@ -332,23 +330,27 @@ class ContextExecutor {
   using inner_executor_type = Executor;
 
   /// Wraps a default-constructed executor.
-  ContextExecutor()
-    requires std::default_initializable<Executor>
+  ContextExecutor() requires std::default_initializable<Executor>
   = default;
 
   /// Wraps `inner` (an executor convertible to `Executor`, but not another ContextExecutor:
   /// checking that would recurse through Asio's executor concepts).
   template <class Inner>
-    requires(!detail::is_context_executor<Inner> && std::convertible_to<const Inner&, Executor>)
-  explicit ContextExecutor(const Inner& inner) noexcept(
-      std::is_nothrow_constructible_v<Executor, const Inner&>)
+  requires(
+      !detail::is_context_executor<Inner> &&
+      std::convertible_to<
+          const Inner&,
+          Executor>) explicit ContextExecutor(const Inner&
+                                                  inner) noexcept(std::
+                                                                      is_nothrow_constructible_v<
+                                                                          Executor, const Inner&>)
       : inner_(inner) {}
 
   /// Converts from an adaptor of another executor type convertible to this one's.
   template <class Other>
-    requires(!std::same_as<Other, Executor> && std::convertible_to<const Other&, Executor>)
-  ContextExecutor(const ContextExecutor<Other>& other) noexcept(
-      std::is_nothrow_constructible_v<Executor, const Other&>)
+  requires(!std::same_as<Other, Executor> && std::convertible_to<const Other&, Executor>)
+      ContextExecutor(const ContextExecutor<Other>& other)
+  noexcept(std::is_nothrow_constructible_v<Executor, const Other&>)
       : inner_(other.get_inner_executor()) {}
 
   /// The wrapped executor.
@@ -356,18 +358,19 @@ class ContextExecutor {
 
   /// Forwards a query to the inner executor.
   template <class Property>
-    requires ::asio::can_query<const Executor&, Property>::value
-  typename ::asio::query_result<const Executor&, Property>::type query(const Property& p) const
+  requires ::asio::can_query<const Executor&, Property>::value
+      typename ::asio::query_result<const Executor&, Property>::type
+      query(const Property& p) const
       noexcept(::asio::is_nothrow_query<const Executor&, Property>::value) {
     return ::asio::query(inner_, p);
   }
 
   /// Forwards a requirement to the inner executor; the result is adapted in turn.
   template <class Property>
-    requires ::asio::can_require<const Executor&, Property>::value
-  ContextExecutor<std::decay_t<typename ::asio::require_result<const Executor&, Property>::type>>
-  require(const Property& p) const
-      noexcept(::asio::is_nothrow_require<const Executor&, Property>::value) {
+  requires ::asio::can_require<const Executor&, Property>::value ContextExecutor<
+      std::decay_t<typename ::asio::require_result<const Executor&, Property>::type>>
+  require(const Property& p)
+  const noexcept(::asio::is_nothrow_require<const Executor&, Property>::value) {
     return ContextExecutor<
         std::decay_t<typename ::asio::require_result<const Executor&, Property>::type>>(
         ::asio::require(inner_, p));
@@ -375,10 +378,10 @@ class ContextExecutor {
 
   /// Forwards a preference to the inner executor; the result is adapted in turn.
   template <class Property>
-    requires ::asio::can_prefer<const Executor&, Property>::value
-  ContextExecutor<std::decay_t<typename ::asio::prefer_result<const Executor&, Property>::type>>
-  prefer(const Property& p) const
-      noexcept(::asio::is_nothrow_prefer<const Executor&, Property>::value) {
+  requires ::asio::can_prefer<const Executor&, Property>::value
+      ContextExecutor<std::decay_t<typename ::asio::prefer_result<const Executor&, Property>::type>>
+      prefer(const Property& p)
+  const noexcept(::asio::is_nothrow_prefer<const Executor&, Property>::value) {
     return ContextExecutor<
         std::decay_t<typename ::asio::prefer_result<const Executor&, Property>::type>>(
         ::asio::prefer(inner_, p));
@@ -387,48 +390,50 @@ class ContextExecutor {
   /// Submits `f` to the inner executor (standard executor model). Captures the current frame;
   /// `f` runs in a continuation window of it.
   template <class Function>
-    requires ::asio::execution::can_execute<
-        const Executor&, detail::ContextFunction<std::decay_t<Function>>>::value
-  void execute(Function&& f) const {
+  requires ::asio::execution::can_execute<
+      const Executor&, detail::ContextFunction<std::decay_t<Function>>>::value void
+  execute(Function&& f) const {
     ::asio::execution::execute(inner_, detail::capture_function(std::forward<Function>(f)));
   }
 
   // ---- the networking-TS executor model, when the inner executor has it -------------------
 
   /// The inner executor's execution context.
-  [[nodiscard]] ::asio::execution_context& context() const noexcept
-    requires requires(const Executor& e) { e.context(); }
-  {
-    return inner_.context();
+  [[nodiscard]] ::asio::execution_context& context() const noexcept requires
+      requires(const Executor& e) {
+    e.context();
   }
+  { return inner_.context(); }
 
   /// Forwarded to the inner executor.
-  void on_work_started() const noexcept
-    requires requires(const Executor& e) { e.on_work_started(); }
-  {
-    inner_.on_work_started();
+  void on_work_started() const noexcept requires requires(const Executor& e) {
+    e.on_work_started();
   }
+  { inner_.on_work_started(); }
 
   /// Forwarded to the inner executor.
-  void on_work_finished() const noexcept
-    requires requires(const Executor& e) { e.on_work_finished(); }
-  {
-    inner_.on_work_finished();
+  void on_work_finished() const noexcept requires requires(const Executor& e) {
+    e.on_work_finished();
   }
+  { inner_.on_work_finished(); }
 
   /// Runs `f` now if the inner executor allows, else as `post`; in a continuation window of the
   /// frame captured now.
   template <class Function, class Allocator>
-    requires requires(const Executor& e, detail::ContextFunction<std::decay_t<Function>> g,
-                      const Allocator& a) { e.dispatch(std::move(g), a); }
+  requires requires(const Executor& e, detail::ContextFunction<std::decay_t<Function>> g,
+                    const Allocator& a) {
+    e.dispatch(std::move(g), a);
+  }
   void dispatch(Function&& f, const Allocator& a) const {
     inner_.dispatch(detail::capture_function(std::forward<Function>(f)), a);
   }
 
   /// Queues `f`; it runs in a continuation window of the frame captured now.
   template <class Function, class Allocator>
-    requires requires(const Executor& e, detail::ContextFunction<std::decay_t<Function>> g,
-                      const Allocator& a) { e.post(std::move(g), a); }
+  requires requires(const Executor& e, detail::ContextFunction<std::decay_t<Function>> g,
+                    const Allocator& a) {
+    e.post(std::move(g), a);
+  }
   void post(Function&& f, const Allocator& a) const {
     inner_.post(detail::capture_function(std::forward<Function>(f)), a);
   }
@@ -436,18 +441,19 @@ class ContextExecutor {
   /// Queues `f` as a continuation of the caller; it runs in a continuation window of the frame
   /// captured now.
   template <class Function, class Allocator>
-    requires requires(const Executor& e, detail::ContextFunction<std::decay_t<Function>> g,
-                      const Allocator& a) { e.defer(std::move(g), a); }
+  requires requires(const Executor& e, detail::ContextFunction<std::decay_t<Function>> g,
+                    const Allocator& a) {
+    e.defer(std::move(g), a);
+  }
   void defer(Function&& f, const Allocator& a) const {
     inner_.defer(detail::capture_function(std::forward<Function>(f)), a);
   }
 
   /// Whether the inner executor (a strand, an io_context's executor) is running in this thread.
-  [[nodiscard]] bool running_in_this_thread() const noexcept
-    requires requires(const Executor& e) { e.running_in_this_thread(); }
-  {
-    return inner_.running_in_this_thread();
+  [[nodiscard]] bool running_in_this_thread() const noexcept requires requires(const Executor& e) {
+    e.running_in_this_thread();
   }
+  { return inner_.running_in_this_thread(); }
 
   /// Equal when the inner executors are equal.
   friend bool operator==(const ContextExecutor& a, const ContextExecutor& b) noexcept {
@@ -532,7 +538,8 @@ struct InitiationMarker {
 // may be inlined into a coroutine body.
 [[gnu::noinline]]
 #endif
-inline InitiationMarker*& current_initiation() noexcept {
+inline InitiationMarker*&
+current_initiation() noexcept {
   static thread_local constinit InitiationMarker* marker = nullptr;
   return marker;
 }
@@ -547,8 +554,8 @@ class TaskHandler {
   explicit TaskHandler(TaskCompletion<Args...>* completion) noexcept : completion_(completion) {}
 
   template <class... Actual>
-    requires std::constructible_from<std::tuple<std::decay_t<Args>...>, Actual&&...>
-  void operator()(Actual&&... args) {
+  requires std::constructible_from<std::tuple<std::decay_t<Args>...>, Actual &&...> void operator()(
+      Actual&&... args) {
     TaskCompletion<Args...>* const completion = completion_;
     completion->results.emplace(std::forward<Actual>(args)...);
     InitiationMarker* const marker = current_initiation();
@@ -572,9 +579,8 @@ struct Launcher {
 
   template <class Handler>
   void launch(Handler handler) {
-    std::apply(
-        [&](InitArgs&... a) { std::move(initiation)(std::move(handler), std::move(a)...); },
-        args);
+    std::apply([&](InitArgs&... a) { std::move(initiation)(std::move(handler), std::move(a)...); },
+               args);
   }
 };
 
@@ -602,13 +608,15 @@ class [[nodiscard]] TaskOperation<R(Args...)> {
   };
 
   template <class L>
-  static constexpr bool fits_inline = sizeof(L) <= inline_size &&
-                                      alignof(L) <= alignof(std::max_align_t) &&
-                                      std::is_nothrow_move_constructible_v<L>;
+  static constexpr bool fits_inline =
+      sizeof(L) <= inline_size &&
+      alignof(L) <= alignof(std::max_align_t) && std::is_nothrow_move_constructible_v<L>;
 
   template <class L>
   static constexpr Operations operations_for{
-      [](void* launcher, Handler handler) { static_cast<L*>(launcher)->launch(std::move(handler)); },
+      [](void* launcher, Handler handler) {
+        static_cast<L*>(launcher)->launch(std::move(handler));
+      },
       [](void* from, void* to) noexcept {
         if constexpr (fits_inline<L>) {
           ::new (to) L(std::move(*static_cast<L*>(from)));
