@@ -9,8 +9,10 @@ cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
 
 presets=("$@")
+build_bench=0
 if ((${#presets[@]} == 0)); then
   presets=(dev clang asan-ubsan tsan)
+  build_bench=1
   echo "== format (clang-format, .clang-format)"
   git ls-files '*.hpp' '*.cpp' | xargs clang-format --dry-run -Werror
 fi
@@ -21,4 +23,8 @@ for preset in "${presets[@]}"; do
   cmake --workflow --preset "${preset}"
   echo "== ${preset}: passed in $((SECONDS - start)) s"
 done
+if ((build_bench)); then
+  echo "== bench (build only: the benchmarks compile; run them with scripts/bench.sh)"
+  cmake --workflow --preset bench
+fi
 echo "== all test presets passed: ${presets[*]}"

@@ -21,6 +21,9 @@ TEST_CASE("with builds one frame with one allocation however many variables it s
     auto set = ucm::with(a, 1).with(b, 2).with(c, 3).with(d, 4);
     std::size_t allocations = 0;
     {
+      // Empty this thread's frame-block cache, so the window must take its block from
+      // operator new and the count shows it.
+      ucm::detail::trim_frame_cache();
       ucm_test::CountAllocations counter;
       std::move(set).run([&] {
         allocations = counter.count();
@@ -37,6 +40,9 @@ TEST_CASE("a call window setting one variable allocates once", "[with][variable]
   b.run(1, [&] {
     std::size_t allocations = 0;
     {
+      // Empty this thread's frame-block cache, so the window must take its block from
+      // operator new and the count shows it.
+      ucm::detail::trim_frame_cache();
       ucm_test::CountAllocations counter;
       a.run(2, [&] { allocations = counter.count(); });
     }
@@ -66,6 +72,8 @@ TEST_CASE("run_all allocates one frame for N contexts", "[manager]") {
       .register_context("e", e, [&a](int, const ucm::BuildView& v) { return *v.get(a) * 10; });
   std::size_t allocations = 0;
   {
+    // See above: the window must take its block from operator new.
+    ucm::detail::trim_frame_cache();
     ucm_test::CountAllocations counter;
     m.run_all(4, [&] {
       allocations = counter.count();

@@ -1,18 +1,48 @@
 // SPDX-License-Identifier: MIT
 // ucm/detail/frame_data.hpp: the immutable, reference-counted block behind a ContextFrame,
-// how it is built from a parent plus a few changes, how a value is found in it, and how it
-// is released. Nothing here is public API.
+// how it is built from a parent plus a few changes, how a value is found in it, how it is
+// released, and the per-thread cache its blocks come from. Nothing here is public API.
+// docs/performance.md explains the layout and the costs.
 #pragma once
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <new>
 #include <stdexcept>
 #include <type_traits>
 #include <utility>
+
+// UCM_FRAME_CACHE: 1 keeps freed frame blocks in a small per-thread cache (the default), 0 sends
+// every block back to operator delete. Off under AddressSanitizer, whose quarantine would
+// otherwise not see a frame used after it was freed. Must be the same in a whole program.
+#if !defined(UCM_FRAME_CACHE)
+#if defined(__SANITIZE_ADDRESS__)
+#define UCM_FRAME_CACHE 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UCM_FRAME_CACHE 0
+#endif
+#endif
+#endif
+#if !defined(UCM_FRAME_CACHE)
+#define UCM_FRAME_CACHE 1
+#endif
+
+// UCM_SHARED_STATE: marks the inline functions whose statics must be one per program (the
+// variable id counter, the per-thread slots and block cache) as exported even when a shared
+// library is built with -fvisibility=hidden or -fvisibility-inlines-hidden. Without it, each
+// such library would get its own copies: context set in one would be invisible in another, and
+// two variables in different libraries could be given the same id.
+#if defined(__GNUC__) || defined(__clang__)
+#define UCM_SHARED_STATE [[gnu::visibility("default")]]
+#else
+#define UCM_SHARED_STATE
+#endif
 
 namespace ucm::detail {
 
@@ -20,7 +50,7 @@ namespace ucm::detail {
 /// variable created later never sees values stored under an earlier one at the same address.
 using VariableId = std::uint64_t;
 
-inline VariableId next_variable_id() noexcept {
+UCM_SHARED_STATE inline VariableId next_variable_id() noexcept {
   // Relaxed: the id only has to be unique; nothing is published through it.
   static std::atomic<VariableId> counter{0};
   return counter.fetch_add(1, std::memory_order_relaxed) + 1;
@@ -32,86 +62,346 @@ struct OwnedValue {
   void (*destroy)(void*) noexcept;
 };
 
-/// The block behind a ContextFrame. One allocation holds, in order:
-///   FrameData header
-///   VariableId ids[size]            sorted ascending: what `find` scans
-///   const void* values[size]        nullptr marks an explicit unbinding (a "tombstone")
-///   FrameData* entry_owners[size]   the frame whose block holds each value (this one, or an
-///   ancestor) FrameData* owners[owner_capacity]  other frames kept alive for the values borrowed
-///   from them OwnedValue owned[owned_count]   values constructed in this block value storage
-/// A child frame copies its parent's (id, value, owner) triples and takes one reference on each
-/// distinct owner, never on the parent itself, so a chain of `enter`s that overwrite the same
-/// variable keeps only the frames whose values are still visible, not the whole history.
+struct FrameData;
+
+/// One variable's entry in a frame: its id, its value (nullptr marks an explicit unbinding, a
+/// "tombstone") and the frame whose block holds the value (this one, or an ancestor).
+struct FrameEntry {
+  VariableId id;
+  const void* value;
+  FrameData* owner;
+};
+
+/// Index access to one field of the entries seen through a frame: a frame's own entries are
+/// 0 to size - 1, then its parent's follow (a delta's).
+template <class Frame, class Field, Field FrameEntry::*member>
+class EntryField {
+ public:
+  explicit EntryField(Frame* f) noexcept : f_(f) {}
+  auto& operator[](std::ptrdiff_t i) const noexcept {
+    Frame* f = f_;
+    while (static_cast<std::size_t>(i) >= f->size) {
+      i -= f->size;
+      f = f->owners[0];
+    }
+    return f->entries()[i].*member;
+  }
+
+ private:
+  Frame* f_;
+};
+
+/// The block behind a ContextFrame. A frame is either complete (`depth` 0: it holds an entry for
+/// every variable it binds) or a delta (`depth` n > 0: a few entries of its own over a parent of
+/// depth n - 1, which it keeps alive as owners[0]). One allocation holds, in order:
+///   FrameData header                   one cache line
+///   std::uint32_t index[mask + 1]      open-addressing hash index: entry + 1, or 0 for free
+///   FrameEntry entries[size]           (id, value, owner) of this frame's own entries
+///   FrameData* owners[owner_count]     frames kept alive for the values read through this one
+///   OwnedValue owned[owned_count]      values constructed in this block
+///   value storage
+/// `find` hashes a variable's id to a slot of the index (ids are drawn from a counter, so the low
+/// bits already spread them: variables created together get distinct slots) and checks the one
+/// entry it names: a hit costs two dependent loads whatever the frame's size, and so does a miss;
+/// a delta that misses goes on to its parent. Call windows, scopes and small `with`s build deltas
+/// (one small block, no copy of the parent: what makes a window cheap on a frame of any size);
+/// after max_delta_depth deltas the next change builds a complete frame again, so a lookup probes
+/// at most max_delta_depth + 1 indexes. A complete frame takes one reference on each distinct
+/// frame whose values it shows (not on its parent), so it keeps alive only frames with values
+/// still visible; changes on top of an `enter` build complete frames (see entered_frame), so a
+/// chain of `enter`s keeps no history.
 struct alignas(16) FrameData {
   std::atomic<std::uint32_t> refs;
-  std::uint32_t size;         // entries, tombstones included
-  std::uint32_t bound;        // entries holding a value
+  std::uint32_t size;         // own entries, tombstones included
+  std::uint32_t bound;        // variables with a value, looking through a delta's parents
   std::uint32_t owner_count;  // entries of owners[] in use
   std::uint32_t owned_count;  // entries of owned[]
   std::uint32_t alignment;    // what the block was allocated with
-  std::size_t bytes;          // size of the block
-  FrameData** owners;
+  std::size_t bytes;          // size of the block asked for (a cached block may be larger)
+  FrameData** owners;         // a delta's parent first
   OwnedValue* owned;
   FrameData* next_release;  // intrusive stack used only while releasing
+  std::uint32_t mask;       // index slots - 1; the slot count is a power of two
+  std::uint8_t block;       // the block's cache class, or no_cache_class (see free_block)
+  std::uint8_t flags;       // entered_frame
+  std::uint16_t depth;      // 0: complete; n: a delta over a frame of depth n - 1
 
-  VariableId* ids() noexcept { return reinterpret_cast<VariableId*>(this + 1); }
-  const VariableId* ids() const noexcept { return reinterpret_cast<const VariableId*>(this + 1); }
-  const void** values() noexcept { return reinterpret_cast<const void**>(ids() + size); }
-  const void* const* values() const noexcept {
-    return reinterpret_cast<const void* const*>(ids() + size);
+  /// The frame a delta adds to (which it keeps alive); nullptr for a complete frame.
+  FrameData* parent() const noexcept { return depth == 0 ? nullptr : owners[0]; }
+
+  std::uint32_t* index() noexcept { return reinterpret_cast<std::uint32_t*>(this + 1); }
+  const std::uint32_t* index() const noexcept {
+    return reinterpret_cast<const std::uint32_t*>(this + 1);
   }
-  FrameData** entry_owners() noexcept {
-    return reinterpret_cast<FrameData**>(reinterpret_cast<unsigned char*>(this + 1) + owners_at());
+  std::size_t index_bytes() const noexcept {
+    return (std::size_t{mask} + 1) * sizeof(std::uint32_t);
   }
-  FrameData* const* entry_owners() const noexcept {
-    return reinterpret_cast<FrameData* const*>(reinterpret_cast<const unsigned char*>(this + 1) +
-                                               owners_at());
+  FrameEntry* entries() noexcept {
+    return reinterpret_cast<FrameEntry*>(reinterpret_cast<unsigned char*>(this + 1) +
+                                         index_bytes());
   }
-  std::size_t owners_at() const noexcept {
-    return std::size_t{size} * (sizeof(VariableId) + sizeof(void*));
+  const FrameEntry* entries() const noexcept {
+    return reinterpret_cast<const FrameEntry*>(reinterpret_cast<const unsigned char*>(this + 1) +
+                                               index_bytes());
+  }
+  /// `values()[i]`: the value of the entry `index_of` numbered i (see there).
+  auto values() noexcept { return EntryField<FrameData, const void*, &FrameEntry::value>(this); }
+  auto values() const noexcept {
+    return EntryField<const FrameData, const void*, &FrameEntry::value>(this);
+  }
+  /// `entry_owners()[i]`: the frame holding the value of that entry.
+  auto entry_owners() noexcept {
+    return EntryField<FrameData, FrameData*, &FrameEntry::owner>(this);
+  }
+  auto entry_owners() const noexcept {
+    return EntryField<const FrameData, FrameData*, &FrameEntry::owner>(this);
   }
 };
 static_assert(sizeof(FrameData) == 64, "the frame header is one cache line");
-static_assert(alignof(FrameData) >= alignof(VariableId));
+static_assert(alignof(FrameData) >= alignof(FrameEntry));
+static_assert(sizeof(FrameEntry) == 24 && std::is_trivially_copyable_v<FrameEntry>);
+
+/// FrameData::flags: the frame was made current by `enter` (see enter_frame). A change on top
+/// of it builds a complete frame, not a delta, so that when that change is itself an `enter`
+/// and replaces this frame, this frame (and the values it holds that are now hidden) can die: a
+/// chain of `enter`s keeps only the values still visible.
+inline constexpr std::uint8_t entered_frame = 1;
+
+/// Longest chain of deltas: a lookup probes at most this many indexes plus one.
+inline constexpr std::uint16_t max_delta_depth = 4;
+/// Most changes a delta takes at once; more build a complete frame.
+inline constexpr std::size_t max_delta_bindings = 8;
+
+/// Index slots for a new frame of `n` entries: a power of two, at least 1.5 n (so a probe meets
+/// a free slot soon) and at least 4.
+inline std::uint32_t index_slots(std::size_t n) noexcept {
+  return static_cast<std::uint32_t>(std::bit_ceil(std::max<std::size_t>(4, n + (n + 1) / 2)));
+}
+
+/// Index slots for a child of `base` with `n` entries: the parent's own count while the index
+/// stays at most three quarters full, so the child copies the parent's index as is (see
+/// copy_entries); a fresh, roomier one otherwise.
+inline std::uint32_t child_index_slots(const FrameData* base, std::size_t n) noexcept {
+  if (base != nullptr && 4 * n <= 3 * (std::size_t{base->mask} + 1)) return base->mask + 1;
+  return index_slots(n);
+}
+
+/// The entry of `id` among `f`'s own entries (not its parent's), or -1. One slot of the hash
+/// index, then the entry it names; linear probing past other variables whose ids share the low
+/// bits. The index always has a free slot, so the probe ends.
+inline std::ptrdiff_t find_own(const FrameData* f, VariableId id) noexcept {
+  const std::uint32_t mask = f->mask;
+  const std::uint32_t* index = f->index();
+  const FrameEntry* entries = f->entries();
+  for (std::uint32_t slot = static_cast<std::uint32_t>(id) & mask;; slot = (slot + 1) & mask) {
+    const std::uint32_t entry = index[slot];
+    if (entry == 0) return -1;
+    if (entries[entry - 1].id == id) return entry - 1;
+  }
+}
+
+/// The entry of `id` seen through `f` (its own, else its parent's, for a delta), or nullptr.
+inline const FrameEntry* find_entry(const FrameData* f, VariableId id) noexcept {
+  for (; f != nullptr; f = f->parent()) {
+    const std::ptrdiff_t i = find_own(f, id);
+    if (i >= 0) return f->entries() + i;
+  }
+  return nullptr;
+}
 
 /// Where a variable's entry is in `f`: a pointer to its value slot (whose value is nullptr for a
-/// tombstone), or nullptr if `f` has no entry for it. Linear scan of the sorted ids for small
-/// frames (one or two cache lines, branch-predictable), binary search beyond.
+/// tombstone), or nullptr if `f` has no entry for it.
 inline const void* const* find(const FrameData* f, VariableId id) noexcept {
-  if (f == nullptr) return nullptr;
-  const VariableId* ids = f->ids();
-  const std::uint32_t n = f->size;
-  if (n <= 16) {
-    for (std::uint32_t i = 0; i < n; ++i) {
-      if (ids[i] == id) return f->values() + i;
-    }
-    return nullptr;
-  }
-  const VariableId* it = std::lower_bound(ids, ids + n, id);
-  if (it == ids + n || *it != id) return nullptr;
-  return f->values() + (it - ids);
+  const FrameEntry* e = find_entry(f, id);
+  return e == nullptr ? nullptr : &e->value;
 }
 
-/// Index of `id` in `f`, or -1.
+/// Number of `id`'s entry seen through `f`, for `values()[i]` and `entry_owners()[i]`, or -1.
 inline std::ptrdiff_t index_of(const FrameData* f, VariableId id) noexcept {
-  const void* const* slot = find(f, id);
-  return slot == nullptr ? -1 : slot - f->values();
+  std::ptrdiff_t offset = 0;
+  for (; f != nullptr; f = f->parent()) {
+    const std::ptrdiff_t i = find_own(f, id);
+    if (i >= 0) return offset + i;
+    offset += f->size;
+  }
+  return -1;
 }
+
+/// Records entry `entry` (holding `id`) in a hash index of `mask + 1` slots.
+inline void index_insert(std::uint32_t* index, std::uint32_t mask, VariableId id,
+                         std::uint32_t entry) noexcept {
+  std::uint32_t slot = static_cast<std::uint32_t>(id) & mask;
+  while (index[slot] != 0) slot = (slot + 1) & mask;
+  index[slot] = entry + 1;
+}
+
+// ---- the per-thread block cache ------------------------------------------------------------
+
+/// Freed frame blocks this thread keeps for its next frames: a call window builds and frees one
+/// frame, and taking a block from here costs a few instructions where operator new and delete
+/// cost tens of nanoseconds. Blocks come in four size classes (192 to 1536 bytes: a delta, or a
+/// complete frame of up to about 20 small values); bigger or over-aligned frames go to operator
+/// new directly. A block
+/// may be freed on a different thread than the one that allocated it: it then joins the freeing
+/// thread's cache (it is plain operator new memory, so any thread may reuse or delete it), and a
+/// thread that only frees sends what its cache cannot hold back to operator delete. At most
+/// `depth` blocks per class stay cached; a thread's cache is emptied when the thread exits.
+/// Trivially destructible and constant-initialised: reaching it is a plain TLS access.
+struct FrameCache {
+  static constexpr std::uint32_t class_count = 4;
+  static constexpr std::size_t smallest = 192;  // a delta with one value of up to 64 bytes
+  static constexpr std::size_t largest = smallest << (class_count - 1);
+  static constexpr std::uint32_t depth = 16;
+
+  struct Block {
+    Block* next;
+  };
+  enum class State : std::uint8_t {
+    unregistered,  // nothing cached yet: the thread-exit drain is not registered
+    open,          // caching
+    closed,        // the thread is exiting: blocks go straight back to operator delete
+  };
+  Block* head[class_count] = {};
+  std::uint32_t count[class_count] = {};
+  State state = State::unregistered;
+};
+
+/// FrameData::block of a block that came from operator new, not from a cache class.
+inline constexpr std::uint8_t no_cache_class = 0xFF;
+
+/// Every block starts on a cache line and fills whole lines: two threads' frames never share a
+/// line, whatever the allocator puts next to each other, so one thread's reference counting and
+/// frame building cannot slow another's reads (false sharing).
+inline constexpr std::size_t block_alignment = 64;
+
+/// This thread's block cache. One instance per program and thread (inline function static).
+UCM_SHARED_STATE inline FrameCache& frame_cache() noexcept {
+  static thread_local constinit FrameCache instance{};
+  return instance;
+}
+
+#if defined(__clang__) && __clang_major__ < 16
+// See slots_after_resume() in slots.hpp: clang before 16 may reuse a TLS address computed before
+// a co_await after the coroutine was resumed on another thread, and frames are built and freed
+// inside coroutine bodies.
+[[gnu::noinline]] inline FrameCache& frame_cache_after_resume() noexcept {
+  asm volatile("" ::: "memory");
+  return frame_cache();
+}
+#else
+inline FrameCache& frame_cache_after_resume() noexcept { return frame_cache(); }
+#endif
+
+/// Sends every block cached by this thread back to operator delete.
+inline void trim_frame_cache() noexcept {
+  FrameCache& c = frame_cache();
+  for (std::uint32_t k = 0; k < FrameCache::class_count; ++k) {
+    while (FrameCache::Block* b = c.head[k]) {
+      c.head[k] = b->next;
+      ::operator delete (static_cast<void*>(b), std::align_val_t{block_alignment});
+    }
+    c.count[k] = 0;
+  }
+}
+
+/// Empties the cache when its thread exits, and closes it: frames released later in the thread's
+/// exit (by other thread_local destructors) free their blocks directly.
+struct FrameCacheExit {
+  FrameCacheExit() = default;
+  FrameCacheExit(const FrameCacheExit&) = delete;
+  FrameCacheExit& operator=(const FrameCacheExit&) = delete;
+  ~FrameCacheExit() {
+    frame_cache().state = FrameCache::State::closed;
+    trim_frame_cache();
+  }
+};
+
+/// The first block this thread caches: register the drain at thread exit, then cache it. Once the
+/// thread is exiting, blocks are deleted instead.
+[[gnu::cold, gnu::noinline]] inline void cache_first_block(FrameCache& c, void* memory,
+                                                           std::uint32_t k) noexcept {
+  if (c.state == FrameCache::State::unregistered) {
+    static thread_local FrameCacheExit on_exit;  // constructing it registers its destructor
+    (void)&on_exit;
+    c.state = FrameCache::State::open;
+  }
+  if (c.state == FrameCache::State::closed) {
+    ::operator delete (memory, std::align_val_t{block_alignment});
+    return;
+  }
+  c.head[k] = ::new (memory) FrameCache::Block{c.head[k]};
+  ++c.count[k];
+}
+
+/// The cache class of a block of `bytes` aligned to `alignment` (192 << class bytes), or
+/// no_cache_class for a block too big or over-aligned for the cache.
+inline std::uint32_t cache_class(std::size_t bytes, std::size_t alignment) noexcept {
+  static_assert(FrameCache::smallest % block_alignment == 0, "classes are whole cache lines");
+#if UCM_FRAME_CACHE
+  if (alignment <= block_alignment && bytes <= FrameCache::largest) {
+    // smallest << k is the first class size >= bytes (the division is by a constant).
+    return static_cast<std::uint32_t>(std::bit_width((bytes - 1) / FrameCache::smallest));
+  }
+#else
+  (void)bytes;
+  (void)alignment;
+#endif
+  return no_cache_class;
+}
+
+/// A block of `bytes` aligned to `alignment` (at least block_alignment) for a frame whose cache
+/// class is `k` (see cache_class).
+inline void* allocate_block(std::size_t bytes, std::size_t alignment, std::uint32_t k) {
+  if (k != no_cache_class) {
+    FrameCache& c = frame_cache_after_resume();
+    if (FrameCache::Block* b = c.head[k]) [[likely]] {
+      c.head[k] = b->next;
+      --c.count[k];
+      return b;
+    }
+    // The whole class size, so the block can serve any frame of its class once cached.
+    return ::operator new (FrameCache::smallest << k, std::align_val_t{block_alignment});
+  }
+  return ::operator new ((bytes + alignment - 1) & ~(alignment - 1), std::align_val_t{alignment});
+}
+
+inline void free_block(FrameData* f) noexcept {
+  const std::size_t alignment = f->alignment;
+  const std::uint32_t k = f->block;
+  f->~FrameData();
+  void* memory = f;
+  if (k != no_cache_class) {
+    FrameCache& c = frame_cache_after_resume();
+    if (c.count[k] < FrameCache::depth) [[likely]] {
+      if (c.state == FrameCache::State::open) [[likely]] {
+        c.head[k] = ::new (memory) FrameCache::Block{c.head[k]};
+        ++c.count[k];
+      } else {
+        cache_first_block(c, memory, k);
+      }
+      return;
+    }
+  }
+  // Unsized: clang does not declare sized deallocation without -fsized-deallocation.
+  ::operator delete (memory, std::align_val_t{alignment});
+}
+
+// ---- reference counting ----------------------------------------------------------------------
 
 inline void retain(FrameData* f) noexcept {
   // Relaxed: taking a new reference needs no ordering; the caller already holds one.
   if (f != nullptr) f->refs.fetch_add(1, std::memory_order_relaxed);
 }
 
-inline void free_block(FrameData* f) noexcept {
-  const std::size_t alignment = f->alignment;
-  f->~FrameData();
-  // Unsized: clang does not declare sized deallocation without -fsized-deallocation.
-  if (alignment > __STDCPP_DEFAULT_NEW_ALIGNMENT__) {
-    ::operator delete (static_cast<void*>(f), std::align_val_t{alignment});
-  } else {
-    ::operator delete(static_cast<void*>(f));
-  }
+/// Drops one reference the caller holds; true if it was the last one.
+// NOTE: a count of 1 is the caller's own reference, and nobody can take a new one from it
+// concurrently (that needs a reference, or a borrowed pointer whose lender is the caller, which
+// is about to give it up): so the frame is ours and the locked decrement can be skipped. This is
+// the common case of a call window's own frame, which nobody captured. The acquire load pairs
+// with the release half of other threads' decrements, as the fetch_sub would.
+inline bool drop_reference(FrameData* f) noexcept {
+  return f->refs.load(std::memory_order_acquire) == 1 ||
+         f->refs.fetch_sub(1, std::memory_order_acq_rel) == 1;
 }
 
 /// Destroys `f` (whose count reached zero) and every owner whose count drops to zero with it.
@@ -120,12 +410,15 @@ inline void free_block(FrameData* f) noexcept {
   f->next_release = nullptr;
   while (f != nullptr) {
     FrameData* next = f->next_release;
-    for (std::uint32_t i = f->owned_count; i-- > 0;) f->owned[i].destroy(f->owned[i].object);
+    for (std::uint32_t i = f->owned_count; i-- > 0;) {
+      // No destructor to call for trivially destructible values (see destroy_function).
+      if (f->owned[i].destroy != nullptr) f->owned[i].destroy(f->owned[i].object);
+    }
     for (std::uint32_t i = 0; i < f->owner_count; ++i) {
       FrameData* owner = f->owners[i];
-      // acq_rel: the release half publishes our reads of the owner's values before the count
-      // drops; the acquire half makes the last owner see every other thread's reads.
-      if (owner->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      // acq_rel (in drop_reference): the release half publishes our reads of the owner's values
+      // before the count drops; the acquire half makes the last owner see every other thread's.
+      if (drop_reference(owner)) {
         owner->next_release = next;
         next = owner;
       }
@@ -136,10 +429,12 @@ inline void free_block(FrameData* f) noexcept {
 }
 
 inline void release(FrameData* f) noexcept {
-  if (f != nullptr && f->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) [[unlikely]] {
+  if (f != nullptr && drop_reference(f)) [[unlikely]] {
     destroy_frames(f);
   }
 }
+
+// ---- building --------------------------------------------------------------------------------
 
 /// One change to apply when building a frame.
 struct Binding {
@@ -154,7 +449,7 @@ struct Binding {
   std::size_t size = 0;
   std::size_t alignment = 1;
   void (*construct)(void* destination, void* source) = nullptr;  // may throw
-  void (*destroy)(void* object) noexcept = nullptr;
+  void (*destroy)(void* object) noexcept = nullptr;              // null: nothing to destroy
   void* source = nullptr;
   // borrow
   const void* value = nullptr;
@@ -164,6 +459,17 @@ struct Binding {
 template <class T>
 void destroy_value(void* object) noexcept {
   static_cast<T*>(object)->~T();
+}
+
+/// What destroys a T in a frame: nothing at all for a trivially destructible T, so releasing a
+/// frame of ints or pointers makes no indirect call.
+template <class T>
+constexpr auto destroy_function() noexcept -> void (*)(void*) noexcept {
+  if constexpr (std::is_trivially_destructible_v<T>) {
+    return nullptr;
+  } else {
+    return &destroy_value<T>;
+  }
 }
 
 /// A binding that constructs a T in the new frame by moving from `*source` (which must stay
@@ -178,7 +484,7 @@ Binding move_binding(VariableId id, T& source) noexcept {
   b.construct = [](void* destination, void* src) {
     ::new (destination) T(std::move(*static_cast<T*>(src)));
   };
-  b.destroy = &destroy_value<T>;
+  b.destroy = destroy_function<T>();
   b.source = &source;
   return b;
 }
@@ -196,7 +502,7 @@ Binding forward_binding(VariableId id, V&& source) noexcept {
   b.construct = [](void* destination, void* src) {
     ::new (destination) T(static_cast<Ref>(*static_cast<Source*>(src)));
   };
-  b.destroy = &destroy_value<T>;
+  b.destroy = destroy_function<T>();
   b.source = const_cast<void*>(static_cast<const volatile void*>(std::addressof(source)));
   return b;
 }
@@ -208,6 +514,9 @@ inline std::size_t align_up(std::size_t n, std::size_t alignment) noexcept {
 /// Sorts `bindings` by id and drops all but the last binding of each id (a later change to the
 /// same variable wins, as with repeated assignment). Returns the new count.
 inline std::size_t normalize(Binding* bindings, std::size_t n) {
+  std::size_t sorted = 1;
+  while (sorted < n && bindings[sorted - 1].id < bindings[sorted].id) ++sorted;
+  if (sorted >= n) return n;  // the usual case: already in id order, no repeats
   if (n > 1) {
     if (n <= 32) {
       // Insertion sort: stable, and unlike std::stable_sort it never allocates a buffer.
@@ -224,155 +533,369 @@ inline std::size_t normalize(Binding* bindings, std::size_t n) {
     std::size_t out = 0;
     for (std::size_t i = 0; i < n; ++i) {
       if (i + 1 < n && bindings[i + 1].id == bindings[i].id) continue;  // a later one wins
-      bindings[out++] = bindings[i];
+      if (out != i) bindings[out] = bindings[i];
+      ++out;
     }
     n = out;
   }
   return n;
 }
 
-/// Builds a new frame: `base` (may be null) with `bindings` applied. One allocation. Returns a
-/// block with one reference owned by the caller, or nullptr when the result has no entries.
-/// Strong guarantee: if a value's constructor or the allocation throws, nothing changes.
-inline FrameData* build_frame(const FrameData* base, Binding* bindings, std::size_t count) {
-  count = normalize(bindings, count);
-  const std::uint32_t base_size = base == nullptr ? 0 : base->size;
-  const VariableId* base_ids = base == nullptr ? nullptr : base->ids();
+/// Where the parts of a frame's block go.
+struct FrameLayout {
+  std::size_t owners_offset;
+  std::size_t owned_offset;
+  std::size_t storage_offset;
+  std::size_t bytes;
+  std::uint32_t slots;
+};
 
-  // Pass 1: count entries and lay the block out.
-  std::size_t size = 0;
-  std::size_t owner_capacity = 0;
-  std::size_t owned_count = 0;
-  std::size_t storage = 0;
-  std::size_t alignment = alignof(FrameData);
-  {
-    std::size_t i = 0;
-    std::size_t j = 0;
-    while (i < base_size || j < count) {
-      if (j == count || (i < base_size && base_ids[i] < bindings[j].id)) {
-        if (base->values()[i] != nullptr) ++owner_capacity;
-        ++i;
-      } else {
-        if (i < base_size && base_ids[i] == bindings[j].id) ++i;  // replaced
-        const Binding& b = bindings[j];
-        if (b.kind == Binding::Kind::construct) {
-          ++owned_count;
-          storage = align_up(storage, b.alignment) + b.size;
-          alignment = std::max(alignment, b.alignment);
-        } else if (b.kind == Binding::Kind::borrow && b.owner != nullptr) {
-          ++owner_capacity;
-        }
-        ++j;
-      }
-      ++size;
-    }
-  }
-  if (size == 0) return nullptr;
-  if (size > std::numeric_limits<std::uint32_t>::max() / 2)
-    throw std::length_error("ucm: frame too large");
+inline FrameLayout frame_layout(std::uint32_t slots, std::size_t size, std::size_t owner_capacity,
+                                std::size_t owned_count, std::size_t storage,
+                                std::size_t alignment) noexcept {
+  static_assert(alignof(OwnedValue) <= alignof(FrameData*));
+  FrameLayout l;
+  l.slots = slots;
+  l.owners_offset =
+      sizeof(FrameData) + std::size_t{l.slots} * sizeof(std::uint32_t) + size * sizeof(FrameEntry);
+  l.owned_offset = l.owners_offset + owner_capacity * sizeof(FrameData*);
+  l.storage_offset = align_up(l.owned_offset + owned_count * sizeof(OwnedValue), alignment);
+  l.bytes = l.storage_offset + storage;
+  return l;
+}
 
-  std::size_t offset =
-      sizeof(FrameData) + size * (sizeof(VariableId) + sizeof(void*) + sizeof(FrameData*));
-  const std::size_t owners_offset = offset;
-  offset += owner_capacity * sizeof(FrameData*);
-  offset = align_up(offset, alignof(OwnedValue));
-  const std::size_t owned_offset = offset;
-  offset += owned_count * sizeof(OwnedValue);
-  const std::size_t storage_offset = align_up(offset, alignment);
-  const std::size_t bytes = storage_offset + storage;
-
-  void* memory = alignment > __STDCPP_DEFAULT_NEW_ALIGNMENT__
-                     ? ::operator new (bytes, std::align_val_t{alignment})
-                     : ::operator new(bytes);
+/// A block for a frame of `size` entries laid out as `l`, with one reference, depth 0 and no
+/// entries filled in yet (the index is not cleared).
+inline FrameData* new_frame_block(const FrameLayout& l, std::size_t size,
+                                  std::size_t value_alignment) {
+  const std::uint32_t k = cache_class(l.bytes, value_alignment);
+  const std::size_t alignment = std::max(value_alignment, block_alignment);
+  void* memory = allocate_block(l.bytes, alignment, k);
   auto* f = ::new (memory) FrameData;
+  auto* block = static_cast<unsigned char*>(memory);
   f->refs.store(1, std::memory_order_relaxed);
   f->size = static_cast<std::uint32_t>(size);
   f->bound = 0;
   f->owner_count = 0;
   f->owned_count = 0;
   f->alignment = static_cast<std::uint32_t>(alignment);
-  f->bytes = bytes;
-  auto* block = static_cast<unsigned char*>(memory);
-  f->owners = reinterpret_cast<FrameData**>(block + owners_offset);
-  f->owned = reinterpret_cast<OwnedValue*>(block + owned_offset);
+  f->bytes = l.bytes;
+  f->owners = reinterpret_cast<FrameData**>(block + l.owners_offset);
+  f->owned = reinterpret_cast<OwnedValue*>(block + l.owned_offset);
   f->next_release = nullptr;
+  f->mask = l.slots - 1;
+  f->block = static_cast<std::uint8_t>(k);
+  f->flags = 0;
+  f->depth = 0;
+  return f;
+}
 
-  // Pass 2: fill entries and construct the new values.
-  VariableId* ids = f->ids();
-  const void** values = f->values();
-  FrameData** entry_owners = f->entry_owners();
+/// Marks every slot of `f`'s index free. Fixed-size stores for the small indexes of deltas
+/// (4 to 16 slots), which a memset call would cost more than.
+inline void clear_index(FrameData* f) noexcept {
+  std::uint32_t* index = f->index();
+  const std::size_t slots = std::size_t{f->mask} + 1;
+  if (slots > 16) {
+    std::memset(index, 0, slots * sizeof(std::uint32_t));
+    return;
+  }
+  std::memset(index, 0, 16);
+  if (slots > 4) std::memset(index + 4, 0, 16);
+  if (slots > 8) std::memset(index + 8, 0, 32);
+}
+
+/// What the bindings (normalized) need in a block: values constructed in it, their storage and
+/// alignment, and how many borrowed values name an owner.
+struct BindingNeeds {
+  std::size_t owned_count = 0;
+  std::size_t storage = 0;
+  std::size_t alignment = alignof(FrameData);
+  std::size_t borrowed = 0;
+};
+
+inline BindingNeeds binding_needs(const Binding* bindings, std::size_t count) noexcept {
+  BindingNeeds n;
+  for (std::size_t j = 0; j < count; ++j) {
+    const Binding& b = bindings[j];
+    if (b.kind == Binding::Kind::construct) {
+      ++n.owned_count;
+      n.storage = align_up(n.storage, b.alignment) + b.size;
+      n.alignment = std::max(n.alignment, b.alignment);
+    } else if (b.kind == Binding::Kind::borrow && b.owner != nullptr) {
+      ++n.borrowed;
+    }
+  }
+  return n;
+}
+
+/// Applies binding `b` to entry `e` of `f` (whose id is set): constructs the value in `f`'s
+/// storage at `storage_at` (advanced), or borrows, or unbinds. May throw (the constructor).
+inline void apply_binding(FrameData* f, FrameEntry& e, const Binding& b, unsigned char* storage,
+                          std::size_t& storage_at) {
+  switch (b.kind) {
+    case Binding::Kind::construct: {
+      storage_at = align_up(storage_at, b.alignment);
+      void* object = storage + storage_at;
+      b.construct(object, b.source);
+      storage_at += b.size;
+      f->owned[f->owned_count++] = OwnedValue{object, b.destroy};
+      e.value = object;
+      e.owner = f;
+      break;
+    }
+    case Binding::Kind::borrow:
+      e.value = b.value;
+      e.owner = b.value == nullptr ? nullptr : b.owner;
+      break;
+    case Binding::Kind::unbind:
+      e.value = nullptr;
+      e.owner = nullptr;
+      break;
+  }
+}
+
+/// Undoes a build that threw: destroys the values constructed so far and frees the block (no
+/// reference was taken yet).
+[[gnu::cold]] inline void discard_frame(FrameData* f) noexcept {
+  for (std::uint32_t n = f->owned_count; n-- > 0;) {
+    if (f->owned[n].destroy != nullptr) f->owned[n].destroy(f->owned[n].object);
+  }
+  free_block(f);
+}
+
+/// Adds `owner` to `f`'s owners unless it is `f` itself, null or there already.
+inline void add_owner(FrameData* f, FrameData* owner) noexcept {
+  if (owner == nullptr || owner == f) return;
+  FrameData** end = f->owners + f->owner_count;
+  if (std::find(f->owners, end, owner) == end) f->owners[f->owner_count++] = owner;
+}
+
+/// A delta: `base` (may be null: then a small complete frame) plus `bindings` (normalized, at
+/// most max_delta_bindings), in a block of its own that references `base` instead of copying
+/// it. This is what a call window, a scope and `enter` build: one small block (from this
+/// thread's cache when it holds one), the new values constructed in place, one reference on the
+/// parent, whatever the parent's size.
+[[gnu::noinline]] inline FrameData* build_delta(const FrameData* base, const Binding* bindings,
+                                                std::size_t count) {
+  const BindingNeeds needs = binding_needs(bindings, count);
+  const std::size_t owner_capacity = (base == nullptr ? 0 : 1) + needs.borrowed;
+  const FrameLayout l = frame_layout(index_slots(count), count, owner_capacity, needs.owned_count,
+                                     needs.storage, needs.alignment);
+  FrameData* f = new_frame_block(l, count, needs.alignment);
+  auto* storage = reinterpret_cast<unsigned char*>(f) + l.storage_offset;
+  clear_index(f);
+  FrameEntry* entries = f->entries();
+  std::uint32_t bound = base == nullptr ? 0 : base->bound;
   std::size_t storage_at = 0;
   try {
-    std::size_t i = 0;
-    std::size_t j = 0;
-    std::size_t k = 0;
-    while (i < base_size || j < count) {
-      if (j == count || (i < base_size && base_ids[i] < bindings[j].id)) {
-        ids[k] = base_ids[i];
-        values[k] = base->values()[i];
-        entry_owners[k] = base->entry_owners()[i];
-        ++i;
-      } else {
-        if (i < base_size && base_ids[i] == bindings[j].id) ++i;
-        const Binding& b = bindings[j];
-        ids[k] = b.id;
-        switch (b.kind) {
-          case Binding::Kind::construct: {
-            storage_at = align_up(storage_at, b.alignment);
-            void* object = block + storage_offset + storage_at;
-            b.construct(object, b.source);
-            storage_at += b.size;
-            f->owned[f->owned_count++] = OwnedValue{object, b.destroy};
-            values[k] = object;
-            entry_owners[k] = f;
-            break;
-          }
-          case Binding::Kind::borrow:
-            values[k] = b.value;
-            entry_owners[k] = b.value == nullptr ? nullptr : b.owner;
-            break;
-          case Binding::Kind::unbind:
-            values[k] = nullptr;
-            entry_owners[k] = nullptr;
-            break;
-        }
-        ++j;
-      }
-      if (values[k] != nullptr) ++f->bound;
-      ++k;
+    for (std::size_t j = 0; j < count; ++j) {
+      const Binding& b = bindings[j];
+      FrameEntry& e = entries[j];
+      e.id = b.id;
+      index_insert(f->index(), f->mask, b.id, static_cast<std::uint32_t>(j));
+      const FrameEntry* hidden = find_entry(base, b.id);
+      if (hidden != nullptr && hidden->value != nullptr) --bound;
+      apply_binding(f, e, b, storage, storage_at);
+      if (e.value != nullptr) ++bound;
     }
   } catch (...) {
-    for (std::uint32_t n = f->owned_count; n-- > 0;) f->owned[n].destroy(f->owned[n].object);
+    discard_frame(f);
+    throw;
+  }
+  f->bound = bound;
+  if (base != nullptr) {
+    f->depth = static_cast<std::uint16_t>(base->depth + 1);
+    f->owners[f->owner_count++] = const_cast<FrameData*>(base);  // owners[0]: the parent
+  }
+  for (std::size_t j = 0; j < count; ++j) {
+    if (bindings[j].kind == Binding::Kind::borrow && entries[j].value != nullptr) {
+      add_owner(f, entries[j].owner);
+    }
+  }
+  for (std::uint32_t i = 0; i < f->owner_count; ++i) retain(f->owners[i]);
+  return f;
+}
+
+/// build_delta for the change a call window, a scope or `enter` makes: one new value. The same
+/// frame, built without loops over bindings: a 4-slot index, one entry, one owned value, the
+/// parent as the only owner.
+[[gnu::noinline]] inline FrameData* build_delta_one(const FrameData* base, const Binding& b) {
+  constexpr std::uint32_t slots = 4;
+  static_assert(slots == 4 && sizeof(std::uint32_t) * slots == 16);
+  const std::size_t alignment = std::max(alignof(FrameData), b.alignment);
+  FrameLayout l;
+  l.slots = slots;
+  l.owners_offset = sizeof(FrameData) + 16 + sizeof(FrameEntry);
+  l.owned_offset = l.owners_offset + (base == nullptr ? 0 : sizeof(FrameData*));
+  l.storage_offset = align_up(l.owned_offset + sizeof(OwnedValue), alignment);
+  l.bytes = l.storage_offset + b.size;
+  FrameData* f = new_frame_block(l, 1, alignment);
+  void* object = reinterpret_cast<unsigned char*>(f) + l.storage_offset;
+  try {
+    b.construct(object, b.source);
+  } catch (...) {
     free_block(f);
     throw;
   }
-
-  // Pass 3: one reference on each distinct frame we borrow values from. Owners are few and
-  // usually repeat in runs, so skip adjacent repeats first and dedupe the rest in place.
-  std::size_t n_owners = 0;
-  for (std::size_t k = 0; k < size; ++k) {
-    FrameData* owner = entry_owners[k];
-    if (owner == nullptr || owner == f) continue;
-    if (n_owners != 0 && f->owners[n_owners - 1] == owner) continue;
-    f->owners[n_owners++] = owner;
+  clear_index(f);
+  f->index()[static_cast<std::uint32_t>(b.id) & (slots - 1)] = 1;
+  f->entries()[0] = FrameEntry{b.id, object, f};
+  f->owned[0] = OwnedValue{object, b.destroy};
+  f->owned_count = 1;
+  if (base == nullptr) {
+    f->bound = 1;
+    return f;
   }
-  if (n_owners > 1) {
-    if (n_owners <= 8) {
-      std::size_t out = 0;
-      for (std::size_t a = 0; a < n_owners; ++a) {
-        bool seen = false;
-        for (std::size_t b = 0; b < out; ++b) seen = seen || f->owners[b] == f->owners[a];
-        if (!seen) f->owners[out++] = f->owners[a];
-      }
-      n_owners = out;
-    } else {
-      std::sort(f->owners, f->owners + n_owners);
-      n_owners = static_cast<std::size_t>(std::unique(f->owners, f->owners + n_owners) - f->owners);
+  const FrameEntry* hidden = find_entry(base, b.id);
+  f->bound = base->bound + (hidden != nullptr && hidden->value != nullptr ? 0 : 1);
+  f->depth = static_cast<std::uint16_t>(base->depth + 1);
+  f->owners[0] = const_cast<FrameData*>(base);
+  f->owner_count = 1;
+  retain(f->owners[0]);
+  return f;
+}
+
+/// Copies a complete `base`'s entries (the first `base->size` of `f`) and its index. When `f`
+/// has as many index slots as `base`, the index and the entries that follow it are laid out
+/// identically in both blocks: one memcpy. Otherwise the index is rebuilt.
+inline void copy_entries(FrameData* f, const FrameData* base) noexcept {
+  if (base->mask == f->mask) {
+    std::memcpy(f->index(), base->index(), f->index_bytes() + base->size * sizeof(FrameEntry));
+  } else {
+    std::memcpy(f->entries(), base->entries(), base->size * sizeof(FrameEntry));
+    std::memset(f->index(), 0, f->index_bytes());
+    const FrameEntry* entries = f->entries();
+    for (std::uint32_t i = 0; i < base->size; ++i) {
+      index_insert(f->index(), f->mask, entries[i].id, i);
     }
   }
-  f->owner_count = static_cast<std::uint32_t>(n_owners);
-  for (std::size_t a = 0; a < n_owners; ++a) retain(f->owners[a]);
+}
+
+/// A complete frame: every entry seen through `base` (flattening a chain of deltas: the
+/// nearest entry of each variable wins), then `bindings` applied. Used for changes too big for a
+/// delta and when the chain of deltas is at its longest.
+[[gnu::noinline]] inline FrameData* build_complete(const FrameData* base, Binding* bindings,
+                                                   std::size_t count) {
+  // At most this many entries (a chain may repeat variables): the block has room for them all.
+  std::size_t upper = count;
+  for (const FrameData* g = base; g != nullptr; g = g->parent()) upper += g->size;
+  if (upper == 0) return nullptr;
+  if (upper > std::numeric_limits<std::uint32_t>::max() / 4)
+    throw std::length_error("ucm: frame too large");
+  const BindingNeeds needs = binding_needs(bindings, count);
+  const bool complete_base = base != nullptr && base->depth == 0;
+  // Owners: at most one per entry seen through base (each distinct owner holds at least one
+  // visible value), plus the borrowed values' owners.
+  const std::size_t owner_capacity = (upper - count) + needs.borrowed;
+  const FrameLayout l =
+      frame_layout(complete_base ? child_index_slots(base, upper) : index_slots(upper), upper,
+                   owner_capacity, needs.owned_count, needs.storage, needs.alignment);
+  FrameData* f = new_frame_block(l, upper, needs.alignment);
+  auto* storage = reinterpret_cast<unsigned char*>(f) + l.storage_offset;
+  FrameEntry* entries = f->entries();
+
+  // Entries seen through base.
+  std::uint32_t n = 0;
+  if (complete_base) {
+    copy_entries(f, base);
+    n = base->size;
+  } else {
+    std::memset(f->index(), 0, f->index_bytes());
+    for (const FrameData* g = base; g != nullptr; g = g->parent()) {
+      const FrameEntry* own = g->entries();
+      for (std::uint32_t i = 0; i < g->size; ++i) {
+        if (find_own(f, own[i].id) >= 0) continue;  // hidden by a nearer delta
+        entries[n] = own[i];
+        index_insert(f->index(), f->mask, own[i].id, n);
+        ++n;
+      }
+    }
+  }
+
+  // The bindings: a variable already there gets a new value in its entry, others are appended.
+  bool replaces = false;
+  std::size_t storage_at = 0;
+  try {
+    for (std::size_t j = 0; j < count; ++j) {
+      const Binding& b = bindings[j];
+      std::ptrdiff_t k = find_own(f, b.id);
+      if (k >= 0) {
+        replaces = true;
+      } else {
+        k = n++;
+        entries[k].id = b.id;
+        index_insert(f->index(), f->mask, b.id, static_cast<std::uint32_t>(k));
+      }
+      apply_binding(f, entries[k], b, storage, storage_at);
+    }
+  } catch (...) {
+    discard_frame(f);
+    throw;
+  }
+  f->size = n;
+  for (std::uint32_t k = 0; k < n; ++k) {
+    if (entries[k].value != nullptr) ++f->bound;
+  }
+
+  // One reference on each distinct frame we show values of.
+  if (complete_base && !replaces) {
+    // Every entry of base is still visible: base's owners, and base itself if it holds values
+    // of its own, stay owners (exactly). Only the borrowed values' owners can be new.
+    const std::uint32_t inherited = base->owner_count;
+    for (std::uint32_t i = 0; i < inherited; ++i) f->owners[i] = base->owners[i];
+    f->owner_count = inherited;
+    if (base->owned_count != 0) f->owners[f->owner_count++] = const_cast<FrameData*>(base);
+    for (std::size_t j = 0; j < count; ++j) {
+      if (bindings[j].kind == Binding::Kind::borrow && bindings[j].value != nullptr) {
+        add_owner(f, bindings[j].owner);
+      }
+    }
+  } else {
+    // Recount from the entries. Owners are few and usually repeat in runs, so skip adjacent
+    // repeats first and dedupe the rest in place.
+    std::size_t n_owners = 0;
+    for (std::uint32_t k = 0; k < n; ++k) {
+      FrameData* owner = entries[k].owner;
+      if (owner == nullptr || owner == f) continue;
+      if (n_owners != 0 && f->owners[n_owners - 1] == owner) continue;
+      f->owners[n_owners++] = owner;
+    }
+    if (n_owners > 1) {
+      if (n_owners <= 8) {
+        std::size_t out = 0;
+        for (std::size_t a = 0; a < n_owners; ++a) {
+          bool seen = false;
+          for (std::size_t c = 0; c < out; ++c) seen = seen || f->owners[c] == f->owners[a];
+          if (!seen) f->owners[out++] = f->owners[a];
+        }
+        n_owners = out;
+      } else {
+        std::sort(f->owners, f->owners + n_owners);
+        n_owners =
+            static_cast<std::size_t>(std::unique(f->owners, f->owners + n_owners) - f->owners);
+      }
+    }
+    f->owner_count = static_cast<std::uint32_t>(n_owners);
+  }
+  for (std::uint32_t i = 0; i < f->owner_count; ++i) retain(f->owners[i]);
   return f;
+}
+
+/// Builds a new frame: `base` (may be null) with `bindings` applied. One allocation. Returns a
+/// block with one reference owned by the caller, or nullptr when the result has no entries.
+/// Strong guarantee: if a value's constructor or the allocation throws, nothing changes.
+/// A few changes on a short chain make a delta (see FrameData); otherwise a complete frame.
+inline FrameData* build_frame(const FrameData* base, Binding* bindings, std::size_t count) {
+  const bool short_chain =
+      base == nullptr || (base->depth < max_delta_depth && (base->flags & entered_frame) == 0);
+  if (count == 1 && bindings[0].kind == Binding::Kind::construct && short_chain) [[likely]] {
+    return build_delta_one(base, bindings[0]);
+  }
+  count = normalize(bindings, count);
+  if (count <= max_delta_bindings && short_chain && (count != 0 || base != nullptr)) {
+    return build_delta(base, bindings, count);
+  }
+  return build_complete(base, bindings, count);
 }
 
 }  // namespace ucm::detail

@@ -36,7 +36,7 @@ struct Slots {
 
 /// This thread's slots. One instance per program and thread: an inline function's static is
 /// shared by every translation unit (tested with two translation units in one program).
-inline Slots& slots() noexcept {
+UCM_SHARED_STATE inline Slots& slots() noexcept {
   static thread_local constinit Slots instance{};
   return instance;
 }
@@ -73,7 +73,7 @@ struct ThreadExitGuard {
   }
 };
 
-inline ThreadExitGuard& thread_exit_guard() noexcept {
+UCM_SHARED_STATE inline ThreadExitGuard& thread_exit_guard() noexcept {
   static thread_local ThreadExitGuard guard;
   return guard;
 }
@@ -196,6 +196,10 @@ class ContinuationWindow {
 
 /// Makes `f` (one reference, transferred) `current` for the rest of the innermost window.
 inline void enter_frame(FrameData* f) noexcept {
+  // Changes on top of an entered frame build complete frames (see entered_frame), so the next
+  // `enter` lets this one die. Only a frame nobody else holds yet is marked: writing to one
+  // that another thread can see would race.
+  if (f != nullptr && f->refs.load(std::memory_order_relaxed) == 1) f->flags |= entered_frame;
   Slots& s = slots();
   FrameData* previous = s.owned;
   s.owned = f;

@@ -1,0 +1,47 @@
+// SPDX-License-Identifier: MIT
+// Helpers shared by ucm's benchmarks: a set of variables and a frame that binds them, built the
+// way a request boundary builds one (one frame for all of them, as `ucm::with` or
+// `ContextManager::build` do), and the raw thread_local the baselines read.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <vector>
+
+#include "ucm/ucm.hpp"
+
+namespace ucm_bench {
+
+/// `count` variables of type int and one frame binding each of them to its index.
+struct Context {
+  explicit Context(std::size_t count) {
+    for (std::size_t i = 0; i < count; ++i) {
+      variables.push_back(std::make_unique<ucm::ContextVariable<int>>());
+    }
+    std::vector<int> values(count);
+    std::vector<ucm::detail::Binding> bindings;
+    for (std::size_t i = 0; i < count; ++i) {
+      values[i] = static_cast<int>(i);
+      bindings.push_back(ucm::detail::forward_binding<int>(
+          ucm::detail::VariableAccess::id(*variables[i]), values[i]));
+    }
+    frame = ucm::detail::FrameAccess::adopt(
+        ucm::detail::build_frame(nullptr, bindings.data(), bindings.size()));
+  }
+
+  std::vector<std::unique_ptr<ucm::ContextVariable<int>>> variables;
+  ucm::ContextFrame frame;
+};
+
+/// The baselines' thread_local pointer: what a hand-rolled "current request" global costs.
+/// Reached the way ucm reaches its slots (a constant-initialised thread_local in an inline
+/// function), so the two pay the same TLS access.
+inline int*& raw_slot() noexcept {
+  static thread_local constinit int* slot = nullptr;
+  return slot;
+}
+
+/// A small value the baselines point their thread_local at.
+inline int raw_value = 42;
+
+}  // namespace ucm_bench

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Builds and runs ucm's benchmarks (bench/, preset `bench`: g++ -O2), then turns the results into
+# a table and a plot. Writes bench/results/<date>.json (timings), <date>-memory.json (bytes per
+# frame, operator new calls per operation) and <date>-instructions.json (callgrind instruction
+# counts per operation), then docs/bench-table.md, docs/bench.png and the table at the end of
+# docs/performance.md.
+# Medians of 5 repetitions; compare ratios against the baselines of the same run, not absolute
+# figures across runs. Extra arguments go to the timing binary (e.g. --benchmark_filter=get).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/install-deps.sh
+
+cmake --workflow --preset bench
+
+date=$(date +%F)
+mkdir -p bench/results docs
+# Recorded in the JSON's context, for the report's header. Commas would split the list.
+model=$(lscpu | sed -n 's/^Model name: *//p' | head -n 1 | tr -d ',')
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+context="cpu_model=${model:-unknown},cores=$(nproc),commit=${commit},repetitions=5"
+common=(--benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+        --benchmark_out_format=json "--benchmark_context=${context}")
+
+./build/bench/bench/ucm_bench "${common[@]}" --benchmark_out="bench/results/${date}.json" "$@"
+./build/bench/bench/ucm_memory_bench "${common[@]}" \
+  --benchmark_out="bench/results/${date}-memory.json"
+# Debian's python3-matplotlib belongs to the system interpreter; a python3 earlier on PATH (pyenv,
+# a virtualenv) may not see it.
+python=python3
+python3 -c 'import matplotlib' 2>/dev/null || python=/usr/bin/python3
+"${python}" bench/instructions.py build/bench/bench/ucm_instructions \
+  "bench/results/${date}-instructions.json"
+"${python}" bench/report.py "bench/results/${date}.json"
