@@ -114,6 +114,17 @@ struct SavedContinuation {
   keep_until_thread_exit(own);
 }
 
+/// What every window does as it closes, before restoring the slots it saved: release its `enter`s
+/// and its own frame, or, closed out of order, report and keep them (see misordered_exit).
+inline void release_window(Slots& s, std::uint32_t saved_depth, FrameData* own) noexcept {
+  if (s.depth != saved_depth + 1) [[unlikely]] {
+    misordered_exit(s, own);
+  } else {
+    release(s.owned);
+    release(own);
+  }
+}
+
 inline SavedCall enter_call(Slots& s, FrameData* f) noexcept {
   const SavedCall saved{s.current, s.owned, s.depth};
   s.current = f;
@@ -124,12 +135,7 @@ inline SavedCall enter_call(Slots& s, FrameData* f) noexcept {
 
 /// Closes a call window; `own` is the reference the window holds on its frame (may be null).
 inline void exit_call(Slots& s, const SavedCall& saved, FrameData* own) noexcept {
-  if (s.depth != saved.depth + 1) [[unlikely]] {
-    misordered_exit(s, own);
-  } else {
-    release(s.owned);
-    release(own);
-  }
+  release_window(s, saved.depth, own);
   s.current = saved.current;
   s.owned = saved.owned;
   s.depth = saved.depth;
@@ -149,12 +155,7 @@ inline SavedContinuation enter_continuation(Slots& s, FrameData* f) noexcept {
 }
 
 inline void exit_continuation(Slots& s, const SavedContinuation& saved, FrameData* own) noexcept {
-  if (s.depth != saved.depth + 1) [[unlikely]] {
-    misordered_exit(s, own);
-  } else {
-    release(s.owned);
-    release(own);
-  }
+  release_window(s, saved.depth, own);
   s.current = saved.current;
   s.inherited = saved.inherited;
   s.base = saved.base;
