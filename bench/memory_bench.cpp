@@ -1,49 +1,15 @@
 // SPDX-License-Identifier: MIT
 // Memory: bytes per frame as a function of its variable count, and calls to operator new per
 // operation (call windows, with, capture, continuation, get). Counters, not timings: this binary
-// replaces the global operator new with a counting one (below), which the timing binary does not.
+// replaces the global operator new with the tests' counting one (tests/alloc_counter.cpp), which
+// the timing binary does not.
 #include <benchmark/benchmark.h>
 
 #include <cstddef>
-#include <cstdlib>
-#include <new>
 #include <thread>
 
+#include "alloc_counter.hpp"
 #include "bench_support.hpp"
-
-namespace {
-
-// Calls to operator new on this thread. Plain thread_local: each benchmark runs on one thread.
-thread_local std::size_t allocations = 0;
-
-void* counted_allocate(std::size_t size, std::size_t alignment) {
-  ++allocations;
-  if (size == 0) size = 1;
-  void* p = alignment <= alignof(std::max_align_t)
-                ? std::malloc(size)
-                : std::aligned_alloc(alignment, (size + alignment - 1) / alignment * alignment);
-  if (p == nullptr) throw std::bad_alloc();
-  return p;
-}
-
-}  // namespace
-
-void* operator new(std::size_t size) { return counted_allocate(size, 1); }
-void* operator new[](std::size_t size) { return counted_allocate(size, 1); }
-void* operator new(std::size_t size, std::align_val_t a) {
-  return counted_allocate(size, static_cast<std::size_t>(a));
-}
-void* operator new[](std::size_t size, std::align_val_t a) {
-  return counted_allocate(size, static_cast<std::size_t>(a));
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
-void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
 
 namespace {
 
@@ -53,10 +19,15 @@ using ucm_bench::Context;
 class AllocationCounter {
  public:
   explicit AllocationCounter(benchmark::State& state) : state_(state) {}
-  void start() { start_ = allocations; }
+  void start() {
+    ucm_test::counting_allocations() = true;
+    start_ = ucm_test::allocation_count();
+  }
   ~AllocationCounter() {
-    state_.counters["allocs_per_op"] = benchmark::Counter(static_cast<double>(allocations - start_),
-                                                          benchmark::Counter::kAvgIterations);
+    ucm_test::counting_allocations() = false;
+    const std::size_t made = ucm_test::allocation_count() - start_;
+    state_.counters["allocs_per_op"] =
+        benchmark::Counter(static_cast<double>(made), benchmark::Counter::kAvgIterations);
   }
 
  private:
@@ -112,9 +83,9 @@ void allocs_first_window(benchmark::State& state) {
   for (auto _ : state) {
     std::thread([&] {
       context.frame.inherit([&] {
-        const std::size_t before = allocations;
+        const ucm_test::CountAllocations counting;
         variable.run(1, [] { benchmark::ClobberMemory(); });
-        total += allocations - before;
+        total += counting.count();
       });
     }).join();
   }

@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "ucm/detail/config.hpp"
+
 namespace ucm {
 
 /// Called with a short description when ucm detects misuse it can recover from, such as a scope
@@ -14,7 +16,7 @@ namespace ucm {
 using misuse_handler = void (*)(const char* what) noexcept;
 
 namespace detail {
-inline std::atomic<misuse_handler>& misuse_handler_slot() noexcept {
+UCM_SHARED_STATE inline std::atomic<misuse_handler>& misuse_handler_slot() noexcept {
   static std::atomic<misuse_handler> handler{nullptr};
   return handler;
 }

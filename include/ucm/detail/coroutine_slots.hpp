@@ -26,42 +26,6 @@ namespace ucm::detail {
 static_assert(std::is_trivially_copyable_v<Slots>, "slots are swapped as plain memory");
 static_assert(sizeof(Slots) <= 64, "a slot swap moves one cache line");
 
-/// Copies the slots that matter (not the scratch space behind `inherited_all()`).
-///
-// NOTE: field by field, in the fields' own widths, rather than as one 64-byte block: the slots
-// were usually just written field by field (a scope, `enter`, the return path), and a wide load
-// over narrower recent stores cannot be forwarded from the store buffer (a stall of a dozen
-// cycles per load, several times per co_await).
-inline void copy_slots(Slots& to, const Slots& from) noexcept {
-  to.current = from.current;
-  to.inherited = from.inherited;
-  to.base = from.base;
-  to.owned = from.owned;
-  to.merged = from.merged;
-  to.merged_count = from.merged_count;
-  to.depth = from.depth;
-}
-
-/// Exchanges the thread's slots with a coroutine's: the whole cost of entering or leaving a
-/// coroutine's context. A handful of register moves; no reference-count traffic.
-inline void swap_slots(Slots& a, Slots& b) noexcept {
-  FrameData* const current = a.current;
-  FrameData* const inherited = a.inherited;
-  FrameData* const base = a.base;
-  FrameData* const owned = a.owned;
-  const ContextFrame* const merged = a.merged;
-  const std::size_t merged_count = a.merged_count;
-  const std::uint32_t depth = a.depth;
-  copy_slots(a, b);
-  b.current = current;
-  b.inherited = inherited;
-  b.base = base;
-  b.owned = owned;
-  b.merged = merged;
-  b.merged_count = merged_count;
-  b.depth = depth;
-}
-
 /// This thread's slots and run queue, for code inside a coroutine body after a resumption: one
 /// opaque call where clang before 16 needs one (see slots_after_resume() in slots.hpp), rather
 /// than two.
@@ -89,7 +53,7 @@ inline ThreadRefs thread_refs_after_resume() noexcept { return ThreadRefs{slots(
 // awaiter), sync_wait blocks its thread, and a foreign awaiter holds counted references in its
 // awaiter object.
 inline Slots call_slots(const Slots& awaiter) noexcept {
-  Slots s;
+  Slots s{};
   s.current = awaiter.current;
   s.inherited = awaiter.inherited;
   s.base = awaiter.base;
@@ -262,7 +226,7 @@ struct ResumeTarget {
     if (MergeResult* out = t->child_return_path->merge_out()) merge = std::move(*out);
   }
 
-  Slots mine;
+  Slots mine{};
   mine.current = FrameAccess::data(current);
   mine.base = FrameAccess::data(base);
   mine.depth = t->context.depth;

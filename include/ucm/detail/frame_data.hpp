@@ -17,6 +17,8 @@
 #include <type_traits>
 #include <utility>
 
+#include "ucm/detail/config.hpp"
+
 // UCM_FRAME_CACHE: 1 keeps freed frame blocks in a small per-thread cache (the default), 0 sends
 // every block back to operator delete. Off under AddressSanitizer, whose quarantine would
 // otherwise not see a frame used after it was freed. Must be the same in a whole program.
@@ -31,17 +33,6 @@
 #endif
 #if !defined(UCM_FRAME_CACHE)
 #define UCM_FRAME_CACHE 1
-#endif
-
-// UCM_SHARED_STATE: marks the inline functions whose statics must be one per program (the
-// variable id counter, the per-thread slots and block cache) as exported even when a shared
-// library is built with -fvisibility=hidden or -fvisibility-inlines-hidden. Without it, each
-// such library would get its own copies: context set in one would be invisible in another, and
-// two variables in different libraries could be given the same id.
-#if defined(__GNUC__) || defined(__clang__)
-#define UCM_SHARED_STATE [[gnu::visibility("default")]]
-#else
-#define UCM_SHARED_STATE
 #endif
 
 namespace ucm::detail {

@@ -22,16 +22,18 @@ namespace ucm::detail {
 /// Slots never own `current`, `inherited` or `base`: whoever opened the window does (a scope, a
 /// bound callable, a coroutine). They own only `owned`, the frame made by `enter` in the
 /// innermost window, which that window's exit releases.
+/// An aggregate without default member initialisers, so that a coroutine's promise can leave its
+/// copies unwritten until they are needed: `Slots{}` is the empty state (every field zero).
 struct Slots {
-  FrameData* current = nullptr;
-  FrameData* inherited = nullptr;
-  FrameData* base = nullptr;
-  FrameData* owned = nullptr;
-  const ContextFrame* merged = nullptr;  // every branch's final frame after a when_all
-  std::size_t merged_count = 0;
-  std::uint32_t depth = 0;  // open windows; detects scopes closed out of order
-  std::uint32_t reserved = 0;
-  alignas(void*) unsigned char inherited_view[sizeof(void*)] = {};  // see inherited_all()
+  FrameData* current;
+  FrameData* inherited;
+  FrameData* base;
+  FrameData* owned;
+  const ContextFrame* merged;  // every branch's final frame after a when_all
+  std::size_t merged_count;
+  std::uint32_t depth;  // open windows; detects scopes closed out of order
+  std::uint32_t reserved;
+  alignas(void*) unsigned char inherited_view[sizeof(void*)];  // see inherited_all()
 };
 
 /// This thread's slots. One instance per program and thread: an inline function's static is
@@ -95,16 +97,26 @@ struct SavedCall {
   std::uint32_t depth;
 };
 
-/// What a continuation window saves: all three slots and the merge view.
-struct SavedContinuation {
-  FrameData* current;
-  FrameData* inherited;
-  FrameData* base;
-  FrameData* owned;
-  const ContextFrame* merged;
-  std::size_t merged_count;
-  std::uint32_t depth;
-};
+/// Copies the slots that matter (not the scratch space behind `inherited_all()`): what a
+/// continuation window saves and restores, and a coroutine swaps in and out.
+///
+// NOTE: field by field, in the fields' own widths, rather than as one 64-byte block: the slots
+// were usually just written field by field (a scope, `enter`, the return path), and a wide load
+// over narrower recent stores cannot be forwarded from the store buffer (a stall of a dozen
+// cycles per load, several times per co_await).
+inline void copy_slots(Slots& to, const Slots& from) noexcept {
+  to.current = from.current;
+  to.inherited = from.inherited;
+  to.base = from.base;
+  to.owned = from.owned;
+  to.merged = from.merged;
+  to.merged_count = from.merged_count;
+  to.depth = from.depth;
+}
+
+/// What a continuation window saves: all three slots and the merge view (the scratch space is
+/// not copied).
+using SavedContinuation = Slots;
 
 [[gnu::cold]] inline void misordered_exit(Slots& s, FrameData* own) noexcept {
   report_misuse(
@@ -142,8 +154,8 @@ inline void exit_call(Slots& s, const SavedCall& saved, FrameData* own) noexcept
 }
 
 inline SavedContinuation enter_continuation(Slots& s, FrameData* f) noexcept {
-  const SavedContinuation saved{s.current, s.inherited,    s.base, s.owned,
-                                s.merged,  s.merged_count, s.depth};
+  SavedContinuation saved;
+  copy_slots(saved, s);
   s.current = f;
   s.inherited = f;
   s.base = f;
@@ -156,13 +168,7 @@ inline SavedContinuation enter_continuation(Slots& s, FrameData* f) noexcept {
 
 inline void exit_continuation(Slots& s, const SavedContinuation& saved, FrameData* own) noexcept {
   release_window(s, saved.depth, own);
-  s.current = saved.current;
-  s.inherited = saved.inherited;
-  s.base = saved.base;
-  s.owned = saved.owned;
-  s.merged = saved.merged;
-  s.merged_count = saved.merged_count;
-  s.depth = saved.depth;
+  copy_slots(s, saved);
 }
 
 /// RAII call window over a frame someone else keeps alive (own == false) or whose reference it

@@ -81,7 +81,9 @@ struct BranchLatch : ReadyNode {
 /// A promise is also the coroutine's ReadyNode: what a run queue links when it becomes ready.
 class PromiseBase : public ReadyNode {
  public:
-  PromiseBase() noexcept {}
+  // `own_` and `stash_` are written before they are read (by whoever starts the coroutine, and at
+  // each installation); only `own_.owned` is read by the destructor of a Task never started.
+  PromiseBase() noexcept { own_.owned = nullptr; }
   PromiseBase(const PromiseBase&) = delete;
   PromiseBase& operator=(const PromiseBase&) = delete;
   ~PromiseBase() {
@@ -114,8 +116,8 @@ class PromiseBase : public ReadyNode {
     copy_slots(s, *stash_at_);
   }
 
-  Slots own_{};
-  Slots stash_{};
+  Slots own_;
+  Slots stash_;
   Slots* stash_at_ = nullptr;          // where the thread's slots are, while we run
   ReadyNode* continuation_ = nullptr;  // what completes when this coroutine completes (kind_)
   ReturnPath return_path_;             // keeps `inherited` valid after co_await child
@@ -187,7 +189,8 @@ struct InitialAwaiter {
 struct FinalAwaiter {
   bool await_ready() const noexcept { return false; }
   template <class P>
-  std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) const noexcept {
+  [[gnu::always_inline]] std::coroutine_handle<> await_suspend(
+      std::coroutine_handle<P> h) const noexcept {
     PromiseBase& c = h.promise();
     const ThreadRefs thread = thread_refs_after_resume();
     Slots& s = thread.slots;
@@ -261,7 +264,8 @@ class TaskAwaiterBase {
   bool await_ready() const noexcept { return !child_ || child_.done(); }
 
   template <class P>
-  std::coroutine_handle<> await_suspend(std::coroutine_handle<P> parent) noexcept {
+  [[gnu::always_inline]] std::coroutine_handle<> await_suspend(
+      std::coroutine_handle<P> parent) noexcept {
     static_assert(std::is_base_of_v<PromiseBase, P>);
     PromiseBase& p = parent.promise();
     parent_ = &p;
@@ -285,7 +289,7 @@ class TaskAwaiterBase {
  protected:
   /// The parent is back: its own slots again, and the return path: `inherited` is the child's
   /// final `current` (or every branch's, after when_all).
-  void finish() noexcept {
+  [[gnu::always_inline]] void finish() noexcept {
     if (parent_ == nullptr) return;
     parent_->install();
     Slots& s = slots_after_resume();
@@ -356,7 +360,7 @@ class ForeignTaskAwaiter {
     t.child_continuation = &c.continuation_;
     // The child borrows the frames counted in the helper, which it owns until the helper runs
     // (after the child completed) or the child is destroyed.
-    Slots start;
+    Slots start{};
     start.current = FrameAccess::data(t.context.current);
     start.inherited = FrameAccess::data(t.context.inherited);
     start.base = FrameAccess::data(t.context.base);
@@ -575,17 +579,12 @@ class TaskPromise final : public TaskPromiseBase, public TaskResult<T> {
   using TaskResult<T>::unhandled_exception;
 };
 
-/// Destroys a Task's coroutine. A suspended one (never started, or waiting at a co_await) runs its
-/// locals' destructors (its scopes) inside its own slots, installed for the purpose; the
-/// destroying thread's slots are left exactly as they were, and what `enter` set in the coroutine
-/// is released.
-template <class P>
-void destroy_coroutine(std::coroutine_handle<P> h) noexcept {
-  PromiseBase& p = h.promise();
-  if (h.done() || p.kind_ == Continuation::none) {  // finished, or never started: no locals
-    h.destroy();
-    return;
-  }
+/// Destroys a suspended Task's coroutine (never started, or waiting at a co_await): its locals'
+/// destructors (its scopes) run inside its own slots, installed for the purpose; the destroying
+/// thread's slots are left exactly as they were, and what `enter` set in the coroutine is
+/// released.
+[[gnu::noinline]] inline void destroy_suspended(std::coroutine_handle<> h,
+                                                PromiseBase& p) noexcept {
   Slots& s = slots_after_resume();
   const Slots saved = s;
   copy_slots(s, p.own_);
@@ -594,6 +593,18 @@ void destroy_coroutine(std::coroutine_handle<P> h) noexcept {
   FrameData* const owned = s.owned;
   copy_slots(s, saved);
   release(owned);
+}
+
+/// Destroys a Task's coroutine: at once when it has finished or never started (no locals),
+/// otherwise as above.
+template <class P>
+void destroy_coroutine(std::coroutine_handle<P> h) noexcept {
+  PromiseBase& p = h.promise();
+  if (h.done() || p.kind_ == Continuation::none) [[likely]] {
+    h.destroy();
+  } else {
+    destroy_suspended(h, p);
+  }
 }
 
 }  // namespace ucm::detail

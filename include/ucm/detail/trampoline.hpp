@@ -6,6 +6,8 @@
 
 #include <coroutine>
 
+#include "ucm/detail/config.hpp"
+
 namespace ucm::detail {
 
 /// A coroutine that is ready to run, linked into a thread's run queue. Every ucm promise is one (a
@@ -41,7 +43,7 @@ struct RunQueue {
 };
 
 /// This thread's run queue. One instance per program and thread (inline function static).
-inline RunQueue& run_queue() noexcept {
+UCM_SHARED_STATE inline RunQueue& run_queue() noexcept {
   static thread_local constinit RunQueue instance{};
   return instance;
 }

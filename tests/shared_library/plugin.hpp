@@ -1,0 +1,31 @@
+// SPDX-License-Identifier: MIT
+// A shared library built with -fvisibility=hidden and -fvisibility-inlines-hidden, as many
+// plugins and large codebases are. ucm's per-program state (slots, run queue, variable ids,
+// misuse handler) must still be one per program: shared_library_test.cpp checks that context
+// crosses the boundary in both directions.
+#pragma once
+
+#include "ucm/task.hpp"
+#include "ucm/variable.hpp"
+
+#define UCM_PLUGIN_API [[gnu::visibility("default")]]
+
+namespace plugin {
+
+/// The value `v` has here, read inside the library; -1 when unbound.
+UCM_PLUGIN_API int get(const ucm::ContextVariable<int>& v);
+
+/// Runs `fn` with `v` set to `value`, the window opened inside the library.
+UCM_PLUGIN_API void run(const ucm::ContextVariable<int>& v, int value, void (*fn)());
+
+/// A variable created inside the library.
+UCM_PLUGIN_API const ucm::ContextVariable<int>& variable();
+
+/// Closes two scopes out of order, inside the library.
+UCM_PLUGIN_API void close_scopes_out_of_order(const ucm::ContextVariable<int>& v);
+
+/// A Task made in the library that awaits a child made in the library: `v` as the child saw it,
+/// plus what the child set (`enter`) as the parent then sees it through get_inherited.
+UCM_PLUGIN_API ucm::Task<int> task(const ucm::ContextVariable<int>& v);
+
+}  // namespace plugin
