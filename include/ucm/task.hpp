@@ -246,7 +246,6 @@ class WhenAllAwaiter {
   /// one allocation for the array) handed to the awaiter, also when a branch threw.
   void await_resume() {
     if (self_ == nullptr) return;
-    self_->install();
     MergeResult merge;
     merge.frames = std::make_unique<ContextFrame[]>(count_);
     for (std::size_t i = 0; i < count_; ++i) {

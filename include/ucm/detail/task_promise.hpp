@@ -83,7 +83,10 @@ class PromiseBase : public ReadyNode {
  public:
   // `own_` and `stash_` are written before they are read (by whoever starts the coroutine, and at
   // each installation); only `own_.owned` is read by the destructor of a Task never started.
-  PromiseBase() noexcept { own_.owned = nullptr; }
+  PromiseBase() noexcept {
+    own_.owned = nullptr;
+    prepare = &prepare_to_run;
+  }
   PromiseBase(const PromiseBase&) = delete;
   PromiseBase& operator=(const PromiseBase&) = delete;
   ~PromiseBase() {
@@ -100,14 +103,12 @@ class PromiseBase : public ReadyNode {
     stash_at_ = &stash_;
   }
 
-  /// At a resumption: installs this coroutine's slots, unless the coroutine that handed control
-  /// to it directly already did. Returns nothing: the caller reaches the slots if it needs them.
-  void install() noexcept {
-    if (installed_) {
-      installed_ = false;
-    } else {
-      enter_root(slots_after_resume());
-    }
+  /// Whoever resumes a ucm coroutine installs its slots first, so the coroutine never checks:
+  /// a parent and child handing control to each other directly (hand_to_child, hand_to_parent),
+  /// the run queue and `hand_off` (through this), and a foreign resumer (through SlotAwaiter's
+  /// await_resume, which runs first in the resumed coroutine).
+  static void prepare_to_run(ReadyNode* n) noexcept {
+    static_cast<PromiseBase*>(n)->enter_root(slots());
   }
 
   /// At a suspension that gives control back to the thread: keep our slots, restore the stash.
@@ -122,7 +123,6 @@ class PromiseBase : public ReadyNode {
   ReadyNode* continuation_ = nullptr;  // what completes when this coroutine completes (kind_)
   ReturnPath return_path_;             // keeps `inherited` valid after co_await child
   Continuation kind_ = Continuation::none;
-  bool installed_ = false;  // slots installed by the one who resumed us
 };
 
 /// Direct hand-off from a running parent to a child that runs next on this thread: the parent's
@@ -133,7 +133,6 @@ inline void hand_to_child(Slots& s, PromiseBase& parent, PromiseBase& child) noe
   s.owned = nullptr;
   s.depth = 1;
   child.stash_at_ = parent.stash_at_;
-  child.installed_ = true;
 }
 
 /// Direct hand-off from a finished child back to its parent, which runs next on this thread: the
@@ -144,14 +143,18 @@ inline void hand_to_child(Slots& s, PromiseBase& parent, PromiseBase& child) noe
 inline void hand_to_parent(Slots& s, PromiseBase& child, PromiseBase& parent) noexcept {
   child.own_.current = s.current;
   child.own_.owned = s.owned;
-  copy_slots(s, parent.own_);
+  // Only what the child's body may have changed for good. `inherited` and the merge view are
+  // the return path's, which the parent sets as it resumes (TaskAwaiterBase::finish).
+  s.current = parent.own_.current;
+  s.base = parent.own_.base;
+  s.owned = parent.own_.owned;
+  s.depth = parent.own_.depth;
   if (child.stash_at_ == &child.stash_) {
     copy_slots(parent.stash_, child.stash_);
     parent.stash_at_ = &parent.stash_;
   } else {
     parent.stash_at_ = child.stash_at_;
   }
-  parent.installed_ = true;
 }
 
 /// Awaiters the promise passes through as they are: they install and leave the slots themselves.
@@ -174,14 +177,6 @@ decltype(auto) get_awaiter(A&& a) {
 
 template <class A>
 using awaiter_t = decltype(get_awaiter(std::declval<A>()));
-
-/// The first thing a started coroutine does: install its slots (prepared by whoever started it).
-struct InitialAwaiter {
-  PromiseBase* promise;
-  bool await_ready() const noexcept { return false; }
-  void await_suspend(std::coroutine_handle<>) const noexcept {}
-  void await_resume() const noexcept { promise->install(); }
-};
 
 /// The last thing a Task does: give up its slots (the final ones stay in the promise for the
 /// awaiter's return path) and hand control to the awaiter: directly when it is a ucm coroutine
@@ -291,7 +286,6 @@ class TaskAwaiterBase {
   /// final `current` (or every branch's, after when_all).
   [[gnu::always_inline]] void finish() noexcept {
     if (parent_ == nullptr) return;
-    parent_->install();
     Slots& s = slots_after_resume();
     PromiseBase& c = child_.promise();
     if (MergeResult* merge = c.return_path_.merge_out(); merge == nullptr) [[likely]] {
@@ -466,7 +460,8 @@ inline constexpr bool is_task_v<Task<T>> = true;
 /// transformation of every `co_await` in the body.
 class TaskPromiseBase : public PromiseBase {
  public:
-  InitialAwaiter initial_suspend() noexcept { return InitialAwaiter{this}; }
+  /// Lazy: whoever starts the coroutine installs the slots it starts with (see prepare_to_run).
+  std::suspend_always initial_suspend() noexcept { return {}; }
 
   template <class A>
   decltype(auto) await_transform(A&& a) {

@@ -16,6 +16,15 @@ namespace ucm::detail {
 struct ReadyNode {
   ReadyNode* next = nullptr;
   std::coroutine_handle<> handle;
+  /// Called on the resuming thread just before `handle` is resumed through the queue or handed
+  /// control by `hand_off`: a Task's promise installs its slots there. Null: nothing to do.
+  void (*prepare)(ReadyNode*) noexcept = nullptr;
+
+  /// Prepares and returns the handle to resume now, on this thread.
+  std::coroutine_handle<> ready_to_run() noexcept {
+    if (prepare != nullptr) prepare(this);
+    return handle;
+  }
 };
 
 /// How many hand-offs by symmetric transfer may nest before one goes through the loop instead.
@@ -79,8 +88,9 @@ inline void push_ready(RunQueue& q, ReadyNode* n) noexcept {
     q.head = n->next;
     if (q.head == nullptr) q.tail = nullptr;
     q.budget = transfer_budget;
-    // The node may be reused (even re-appended) as soon as its coroutine runs: read it first.
-    n->handle.resume();
+    // The node may be reused (even re-appended) as soon as its coroutine runs: nothing touches
+    // it after this.
+    n->ready_to_run().resume();
   }
   q.running = false;
   q.budget = 0;
@@ -98,7 +108,7 @@ inline bool may_transfer(RunQueue& q) noexcept {
 /// transfer when `may_transfer`, otherwise through the queue (starting a loop here if none
 /// runs). Returns what `await_suspend` returns.
 inline std::coroutine_handle<> hand_off(RunQueue& q, ReadyNode* n) noexcept {
-  if (may_transfer(q)) return n->handle;
+  if (may_transfer(q)) return n->ready_to_run();
   push_ready(q, n);
   if (!q.running) run_ready(q);
   // NOTE: the loop may have resumed and destroyed the caller's coroutine: the caller returns this
