@@ -82,8 +82,9 @@ void get_inherited(benchmark::State& state) {
 }
 BENCHMARK(get_inherited);
 
-// Baseline: a window that allocates nothing, a thread_local pointer swapped and restored.
-[[gnu::noinline]] void swap_and_restore(int* value) {
+// Baseline: a window that allocates nothing, a thread_local pointer swapped and restored,
+// inline (as issue 3 measured it: 0.57 ns; a call around it would add more than the swap).
+inline void swap_and_restore(int* value) {
   int* saved = ucm_bench::raw_slot();
   ucm_bench::raw_slot() = value;
   benchmark::ClobberMemory();
