@@ -105,7 +105,11 @@ class ReturnPath {
   /// After `co_await when_all(...)`: `s` inherits the first branch's final frame and every
   /// branch's through `inherited_all()`. Takes over the frames of `result` (count >= 1).
   void merge(Slots& s, MergeResult&& result) noexcept {
-    if (!ensure_rare()) return;  // out of memory: `inherited` stays as it was
+    if (!ensure_rare()) {
+      // Out of memory: the first branch's frame, as after a single co_await, without the others.
+      inherit(s, FrameAccess::data(result.frames[0]));
+      return;
+    }
     if (rare_->merged != nullptr) drop_merge(s);
     drop(s, std::exchange(frame_, nullptr));
     rare_->merged = std::move(result.frames);

@@ -32,7 +32,6 @@ struct Slots {
   const ContextFrame* merged;  // every branch's final frame after a when_all
   std::size_t merged_count;
   std::uint32_t depth;  // open windows; detects scopes closed out of order
-  std::uint32_t reserved;
   alignas(void*) unsigned char inherited_view[sizeof(void*)];  // see inherited_all()
 };
 

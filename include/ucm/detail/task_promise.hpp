@@ -108,7 +108,7 @@ class PromiseBase : public ReadyNode {
   /// the run queue and `hand_off` (through this), and a foreign resumer (through SlotAwaiter's
   /// await_resume, which runs first in the resumed coroutine).
   static void prepare_to_run(ReadyNode* n) noexcept {
-    static_cast<PromiseBase*>(n)->enter_root(slots());
+    static_cast<PromiseBase*>(n)->enter_root(slots_after_resume());
   }
 
   /// At a suspension that gives control back to the thread: keep our slots, restore the stash.
