@@ -85,11 +85,10 @@ struct RawSlots {
   const void* base;
   const void* owned;
   const void* merged;
-  std::size_t merged_count;
   std::uint32_t depth;
   static RawSlots now() noexcept {
     const ucm::detail::Slots& s = ucm::detail::slots();
-    return {s.current, s.inherited, s.base, s.owned, s.merged, s.merged_count, s.depth};
+    return {s.current, s.inherited, s.base, s.owned, s.merged, s.depth};
   }
   friend bool operator==(const RawSlots&, const RawSlots&) = default;
 };
@@ -97,7 +96,7 @@ struct RawSlots {
 bool thread_is_clean() noexcept {
   const RawSlots s = RawSlots::now();
   return s.current == nullptr && s.inherited == nullptr && s.base == nullptr &&
-         s.owned == nullptr && s.merged == nullptr && s.merged_count == 0 && s.depth == 0;
+         s.owned == nullptr && s.merged == nullptr && s.depth == 0;
 }
 
 template <class T>
@@ -664,6 +663,45 @@ TEST_CASE("after when_all, inherited_all holds every branch's final frame in arg
     wrong += ContextFrame::inherited_all().size() != 4;
     co_await nothing();
     wrong += ContextFrame::inherited_all().size() != 1;
+  };
+  ucm::sync_wait(parent());
+  CHECK(wrong == 0);
+  CHECK(thread_is_clean());
+}
+
+TEST_CASE("a continuation window spanning when_all restores the merge that flowed in",
+          "[task][merge][threads]") {
+  ContextVariable<std::string> span;
+  ThreadPool pool(2);
+  std::atomic<int> wrong{0};
+  auto branch = [&](std::string name, int hops) -> Task<> {
+    for (int i = 0; i < hops; ++i) co_await Hop{&pool};
+    span.enter(std::move(name));
+  };
+  auto names = [&]() {
+    std::string out;
+    for (const ContextFrame& f : ContextFrame::inherited_all()) {
+      const std::string* v = f.get(span);
+      out += v == nullptr ? "-" : *v;
+    }
+    return out;
+  };
+  auto parent = [&]() -> Task<> {
+    co_await ucm::when_all(branch("a", 1), branch("b", 0));
+    wrong += names() != "ab";
+    {
+      // The window saves the merge view; the merges inside replace it (and are replaced in
+      // turn) while the window is open, so each must stay valid until the coroutine ends.
+      ContextFrameScope window(ContextFrame{}.with(span, "window"));
+      wrong += names() != "window";
+      co_await ucm::when_all(branch("c", 2), branch("d", 0), branch("e", 1));
+      wrong += names() != "cde";
+      co_await ucm::when_all(branch("f", 1));
+      wrong += names() != "f";
+    }
+    wrong += names() != "ab";  // restored: the first merge, still alive
+    co_await Hop{&pool};
+    wrong += names() != "ab";
   };
   ucm::sync_wait(parent());
   CHECK(wrong == 0);

@@ -82,7 +82,7 @@ class ContextFrame {
   /// frames out to keep them.
   [[nodiscard]] static std::span<const ContextFrame> inherited_all() noexcept {
     detail::Slots& s = detail::slots();
-    if (s.merged_count != 0) return {s.merged, s.merged_count};
+    if (s.merged != nullptr) return {s.merged->frames, s.merged->count};
     // A non-owning ContextFrame object over the slot: never destroyed, so it takes no reference.
     auto* view = ::new (static_cast<void*>(s.inherited_view)) ContextFrame(unowned, s.inherited);
     return {view, 1};

@@ -91,7 +91,6 @@ inline void clear() noexcept {
   s.base = nullptr;
   s.owned = nullptr;
   s.merged = nullptr;
-  s.merged_count = 0;
   detail::release(owned);
 }
 

@@ -75,7 +75,7 @@ namespace ucm {
 ///
 /// Move-only. A Task is awaited once. Cost: one coroutine frame (allocated by the compiler,
 /// elided when it can prove the frame's lifetime); a `co_await` of a Task copies the parent's
-/// slots (seven words) out and back, and takes a reference only when the child's final frame is
+/// slots (six words) out and back, and takes a reference only when the child's final frame is
 /// new to the parent (the return path). Destroying a Task that is suspended (never started, or
 /// waiting; whatever it waits on must then never resume it) runs its locals' destructors in its
 /// own context, leaving the destroying thread's slots untouched.
@@ -246,12 +246,10 @@ class WhenAllAwaiter {
   /// one allocation for the array) handed to the awaiter, also when a branch threw.
   void await_resume() {
     if (self_ == nullptr) return;
-    MergeResult merge;
-    merge.frames = std::make_unique<ContextFrame[]>(count_);
+    MergeResult merge(count_);
     for (std::size_t i = 0; i < count_; ++i) {
-      merge.frames[i] = FrameAccess::borrow(branches_[i]->own_.current);
+      merge[i] = FrameAccess::borrow(branches_[i]->own_.current);
     }
-    merge.count = count_;
     self_->return_path_.set_merge_out(std::move(merge));
   }
 

@@ -59,15 +59,53 @@ inline Slots call_slots(const Slots& awaiter) noexcept {
   s.base = awaiter.base;
   s.owned = nullptr;
   s.merged = awaiter.merged;
-  s.merged_count = awaiter.merged_count;
   s.depth = 1;
   return s;
 }
 
-/// The branches' final frames a `when_all` hands to its awaiter (count >= 1 when set).
-struct MergeResult {
-  std::unique_ptr<ContextFrame[]> frames;
-  std::size_t count = 0;
+/// The branches' final frames a `when_all` hands to its awaiter, in one block that starts with
+/// the MergeView the slots point to (Slots::merged), so that pointer stays valid while the block
+/// lives. Empty, or count >= 1 frames. Move-only.
+class MergeResult {
+ public:
+  MergeResult() noexcept = default;
+  /// `count` (>= 1) empty frames. Throws std::bad_alloc.
+  explicit MergeResult(std::size_t count)
+      : view_(static_cast<MergeView*>(
+            ::operator new(sizeof(MergeView) + count * sizeof(ContextFrame)))) {
+    auto* frames = reinterpret_cast<ContextFrame*>(view_ + 1);
+    for (std::size_t i = 0; i < count; ++i) ::new (static_cast<void*>(frames + i)) ContextFrame();
+    view_->frames = frames;
+    view_->count = count;
+  }
+  MergeResult(MergeResult&& other) noexcept : view_(std::exchange(other.view_, nullptr)) {}
+  MergeResult& operator=(MergeResult&& other) noexcept {
+    MergeResult old(std::move(*this));
+    view_ = std::exchange(other.view_, nullptr);
+    return *this;
+  }
+  MergeResult(const MergeResult&) = delete;
+  MergeResult& operator=(const MergeResult&) = delete;
+  ~MergeResult() {
+    if (view_ == nullptr) return;
+    auto* frames = reinterpret_cast<ContextFrame*>(view_ + 1);
+    for (std::size_t i = view_->count; i-- > 0;) frames[i].~ContextFrame();
+    ::operator delete(static_cast<void*>(view_));
+  }
+
+  explicit operator bool() const noexcept { return view_ != nullptr; }
+  /// Frame `i` (< count); the result must not be empty.
+  ContextFrame& operator[](std::size_t i) const noexcept {
+    return reinterpret_cast<ContextFrame*>(view_ + 1)[i];
+  }
+  /// What the slots point to; null when empty.
+  [[nodiscard]] const MergeView* view() const noexcept { return view_; }
+  /// Gives up the block without freeing it (to leak rather than dangle, on the out-of-memory
+  /// path of a window that may still restore a pointer to it).
+  void leak() noexcept { view_ = nullptr; }
+
+ private:
+  MergeView* view_ = nullptr;
 };
 
 /// What a coroutine holds so that its `inherited` slot stays valid after `co_await child` (the
@@ -90,7 +128,7 @@ class ReturnPath {
   /// previous return path (awaiting children in a loop), the awaiter's base (alive for its whole
   /// run) or empty; so a child that changes nothing costs no reference-count traffic.
   void inherit(Slots& s, FrameData* f) noexcept {
-    if (rare_ != nullptr && rare_->merged != nullptr) [[unlikely]] {
+    if (rare_ != nullptr && rare_->merged) [[unlikely]] {
       drop_merge(s);
     }
     if (f != frame_ && f != s.base && f != nullptr) {
@@ -99,7 +137,6 @@ class ReturnPath {
     }
     s.inherited = f;
     s.merged = nullptr;
-    s.merged_count = 0;
   }
 
   /// After `co_await when_all(...)`: `s` inherits the first branch's final frame and every
@@ -107,22 +144,19 @@ class ReturnPath {
   void merge(Slots& s, MergeResult&& result) noexcept {
     if (!ensure_rare()) {
       // Out of memory: the first branch's frame, as after a single co_await, without the others.
-      inherit(s, FrameAccess::data(result.frames[0]));
+      inherit(s, FrameAccess::data(result[0]));
       return;
     }
-    if (rare_->merged != nullptr) drop_merge(s);
+    if (rare_->merged) drop_merge(s);
     drop(s, std::exchange(frame_, nullptr));
-    rare_->merged = std::move(result.frames);
+    rare_->merged = std::move(result);
     s.inherited = FrameAccess::data(rare_->merged[0]);
-    s.merged = rare_->merged.get();
-    s.merged_count = result.count;
+    s.merged = rare_->merged.view();
   }
 
   /// The merge a when_all's coroutine leaves for its awaiter, if any.
   [[nodiscard]] MergeResult* merge_out() const noexcept {
-    return rare_ == nullptr                     ? nullptr
-           : rare_->merge_out.frames == nullptr ? nullptr
-                                                : &rare_->merge_out;
+    return rare_ == nullptr || !rare_->merge_out ? nullptr : &rare_->merge_out;
   }
   /// Leaves `result` for the awaiter (when_all's own coroutine). May throw (allocation).
   void set_merge_out(MergeResult&& result) {
@@ -132,11 +166,11 @@ class ReturnPath {
 
  private:
   struct Rare {
-    std::unique_ptr<ContextFrame[]> merged;  // after a when_all: what s.merged points to
-    MergeResult merge_out;                   // a when_all's coroutine: for its awaiter
+    MergeResult merged;     // after a when_all: what s.merged points to
+    MergeResult merge_out;  // a when_all's coroutine: for its awaiter
     // Frames given up while a window in the coroutine body may still restore a pointer to them.
     std::vector<FrameData*> kept_frames;
-    std::vector<std::unique_ptr<ContextFrame[]>> kept_merges;
+    std::vector<MergeResult> kept_merges;
   };
 
   bool ensure_rare() noexcept {
@@ -167,13 +201,13 @@ class ReturnPath {
   }
   void drop_merge(const Slots& s) noexcept {
     if (s.depth <= 1) {
-      rare_->merged.reset();
+      rare_->merged = MergeResult();
       return;
     }
     try {
       rare_->kept_merges.push_back(std::move(rare_->merged));
     } catch (...) {
-      (void)rare_->merged.release();  // leak rather than dangle
+      rare_->merged.leak();  // leak rather than dangle
     }
   }
 
@@ -234,10 +268,9 @@ struct ResumeTarget {
   mine.current = FrameAccess::data(current);
   mine.base = FrameAccess::data(base);
   mine.depth = t->context.depth;
-  if (merge.frames != nullptr) {
-    mine.inherited = FrameAccess::data(merge.frames[0]);
-    mine.merged = merge.frames.get();
-    mine.merged_count = merge.count;
+  if (merge) {
+    mine.inherited = FrameAccess::data(merge[0]);
+    mine.merged = merge.view();
   } else if (t->child_slots != nullptr) {
     mine.inherited = FrameAccess::data(returned);
   } else {

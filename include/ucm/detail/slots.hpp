@@ -22,6 +22,13 @@ namespace ucm::detail {
 /// Slots never own `current`, `inherited` or `base`: whoever opened the window does (a scope, a
 /// bound callable, a coroutine). They own only `owned`, the frame made by `enter` in the
 /// innermost window, which that window's exit releases.
+/// Every branch's final frame after a when_all, as ContextFrame::inherited_all() shows them
+/// (count >= 1). Lives in the block that owns the frames (detail::MergeResult).
+struct MergeView {
+  const ContextFrame* frames;
+  std::size_t count;
+};
+
 /// An aggregate without default member initialisers, so that a coroutine's promise can leave its
 /// copies unwritten until they are needed: `Slots{}` is the empty state (every field zero).
 struct Slots {
@@ -29,9 +36,8 @@ struct Slots {
   FrameData* inherited;
   FrameData* base;
   FrameData* owned;
-  const ContextFrame* merged;  // every branch's final frame after a when_all
-  std::size_t merged_count;
-  std::uint32_t depth;  // open windows; detects scopes closed out of order
+  const MergeView* merged;  // after a when_all: every branch's final frame; else null
+  std::uint32_t depth;      // open windows; detects scopes closed out of order
   alignas(void*) unsigned char inherited_view[sizeof(void*)];  // see inherited_all()
 };
 
@@ -109,7 +115,6 @@ inline void copy_slots(Slots& to, const Slots& from) noexcept {
   to.base = from.base;
   to.owned = from.owned;
   to.merged = from.merged;
-  to.merged_count = from.merged_count;
   to.depth = from.depth;
 }
 
@@ -160,7 +165,6 @@ inline SavedContinuation enter_continuation(Slots& s, FrameData* f) noexcept {
   s.base = f;
   s.owned = nullptr;
   s.merged = nullptr;
-  s.merged_count = 0;
   s.depth = saved.depth + 1;
   return saved;
 }

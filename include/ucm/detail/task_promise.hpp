@@ -72,7 +72,7 @@ struct BranchLatch : ReadyNode {
 ///     thread's slots in its own `stash_` (it is the root of this run). A parent and child that
 ///     hand control to each other directly on one thread (a `co_await` of a Task and its
 ///     completion, the common case) leave the stash where it is and pass the pointer on, so such
-///     a hand-off copies only the parent's slots (seven words), once each way.
+///     a hand-off copies only the parent's slots (six words), once each way.
 ///   - Giving up control to the thread (any other suspension, or the end) saves the slots in
 ///     `own_` and restores the stash to the thread.
 /// So whatever thread resumes a coroutine, it sees its own context, and the thread gets its own
