@@ -5,7 +5,8 @@
 # frame, operator new calls per operation) and <date>-instructions.json (callgrind instruction
 # counts per operation), then docs/bench-table.md, docs/bench.png and the table at the end of
 # docs/performance.md.
-# Medians of 5 repetitions; compare ratios against the baselines of the same run, not absolute
+# Medians of 5 repetitions, randomly interleaved (so an operation and its baselines sample the same
+# moments of a noisy machine); compare ratios against the baselines of the same run, not absolute
 # figures across runs. Extra arguments go to the timing binary (e.g. --benchmark_filter=get).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +21,7 @@ model=$(lscpu | sed -n 's/^Model name: *//p' | head -n 1 | tr -d ',')
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 context="cpu_model=${model:-unknown},cores=$(nproc),commit=${commit},repetitions=5"
 common=(--benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+        --benchmark_enable_random_interleaving=true
         --benchmark_out_format=json "--benchmark_context=${context}")
 
 ./build/bench/bench/ucm_bench "${common[@]}" --benchmark_out="bench/results/${date}.json" "$@"
