@@ -9,19 +9,22 @@ namespace {
 
 using ucm_bench::Context;
 
+// The four variables both benchmarks set, on top of a frame of 8.
+struct Four {
+  ucm::ContextVariable<int> a, b, c, d;
+};
+
 // with(a).with(b).with(c).with(d).run on a frame of 8 variables.
 void with_4(benchmark::State& state) {
   const Context context(8);
-  const ucm::ContextVariable<int> a;
-  const ucm::ContextVariable<int> b;
-  const ucm::ContextVariable<int> c;
-  const ucm::ContextVariable<int> d;
+  const Four v;
   context.frame.run([&] {
     int value = 0;
     for (auto _ : state) {
       ++value;
-      ucm::with(a, value).with(b, value).with(c, value).with(d, value).run(
-          [] { benchmark::ClobberMemory(); });
+      ucm::with(v.a, value).with(v.b, value).with(v.c, value).with(v.d, value).run([] {
+        benchmark::ClobberMemory();
+      });
     }
   });
 }
@@ -30,17 +33,15 @@ BENCHMARK(with_4);
 // Four nested var.run windows setting the same four variables: four frames, four blocks.
 void nested_run_4(benchmark::State& state) {
   const Context context(8);
-  const ucm::ContextVariable<int> a;
-  const ucm::ContextVariable<int> b;
-  const ucm::ContextVariable<int> c;
-  const ucm::ContextVariable<int> d;
+  const Four v;
   context.frame.run([&] {
     int value = 0;
     for (auto _ : state) {
       ++value;
-      a.run(value, [&] {
-        b.run(value,
-              [&] { c.run(value, [&] { d.run(value, [] { benchmark::ClobberMemory(); }); }); });
+      v.a.run(value, [&] {
+        v.b.run(value, [&] {
+          v.c.run(value, [&] { v.d.run(value, [] { benchmark::ClobberMemory(); }); });
+        });
       });
     }
   });

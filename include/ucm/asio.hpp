@@ -532,16 +532,14 @@ struct InitiationMarker {
   InitiationMarker* previous;
 };
 
-#if defined(__clang__) && __clang_major__ < 16
-// Opaque, as ucm::detail::slots_after_resume() is: clang before 16 may reuse a TLS address
-// computed before a coroutine's suspension after it resumed on another thread, and await_suspend
-// may be inlined into a coroutine body.
-[[gnu::noinline]]
-#endif
-inline InitiationMarker*&
-current_initiation() noexcept {
+inline InitiationMarker*& initiation_marker() noexcept {
   static thread_local constinit InitiationMarker* marker = nullptr;
   return marker;
+}
+/// This thread's marker, from await_suspend, which may be inlined into a coroutine body (see
+/// after_resume in ucm/detail/config.hpp).
+inline InitiationMarker*& current_initiation() noexcept {
+  return ::ucm::detail::after_resume<&initiation_marker>();
 }
 
 /// The handler use_task gives the operation: stores the results and resumes the coroutine, so

@@ -13,3 +13,26 @@
 #else
 #define UCM_SHARED_STATE
 #endif
+
+namespace ucm::detail {
+
+/// `Accessor()` (a function returning one of ucm's thread_locals) for code that can run after a
+/// coroutine was resumed, possibly on another thread: scope destructors in a coroutine body, the
+/// awaiters around a co_await. Clang before 16 treats a thread_local's address as a constant
+/// within a function, so in a coroutine it may compute it before a co_await and reuse it after
+/// the resumption (fixed in LLVM 16 by llvm.threadlocal.address); there the access goes through
+/// an opaque call. Elsewhere it is the plain access.
+#if defined(__clang__) && __clang_major__ < 16
+template <auto Accessor>
+[[gnu::noinline]] decltype(auto) after_resume() noexcept {
+  asm volatile("" ::: "memory");
+  return Accessor();
+}
+#else
+template <auto Accessor>
+inline decltype(auto) after_resume() noexcept {
+  return Accessor();
+}
+#endif
+
+}  // namespace ucm::detail

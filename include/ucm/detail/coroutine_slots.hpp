@@ -27,20 +27,13 @@ static_assert(std::is_trivially_copyable_v<Slots>, "slots are swapped as plain m
 static_assert(sizeof(Slots) <= 64, "a slot swap moves one cache line");
 
 /// This thread's slots and run queue, for code inside a coroutine body after a resumption: one
-/// opaque call where clang before 16 needs one (see slots_after_resume() in slots.hpp), rather
-/// than two.
+/// opaque call where clang before 16 needs one (see after_resume in config.hpp), rather than two.
 struct ThreadRefs {
   Slots& slots;
   RunQueue& queue;
 };
-#if defined(__clang__) && __clang_major__ < 16
-[[gnu::noinline]] inline ThreadRefs thread_refs_after_resume() noexcept {
-  asm volatile("" ::: "memory");
-  return ThreadRefs{slots(), run_queue()};
-}
-#else
-inline ThreadRefs thread_refs_after_resume() noexcept { return ThreadRefs{slots(), run_queue()}; }
-#endif
+inline ThreadRefs thread_refs() noexcept { return ThreadRefs{slots(), run_queue()}; }
+inline ThreadRefs thread_refs_after_resume() noexcept { return after_resume<&thread_refs>(); }
 
 /// The slots a coroutine starts with when `awaiter` (the awaiting coroutine's or thread's slots)
 /// awaits it: `co_await child` is a call, so the child sees the awaiter's `current`, `base`,

@@ -271,17 +271,9 @@ UCM_SHARED_STATE inline FrameCache& frame_cache() noexcept {
   return instance;
 }
 
-#if defined(__clang__) && __clang_major__ < 16
-// See slots_after_resume() in slots.hpp: clang before 16 may reuse a TLS address computed before
-// a co_await after the coroutine was resumed on another thread, and frames are built and freed
-// inside coroutine bodies.
-[[gnu::noinline]] inline FrameCache& frame_cache_after_resume() noexcept {
-  asm volatile("" ::: "memory");
-  return frame_cache();
-}
-#else
-inline FrameCache& frame_cache_after_resume() noexcept { return frame_cache(); }
-#endif
+/// This thread's block cache, from code that can run after a coroutine resumption (frames are
+/// built and freed inside coroutine bodies; see after_resume in config.hpp).
+inline FrameCache& frame_cache_after_resume() noexcept { return after_resume<&frame_cache>(); }
 
 /// Sends every block cached by this thread back to operator delete.
 inline void trim_frame_cache() noexcept {

@@ -48,20 +48,8 @@ UCM_SHARED_STATE inline Slots& slots() noexcept {
   return instance;
 }
 
-#if defined(__clang__) && __clang_major__ < 16
-// Clang before 16 treats a thread_local's address as a constant within a function, so in a
-// coroutine it may compute it before a co_await and reuse it after the coroutine was resumed on
-// another thread (fixed in LLVM 16 by llvm.threadlocal.address). Code that can run after a
-// resumption inside a coroutine body (scope destructors) reaches the slots through an opaque
-// call instead.
-[[gnu::noinline]] inline Slots& slots_opaque() noexcept {
-  asm volatile("" ::: "memory");
-  return slots();
-}
-inline Slots& slots_after_resume() noexcept { return slots_opaque(); }
-#else
-inline Slots& slots_after_resume() noexcept { return slots(); }
-#endif
+/// This thread's slots, from code that can run after a coroutine resumption (see after_resume).
+inline Slots& slots_after_resume() noexcept { return after_resume<&slots>(); }
 
 /// Frames this thread must release at exit: an `owned` frame left at the top of the thread and
 /// the frames of scopes closed out of order (kept, not released, because a scope still open may

@@ -57,16 +57,9 @@ UCM_SHARED_STATE inline RunQueue& run_queue() noexcept {
   return instance;
 }
 
-#if defined(__clang__) && __clang_major__ < 16
-// See slots_after_resume() in slots.hpp: clang before 16 may reuse a TLS address computed before
-// a suspension after the coroutine was resumed on another thread.
-[[gnu::noinline]] inline RunQueue& run_queue_after_resume() noexcept {
-  asm volatile("" ::: "memory");
-  return run_queue();
-}
-#else
-inline RunQueue& run_queue_after_resume() noexcept { return run_queue(); }
-#endif
+/// This thread's run queue, from code that can run after a coroutine resumption (see
+/// after_resume in config.hpp).
+inline RunQueue& run_queue_after_resume() noexcept { return after_resume<&run_queue>(); }
 
 /// Appends `n` without running anything.
 inline void push_ready(RunQueue& q, ReadyNode* n) noexcept {
