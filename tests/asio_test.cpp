@@ -278,10 +278,16 @@ TEST_CASE("one propagate token serves many operations, each capturing its own co
 TEST_CASE("an operation initiated with no context completes with none", "[asio][propagate]") {
   IoThreads threads(2);
   std::atomic<int> dirty{0};
+  std::atomic<int> ran{0};
   ::asio::steady_timer timer(threads.io, 1ms);
-  ContextFrame{}.inherit(
-      [&] { timer.async_wait(propagate([&](std::error_code) { dirty += !slots_empty(); })); });
+  ContextFrame{}.inherit([&] {
+    timer.async_wait(propagate([&](std::error_code) {
+      dirty += !slots_empty();
+      ++ran;
+    }));
+  });
   threads.finish();
+  CHECK(ran == 1);
   CHECK(dirty == 0);
 }
 
@@ -748,15 +754,17 @@ TEST_CASE("500 concurrent Tasks on 4 I/O threads never see each other's values t
   auto one = [&](int id) -> ucm::Task<> {
     ucm::ContextVariableScope scope(request_id, id);
     ::asio::steady_timer timer(threads.io, (id % 4) * 1ms);
+    int expected = id;
     for (int step = 0; step < 3; ++step) {
       timer.expires_after((step + id) % 3 * 1ms);
       co_await timer.async_wait(ucm::asio::use_task);
-      seen.check(id, seen_id());
+      seen.check(expected, seen_id());
       co_await ::asio::post(strand, ucm::asio::use_task);  // onto the strand, then off it
-      seen.check(id, seen_id());
-      request_id.enter(id + 100000);  // lasts until the Task ends; never leaks elsewhere
-      seen.check(id + 100000, seen_id());
-      request_id.enter(id);
+      seen.check(expected, seen_id());
+      // Lasts until the Task ends, across the next awaits; never leaks elsewhere.
+      expected = id + 100000 * (step + 1);
+      request_id.enter(expected);
+      seen.check(expected, seen_id());
     }
   };
   std::vector<ucm::Task<>> all;

@@ -23,7 +23,9 @@
 // (follows-from), `get_active()` still the parent's own values, and `get()` falls back to the
 // child's when the parent has none. After `co_await when_all(...)`, `ContextFrame::inherited_all()`
 // holds every branch's final frame in argument order and `inherited()` the first. This lasts until
-// the parent's next `co_await` of a Task or when_all, or its end; leaving a scope does not undo it.
+// the parent's next `co_await` of a Task or when_all, or its end; leaving a call window (a
+// variable's scope, `var.run`) does not undo it, while a continuation window restores the
+// `inherited` it saved.
 //
 // The stack never grows
 // ---------------------

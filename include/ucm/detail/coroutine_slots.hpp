@@ -270,13 +270,15 @@ struct ResumeTarget {
     mine.inherited = FrameAccess::data(inherited);
   }
 
-  Slots& s = slots_after_resume();
-  const Slots saved = s;
-  s = mine;
+  // A normal, non-inlined function: the slots' address is computed here, on this thread, and the
+  // coroutine returns to this thread, so `s` stays this thread's throughout.
+  Slots& s = slots();
+  Slots saved;
+  copy_slots(saved, s);
+  copy_slots(s, mine);
   coroutine.resume();
-  // A normal function, and the coroutine returned to this thread: `s` is still this thread's.
   FrameData* owned = s.owned;
-  s = saved;
+  copy_slots(s, saved);
   release(owned);
 }
 

@@ -271,10 +271,6 @@ UCM_SHARED_STATE inline FrameCache& frame_cache() noexcept {
   return instance;
 }
 
-/// This thread's block cache, from code that can run after a coroutine resumption (frames are
-/// built and freed inside coroutine bodies; see after_resume in config.hpp).
-inline FrameCache& frame_cache_after_resume() noexcept { return after_resume<&frame_cache>(); }
-
 /// Sends every block cached by this thread back to operator delete.
 inline void trim_frame_cache() noexcept {
   FrameCache& c = frame_cache();
@@ -334,9 +330,12 @@ inline std::uint32_t cache_class(std::size_t bytes, std::size_t alignment) noexc
 
 /// A block of `bytes` aligned to `alignment` (at least block_alignment) for a frame whose cache
 /// class is `k` (see cache_class).
+// NOTE: this and free_block are reached only through the non-inlined builders and destroy_frames,
+// which compute the cache's address afresh on each call, so the plain access is right even in a
+// coroutine body on clang < 16 (see after_resume in config.hpp).
 inline void* allocate_block(std::size_t bytes, std::size_t alignment, std::uint32_t k) {
   if (k != no_cache_class) {
-    FrameCache& c = frame_cache_after_resume();
+    FrameCache& c = frame_cache();
     if (FrameCache::Block* b = c.head[k]) [[likely]] {
       c.head[k] = b->next;
       --c.count[k];
@@ -354,7 +353,7 @@ inline void free_block(FrameData* f) noexcept {
   f->~FrameData();
   void* memory = f;
   if (k != no_cache_class) {
-    FrameCache& c = frame_cache_after_resume();
+    FrameCache& c = frame_cache();
     if (c.count[k] < FrameCache::depth) [[likely]] {
       if (c.state == FrameCache::State::open) [[likely]] {
         c.head[k] = ::new (memory) FrameCache::Block{c.head[k]};

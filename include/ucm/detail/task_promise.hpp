@@ -274,11 +274,12 @@ class TaskAwaiterBase {
       hand_to_child(s, p, c);
       return child_;
     }
+    // The budget is spent: the child starts from the queue.
     p.leave(s);
     c.own_ = call_slots(p.own_);
-    // NOTE: the child may complete and resume the parent before hand_off returns: nothing
-    // touches `this` afterwards.
-    return hand_off(q, &c);
+    schedule(q, &c);
+    // NOTE: the child may have completed and resumed the parent already: nothing touches `this`.
+    return std::noop_coroutine();
   }
 
  protected:
@@ -362,9 +363,7 @@ class ForeignTaskAwaiter {
     c.own_ = start;
     c.continuation_ = &helper.handle.promise();
     c.kind_ = Continuation::helper;
-    RunQueue& q = run_queue_after_resume();
-    push_ready(q, &c);
-    if (!q.running) run_ready(q);
+    schedule(run_queue_after_resume(), &c);
     // NOTE: the coroutine may have been resumed already: no access to `this`.
   }
 
@@ -580,8 +579,9 @@ class TaskPromise final : public TaskPromiseBase, public TaskResult<T> {
 /// released.
 [[gnu::noinline]] inline void destroy_suspended(std::coroutine_handle<> h,
                                                 PromiseBase& p) noexcept {
-  Slots& s = slots_after_resume();
-  const Slots saved = s;
+  Slots& s = slots();  // a normal, non-inlined function: computed here, on this thread
+  Slots saved;
+  copy_slots(saved, s);
   copy_slots(s, p.own_);
   p.own_ = Slots{};  // now the thread's, for the locals' destructors
   h.destroy();
