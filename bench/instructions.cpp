@@ -11,6 +11,7 @@
 
 #include "bench_support.hpp"
 #if __has_include("ucm/task.hpp")
+#include "bare_task.hpp"
 #include "plain_task.hpp"
 #include "ucm/task.hpp"
 #endif
@@ -27,6 +28,12 @@ ucm::Task<int> ucm_trivial() { co_return 1; }
 ucm::Task<int> ucm_awaits(long n) {
   int sum = 0;
   for (long i = 0; i < n; ++i) sum += co_await ucm_trivial();
+  co_return sum;
+}
+ucm_bench::BareTask<int> bare_trivial() { co_return 1; }
+ucm_bench::BareTask<int> bare_awaits(long n) {
+  int sum = 0;
+  for (long i = 0; i < n; ++i) sum += co_await bare_trivial();
   co_return sum;
 }
 ucm_bench::PlainTask<int> plain_trivial() { co_return 1; }
@@ -86,6 +93,8 @@ int main(int argc, char** argv) {
 #if __has_include("ucm/task.hpp")
     } else if (op == "task_await") {
       if (ucm::sync_wait(ucm_awaits(n)) != n) std::abort();
+    } else if (op == "bare_task_await") {
+      if (bare_awaits(n).run() != n) std::abort();
     } else if (op == "plain_task_await") {
       if (plain_awaits(n).run() != n) std::abort();
 #endif

@@ -191,7 +191,9 @@ class Report:
         self.add("call window", "frame.with: new frame, 1 more variable (frame of 8)",
                  "frame_with/8", m8)
         self.add_overhead("coroutines", "co_await of a trivial ucm::Task", "task_await",
-                          "baseline_plain_task_await", "baseline_thread_local_swap", 5)
+                          "baseline_bare_task_await", "baseline_thread_local_swap", 5)
+        self.add("coroutines", "co_await of a trivial ucm::Task against a plain task",
+                 "task_await", "baseline_plain_task_await")
         self.add("coroutines", "8 sequential co_await of ucm::Task", "task_await_8",
                  "baseline_plain_task_await_8")
         self.add("coroutines", "co_await ucm::when_all of 8", "task_when_all_8",
@@ -296,7 +298,8 @@ class Report:
                       "| --- | ---: | --- | ---: |"]
             for op, base in (("get", "thread_local_read"), ("capture", None),
                              ("continuation", "direct_call"), ("var_run", "malloc_free"),
-                             ("with_4", "malloc_free"), ("task_await", "plain_task_await")):
+                             ("with_4", "malloc_free"), ("task_await", "bare_task_await"),
+                             ("task_await", "plain_task_await")):
                 if op not in i:
                     continue
                 b = f"{i[base]:.0f}" if base in i else ""
@@ -371,6 +374,7 @@ SHORT = {
     "baseline_atomic_inc_dec": "atomic inc+dec",
     "baseline_malloc_free": "malloc+free",
     "baseline_direct_call": "direct call",
+    "baseline_bare_task_await": "same task, propagation compiled out",
     "baseline_plain_task_await": "plain task co_await",
     "baseline_plain_task_await_8": "8 plain co_awaits",
     "baseline_post_raw_executor": "raw io_context executor",

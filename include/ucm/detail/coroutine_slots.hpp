@@ -111,9 +111,18 @@ class ReturnPath {
   ReturnPath(const ReturnPath&) = delete;
   ReturnPath& operator=(const ReturnPath&) = delete;
   ~ReturnPath() {
-    release(frame_);
-    if (rare_ != nullptr) [[unlikely]]
-      destroy_rare();
+    if (!empty()) [[unlikely]]
+      clear();
+  }
+
+  /// Whether it holds nothing (the common case for a Task that awaited no Task).
+  [[nodiscard]] bool empty() const noexcept { return (frame_ == nullptr) & (rare_ == nullptr); }
+
+  /// Releases what it holds.
+  [[gnu::cold]] void clear() noexcept {
+    release(std::exchange(frame_, nullptr));
+    if (rare_ != nullptr) destroy_rare();
+    rare_ = nullptr;
   }
 
   /// After `co_await child`: `s` (the awaiter's slots, installed) inherits `f`, the child's final

@@ -90,6 +90,13 @@ class PromiseBase : public ReadyNode {
   PromiseBase(const PromiseBase&) = delete;
   PromiseBase& operator=(const PromiseBase&) = delete;
   ~PromiseBase() {
+    // One test for the common case: nothing to release, no helper to destroy.
+    if ((own_.owned != nullptr) | (kind_ == Continuation::helper)) [[unlikely]]
+      release_rare();
+  }
+
+  /// What the destructor does when there is something to do.
+  [[gnu::cold]] void release_rare() noexcept {
     // The coroutine's `enter`s last until it completes; they are released with it.
     release(own_.owned);
     // Awaited by a foreign coroutine that was never resumed (this Task was destroyed first).
@@ -119,7 +126,7 @@ class PromiseBase : public ReadyNode {
 
   Slots own_;
   Slots stash_;
-  Slots* stash_at_ = nullptr;          // where the thread's slots are, while we run
+  Slots* stash_at_;                    // where the thread's slots are, while we run (set then)
   ReadyNode* continuation_ = nullptr;  // what completes when this coroutine completes (kind_)
   ReturnPath return_path_;             // keeps `inherited` valid after co_await child
   Continuation kind_ = Continuation::none;
