@@ -942,6 +942,38 @@ TEST_CASE("sync_wait inside a Task runs a nested loop", "[task][sync_wait]") {
   CHECK(ucm::sync_wait(outer()) == 8);
 }
 
+TEST_CASE("sync_wait inside a Task leaves what the outer loop had queued to that loop",
+          "[task][sync_wait]") {
+  // when_all queues every branch before the first runs, so while branch 1 blocks in sync_wait the
+  // outer loop's queue holds branches 2 and 3: the nested loop must run only its own task, and
+  // the outer loop must still run the others afterwards, each in its own context.
+  ContextVariable<int> v;
+  std::vector<std::string> log;
+  auto leaf = [&]() -> Task<int> {
+    log.push_back("leaf " + std::to_string(value_of(v.get())));
+    co_return value_of(v.get());
+  };
+  auto first = [&]() -> Task<int> {
+    ContextVariableScope s(v, 1);
+    log.emplace_back("first begins");
+    const int inner = ucm::sync_wait(leaf());
+    log.emplace_back("first ends");
+    co_return inner;
+  };
+  auto other = [&](int n) -> Task<int> {
+    ContextVariableScope s(v, n);
+    log.push_back("other " + std::to_string(value_of(v.get())));
+    co_return value_of(v.get());
+  };
+  const auto [a, b, c] = ucm::sync_wait(ucm::when_all(first(), other(2), other(3)));
+  CHECK(a == 1);
+  CHECK(b == 2);
+  CHECK(c == 3);
+  CHECK(log ==
+        std::vector<std::string>{"first begins", "leaf 1", "first ends", "other 2", "other 3"});
+  CHECK(thread_is_clean());
+}
+
 // ---- propagate ----------------------------------------------------------------------------------
 
 TEST_CASE("propagate keeps a user-defined coroutine's context across a thread hop",
