@@ -81,8 +81,9 @@ struct BranchLatch : ReadyNode {
 /// A promise is also the coroutine's ReadyNode: what a run queue links when it becomes ready.
 class PromiseBase : public ReadyNode {
  public:
-  // `own_` and `stash_` are written before they are read (by whoever starts the coroutine, and at
-  // each installation); only `own_.owned` is read by the destructor of a Task never started.
+  // `own_`, `stash_` and `stash_at_` are written before they are read (by whoever starts the
+  // coroutine, and at each installation); of them only `own_.owned` is read by the destructor of
+  // a Task never started, which also reads `kind_` (none) and `continuation_`.
   PromiseBase() noexcept {
     own_.owned = nullptr;
     prepare = &prepare_to_run;
