@@ -93,10 +93,10 @@ struct SavedCall {
 /// Copies the slots that matter (not the scratch space behind `inherited_all()`): what a
 /// continuation window saves and restores, and a coroutine swaps in and out.
 ///
-// NOTE: field by field, in the fields' own widths, rather than as one 64-byte block: the slots
-// were usually just written field by field (a scope, `enter`, the return path), and a wide load
-// over narrower recent stores cannot be forwarded from the store buffer (a stall of a dozen
-// cycles per load, several times per co_await).
+// NOTE: field by field rather than as one 64-byte block, which would also copy the scratch space
+// and load wide over fields usually just stored one by one (a scope, `enter`, the return path).
+// g++ -O2 still pairs neighbouring fields into 16-byte moves; forcing word-sized copies measured
+// no difference (docs/performance.md, "Tried and not kept").
 inline void copy_slots(Slots& to, const Slots& from) noexcept {
   to.current = from.current;
   to.inherited = from.inherited;

@@ -97,15 +97,15 @@ inline bool may_transfer(RunQueue& q) noexcept {
   return true;
 }
 
-/// Hands control to `n` from an `await_suspend` (whose coroutine is suspended): by symmetric
-/// transfer when `may_transfer`, otherwise through the queue (starting a loop here if none
-/// runs). Returns what `await_suspend` returns.
 /// Appends `n` and, unless a loop already runs on this thread (it will pick `n` up), runs one.
 inline void schedule(RunQueue& q, ReadyNode* n) noexcept {
   push_ready(q, n);
   if (!q.running) run_ready(q);
 }
 
+/// Hands control to `n` from an `await_suspend` (whose coroutine is suspended): by symmetric
+/// transfer when `may_transfer`, otherwise through the queue (starting a loop here if none
+/// runs). Returns what `await_suspend` returns.
 inline std::coroutine_handle<> hand_off(RunQueue& q, ReadyNode* n) noexcept {
   if (may_transfer(q)) return n->ready_to_run();
   schedule(q, n);
