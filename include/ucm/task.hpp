@@ -178,7 +178,7 @@ class SyncWaitPromise final : public TaskPromiseBase {
     bool await_ready() const noexcept { return false; }
     void await_suspend(std::coroutine_handle<SyncWaitPromise> h) const noexcept {
       SyncWaitPromise& p = h.promise();
-      p.leave(slots_after_resume());  // the thread that finishes gets its slots back
+      p.leave(thread_refs_after_resume());  // the thread that finishes gets its slots back
       SyncWaitEvent* const event = p.event_;
       event->set();  // NOTE: the caller may now destroy this coroutine: nothing touches it below
     }
@@ -226,7 +226,7 @@ class WhenAllAwaiter {
   void await_suspend(std::coroutine_handle<P> self) noexcept {
     PromiseBase& w = self.promise();
     self_ = &w;
-    w.leave(slots_after_resume());
+    w.leave(thread_refs_after_resume());
     // Relaxed: the branches start after this on this thread, or on another thread through the
     // hand-off that moved them there.
     latch_.pending.store(count_, std::memory_order_relaxed);

@@ -103,26 +103,33 @@ class MergeResult {
 
 /// What a coroutine holds so that its `inherited` slot stays valid after `co_await child` (the
 /// return path): the child's frames die with the child, so the awaiter counts its own reference.
-/// It lasts until the next return path replaces it, or the coroutine ends. One pointer for the
-/// common case; merges and the rare cases live in a block allocated on demand.
+/// It lasts until the next return path replaces it, or the coroutine ends.
+///
+/// One word, so that the common case costs one compare: null (nothing held), the frame held (one
+/// reference), or, tagged in its low bit, a block allocated on demand for merges and the rare
+/// cases, which then holds the frame. Trivially destructible: its owner calls clear() when
+/// empty() is false (PromiseBase folds that test into its own).
 class ReturnPath {
  public:
-  ReturnPath() noexcept {}
+  ReturnPath() noexcept = default;
   ReturnPath(const ReturnPath&) = delete;
   ReturnPath& operator=(const ReturnPath&) = delete;
-  ~ReturnPath() {
-    if (!empty()) [[unlikely]]
-      clear();
-  }
 
   /// Whether it holds nothing (the common case for a Task that awaited no Task).
-  [[nodiscard]] bool empty() const noexcept { return (frame_ == nullptr) & (rare_ == nullptr); }
+  [[nodiscard]] bool empty() const noexcept { return word_ == 0; }
+  /// The word itself, for an owner that tests several fields at once.
+  [[nodiscard]] std::uintptr_t word() const noexcept { return word_; }
 
   /// Releases what it holds.
   [[gnu::cold]] void clear() noexcept {
-    release(std::exchange(frame_, nullptr));
-    if (rare_ != nullptr) destroy_rare();
-    rare_ = nullptr;
+    if (Rare* rare = rare_block()) {
+      release(rare->frame);
+      for (FrameData* f : rare->kept_frames) release(f);
+      delete rare;
+    } else {
+      release(held());
+    }
+    word_ = 0;
   }
 
   /// After `co_await child`: `s` (the awaiter's slots, installed) inherits `f`, the child's final
@@ -130,13 +137,10 @@ class ReturnPath {
   /// previous return path (awaiting children in a loop), the awaiter's base (alive for its whole
   /// run) or empty; so a child that changes nothing costs no reference-count traffic.
   void inherit(Slots& s, FrameData* f) noexcept {
-    if (rare_ != nullptr && rare_->merged) [[unlikely]] {
-      drop_merge(s);
-    }
-    if (f != frame_ && f != s.base && f != nullptr) {
-      retain(f);
-      drop(s, std::exchange(frame_, f));
-    }
+    // A tagged word never equals a frame's address (frames are aligned), so one compare covers
+    // "already held, no block".
+    if ((reinterpret_cast<std::uintptr_t>(f) != word_) & (f != s.base)) [[unlikely]]
+      hold(s, f);
     s.inherited = f;
     s.merged = nullptr;
   }
@@ -144,45 +148,72 @@ class ReturnPath {
   /// After `co_await when_all(...)`: `s` inherits the first branch's final frame and every
   /// branch's through `inherited_all()`. Takes over the frames of `result` (count >= 1).
   void merge(Slots& s, MergeResult&& result) noexcept {
-    if (!ensure_rare()) {
+    Rare* rare = ensure_rare();
+    if (rare == nullptr) {
       // Out of memory: the first branch's frame, as after a single co_await, without the others.
       inherit(s, FrameAccess::data(result[0]));
       return;
     }
-    if (rare_->merged) drop_merge(s);
-    drop(s, std::exchange(frame_, nullptr));
-    rare_->merged = std::move(result);
-    s.inherited = FrameAccess::data(rare_->merged[0]);
-    s.merged = rare_->merged.view();
+    if (rare->merged) drop_merge(s, *rare);
+    drop(s, std::exchange(rare->frame, nullptr));
+    rare->merged = std::move(result);
+    s.inherited = FrameAccess::data(rare->merged[0]);
+    s.merged = rare->merged.view();
   }
 
   /// The merge a when_all's coroutine leaves for its awaiter, if any.
   [[nodiscard]] MergeResult* merge_out() const noexcept {
-    return rare_ == nullptr || !rare_->merge_out ? nullptr : &rare_->merge_out;
+    Rare* rare = rare_block();
+    return rare == nullptr || !rare->merge_out ? nullptr : &rare->merge_out;
   }
   /// Leaves `result` for the awaiter (when_all's own coroutine). May throw (allocation).
   void set_merge_out(MergeResult&& result) {
-    if (!ensure_rare()) throw std::bad_alloc();
-    rare_->merge_out = std::move(result);
+    Rare* rare = ensure_rare();
+    if (rare == nullptr) throw std::bad_alloc();
+    rare->merge_out = std::move(result);
   }
 
  private:
+  static constexpr std::uintptr_t rare_tag = 1;
+  static_assert(alignof(FrameData) > 1 && alignof(std::max_align_t) > 1);
+
   struct Rare {
-    MergeResult merged;     // after a when_all: what s.merged points to
-    MergeResult merge_out;  // a when_all's coroutine: for its awaiter
+    FrameData* frame = nullptr;  // one reference, or null
+    MergeResult merged;          // after a when_all: what s.merged points to
+    MergeResult merge_out;       // a when_all's coroutine: for its awaiter
     // Frames given up while a window in the coroutine body may still restore a pointer to them.
     std::vector<FrameData*> kept_frames;
     std::vector<MergeResult> kept_merges;
   };
 
-  bool ensure_rare() noexcept {
-    if (rare_ == nullptr) rare_ = new (std::nothrow) Rare;
-    return rare_ != nullptr;
+  [[nodiscard]] Rare* rare_block() const noexcept {
+    return (word_ & rare_tag) != 0 ? reinterpret_cast<Rare*>(word_ & ~rare_tag) : nullptr;
+  }
+  [[nodiscard]] FrameData* held() const noexcept { return reinterpret_cast<FrameData*>(word_); }
+
+  /// The block, allocated on first need (taking over the frame held); null when out of memory.
+  Rare* ensure_rare() noexcept {
+    if (Rare* rare = rare_block()) return rare;
+    Rare* rare = new (std::nothrow) Rare;
+    if (rare == nullptr) return nullptr;
+    rare->frame = held();
+    word_ = reinterpret_cast<std::uintptr_t>(rare) | rare_tag;
+    return rare;
   }
 
-  [[gnu::cold]] void destroy_rare() noexcept {
-    for (FrameData* f : rare_->kept_frames) release(f);
-    delete rare_;
+  /// inherit()'s other cases: a new frame to hold, nothing to hold, or the block.
+  [[gnu::noinline]] void hold(Slots& s, FrameData* f) noexcept {
+    Rare* rare = rare_block();
+    if (rare != nullptr && rare->merged) drop_merge(s, *rare);
+    FrameData* const old = rare != nullptr ? rare->frame : held();
+    if (f == old || f == nullptr) return;
+    retain(f);
+    if (rare != nullptr) {
+      rare->frame = f;
+    } else {
+      word_ = reinterpret_cast<std::uintptr_t>(f);
+    }
+    drop(s, old);
   }
 
   // A window still open in the coroutine body (depth > 1) may have saved the pointer we are about
@@ -194,27 +225,27 @@ class ReturnPath {
       release(old);
       return;
     }
+    Rare* rare = ensure_rare();
+    if (rare == nullptr) return;  // out of memory: leaking one frame beats a dangling pointer
     try {
-      if (!ensure_rare()) return;  // out of memory: leaking one frame beats a dangling pointer
-      rare_->kept_frames.push_back(old);
+      rare->kept_frames.push_back(old);
     } catch (...) {
       // As above.
     }
   }
-  void drop_merge(const Slots& s) noexcept {
+  static void drop_merge(const Slots& s, Rare& rare) noexcept {
     if (s.depth <= 1) {
-      rare_->merged = MergeResult();
+      rare.merged = MergeResult();
       return;
     }
     try {
-      rare_->kept_merges.push_back(std::move(rare_->merged));
+      rare.kept_merges.push_back(std::move(rare.merged));
     } catch (...) {
-      rare_->merged.leak();  // leak rather than dangle
+      rare.merged.leak();  // leak rather than dangle
     }
   }
 
-  FrameData* frame_ = nullptr;  // one reference, or null
-  Rare* rare_ = nullptr;
+  std::uintptr_t word_ = 0;
 };
 
 /// The context of a coroutine that has no slots of its own (a foreign coroutine type), captured

@@ -9,6 +9,7 @@
 #include <concepts>
 #include <coroutine>
 #include <cstddef>
+#include <cstdint>
 #include <exception>
 #include <memory>
 #include <new>
@@ -62,28 +63,37 @@ struct BranchLatch : ReadyNode {
   }
 };
 
+/// The thread's slots, kept while a ucm coroutine runs on it, and the stash that was there before
+/// (an enclosing run on this thread's stack: a nested loop, or a coroutine resumed inline).
+struct SlotStash {
+  Slots slots;
+  SlotStash* outer;
+};
+
 /// What every ucm coroutine (Task, and the helper of sync_wait) carries besides its result.
 ///
 /// Where the slots are:
 ///   - `own_` holds the coroutine's own slots while it does not run (before it starts: the slots
 ///     it starts with; after its end: its final `current` and `owned`, for the return path).
 ///   - While it runs, its slots are the thread's slots, and what the thread had before is kept in
-///     a stash: `*stash_at_`. A coroutine resumed by a loop or a foreign resumer stashes the
-///     thread's slots in its own `stash_` (it is the root of this run). A parent and child that
-///     hand control to each other directly on one thread (a `co_await` of a Task and its
-///     completion, the common case) leave the stash where it is and pass the pointer on, so such
-///     a hand-off copies only the parent's slots (six words), once each way.
+///     a stash, which the thread's run queue points to (`RunQueue::stash`). A coroutine resumed by
+///     a loop or a foreign resumer stashes the thread's slots in its own `stash_` (it is the root
+///     of this run). A parent and child that hand control to each other directly on one thread (a
+///     `co_await` of a Task and its completion, the common case) leave the stash where it is, so
+///     such a hand-off copies only the parent's slots (six words), once each way.
 ///   - Giving up control to the thread (any other suspension, or the end) saves the slots in
-///     `own_` and restores the stash to the thread.
+///     `own_`, restores the stash to the thread and pops it.
+/// Runs on one thread nest like calls (a root resumed inline gives control back before its
+/// resumer continues), so the stashes form a stack through the roots' promises.
 /// So whatever thread resumes a coroutine, it sees its own context, and the thread gets its own
 /// back when the coroutine gives up control. No allocation, no lock, no reference counting.
 ///
 /// A promise is also the coroutine's ReadyNode: what a run queue links when it becomes ready.
 class PromiseBase : public ReadyNode {
  public:
-  // `own_`, `stash_` and `stash_at_` are written before they are read (by whoever starts the
-  // coroutine, and at each installation); of them only `own_.owned` is read by the destructor of
-  // a Task never started, which also reads `kind_` (none) and `continuation_`.
+  // `own_` and `stash_` are written before they are read (by whoever starts the coroutine, and at
+  // each installation); of them only `own_.owned` is read by the destructor of a Task never
+  // started, which also reads `return_path_`, `kind_` (none) and `continuation_`.
   PromiseBase() noexcept {
     own_.owned = nullptr;
     prepare = &prepare_to_run;
@@ -91,8 +101,9 @@ class PromiseBase : public ReadyNode {
   PromiseBase(const PromiseBase&) = delete;
   PromiseBase& operator=(const PromiseBase&) = delete;
   ~PromiseBase() {
-    // One test for the common case: nothing to release, no helper to destroy.
-    if ((own_.owned != nullptr) | (kind_ == Continuation::helper)) [[unlikely]]
+    // One test for the common case: nothing to release, no return path, no helper to destroy.
+    if (((reinterpret_cast<std::uintptr_t>(own_.owned) | return_path_.word()) != 0) |
+        (kind_ == Continuation::helper)) [[unlikely]]
       release_rare();
   }
 
@@ -100,15 +111,17 @@ class PromiseBase : public ReadyNode {
   [[gnu::cold]] void release_rare() noexcept {
     // The coroutine's `enter`s last until it completes; they are released with it.
     release(own_.owned);
+    if (!return_path_.empty()) return_path_.clear();
     // Awaited by a foreign coroutine that was never resumed (this Task was destroyed first).
     if (kind_ == Continuation::helper && continuation_ != nullptr) continuation_->handle.destroy();
   }
 
   /// At a resumption by a loop or a foreign resumer: stash the thread's slots, install ours.
-  void enter_root(Slots& s) noexcept {
-    copy_slots(stash_, s);
-    copy_slots(s, own_);
-    stash_at_ = &stash_;
+  void enter_root(ThreadRefs thread) noexcept {
+    copy_slots(stash_.slots, thread.slots);
+    stash_.outer = thread.queue.stash;
+    thread.queue.stash = &stash_;
+    copy_slots(thread.slots, own_);
   }
 
   /// Whoever resumes a ucm coroutine installs its slots first, so the coroutine never checks:
@@ -116,18 +129,19 @@ class PromiseBase : public ReadyNode {
   /// the run queue and `hand_off` (through this), and a foreign resumer (through SlotAwaiter's
   /// await_resume, which runs first in the resumed coroutine).
   static void prepare_to_run(ReadyNode* n) noexcept {
-    static_cast<PromiseBase*>(n)->enter_root(slots_after_resume());
+    static_cast<PromiseBase*>(n)->enter_root(thread_refs_after_resume());
   }
 
   /// At a suspension that gives control back to the thread: keep our slots, restore the stash.
-  void leave(Slots& s) noexcept {
-    copy_slots(own_, s);
-    copy_slots(s, *stash_at_);
+  void leave(ThreadRefs thread) noexcept {
+    copy_slots(own_, thread.slots);
+    SlotStash* const stash = thread.queue.stash;
+    copy_slots(thread.slots, stash->slots);
+    thread.queue.stash = stash->outer;
   }
 
   Slots own_;
-  Slots stash_;
-  Slots* stash_at_;                    // where the thread's slots are, while we run (set then)
+  SlotStash stash_;                    // the thread's slots, while this coroutine is the root
   ReadyNode* continuation_ = nullptr;  // what completes when this coroutine completes (kind_)
   ReturnPath return_path_;             // keeps `inherited` valid after co_await child
   Continuation kind_ = Continuation::none;
@@ -136,19 +150,19 @@ class PromiseBase : public ReadyNode {
 /// Direct hand-off from a running parent to a child that runs next on this thread: the parent's
 /// slots are kept in its promise, the thread's become the child's start (a call: the parent's,
 /// owning nothing, in a window of its own), and the stash stays where it is.
-inline void hand_to_child(Slots& s, PromiseBase& parent, PromiseBase& child) noexcept {
+inline void hand_to_child(Slots& s, PromiseBase& parent) noexcept {
   copy_slots(parent.own_, s);
   s.owned = nullptr;
   s.depth = 1;
-  child.stash_at_ = parent.stash_at_;
 }
 
 /// Direct hand-off from a finished child back to its parent, which runs next on this thread: the
 /// child keeps its final `current` and `owned` (the return path reads one, the promise releases
-/// the other), the parent's slots are installed, and the stash passes back; if the child held it
-/// (it was the root of this run), it moves to the parent, since the child is about to be
-/// destroyed. A root is always the running coroutine or one of its awaiters, which stay alive.
-inline void hand_to_parent(Slots& s, PromiseBase& child, PromiseBase& parent) noexcept {
+/// the other) and the parent's slots are installed. If the child holds the stash (it was the root
+/// of this run), the stash moves to the parent, since the child is about to be destroyed; the
+/// parent's own is free, as it was suspended.
+inline void hand_to_parent(ThreadRefs thread, PromiseBase& child, PromiseBase& parent) noexcept {
+  Slots& s = thread.slots;
   child.own_.current = s.current;
   child.own_.owned = s.owned;
   // Only what the child's body may have changed for good. `inherited` and the merge view are
@@ -157,11 +171,10 @@ inline void hand_to_parent(Slots& s, PromiseBase& child, PromiseBase& parent) no
   s.base = parent.own_.base;
   s.owned = parent.own_.owned;
   s.depth = parent.own_.depth;
-  if (child.stash_at_ == &child.stash_) {
-    copy_slots(parent.stash_, child.stash_);
-    parent.stash_at_ = &parent.stash_;
-  } else {
-    parent.stash_at_ = child.stash_at_;
+  if (thread.queue.stash == &child.stash_) [[unlikely]] {
+    copy_slots(parent.stash_.slots, child.stash_.slots);
+    parent.stash_.outer = child.stash_.outer;
+    thread.queue.stash = &parent.stash_;
   }
 }
 
@@ -196,16 +209,15 @@ struct FinalAwaiter {
       std::coroutine_handle<P> h) const noexcept {
     PromiseBase& c = h.promise();
     const ThreadRefs thread = thread_refs_after_resume();
-    Slots& s = thread.slots;
     RunQueue& q = thread.queue;
     ReadyNode* next = c.continuation_;
     if (c.kind_ == Continuation::parent && may_transfer(q)) {
       auto& parent = static_cast<PromiseBase&>(*next);
-      hand_to_parent(s, c, parent);
+      hand_to_parent(thread, c, parent);
       return parent.handle;
     }
     const Continuation kind = c.kind_;
-    c.leave(s);
+    c.leave(thread);
     // NOTE: once another branch may have finished (arrive), or the awaiter may run (hand_off),
     // this coroutine may be destroyed at any moment: nothing below touches `c`.
     if (kind == Continuation::branch) next = static_cast<BranchLatch*>(next)->arrive();
@@ -235,18 +247,18 @@ class SlotAwaiter {
     // await_suspend returns false or the coroutine's own handle), and nothing may be written to
     // this awaiter once the handle is handed off.
     suspended_ = true;
-    promise_->leave(slots_after_resume());
+    promise_->leave(thread_refs_after_resume());
     try {
       return inner_.await_suspend(h);
     } catch (...) {
       // The coroutine resumes with the exception and await_resume is not called.
-      promise_->enter_root(slots_after_resume());
+      promise_->enter_root(thread_refs_after_resume());
       throw;
     }
   }
 
   decltype(auto) await_resume() {
-    if (suspended_) promise_->enter_root(slots_after_resume());
+    if (suspended_) promise_->enter_root(thread_refs_after_resume());
     return inner_.await_resume();
   }
 
@@ -279,11 +291,11 @@ class TaskAwaiterBase {
     Slots& s = thread.slots;
     RunQueue& q = thread.queue;
     if (may_transfer(q)) {
-      hand_to_child(s, p, c);
+      hand_to_child(s, p);
       return child_;
     }
     // The budget is spent: the child starts from the queue.
-    p.leave(s);
+    p.leave(thread);
     c.own_ = call_slots(p.own_);
     schedule(q, &c);
     // NOTE: the child may have completed and resumed the parent already: nothing touches `this`.

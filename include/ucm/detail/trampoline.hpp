@@ -43,12 +43,16 @@ inline constexpr unsigned transfer_budget = 64;
 /// budget. Without tail calls the stack therefore holds at most `transfer_budget` nested frames;
 /// with them, one hand-off in `transfer_budget` goes through the loop.
 /// Trivially destructible and constant-initialised: reaching it is a plain TLS access.
+struct SlotStash;
+
 struct RunQueue {
   ReadyNode* head = nullptr;
   ReadyNode* tail = nullptr;
   bool running = false;  // a run_ready loop on this thread will pick up what is appended
   unsigned budget = 0;   // symmetric transfers left before control returns to the loop; 0 when
                          // no loop runs
+  SlotStash* stash = nullptr;  // where the running ucm coroutine's root keeps this thread's slots
+                               // (detail/task_promise.hpp)
 };
 
 /// This thread's run queue. One instance per program and thread (inline function static).
