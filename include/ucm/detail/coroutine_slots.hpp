@@ -125,6 +125,7 @@ class ReturnPath {
     if (Rare* rare = rare_block()) {
       release(rare->frame);
       for (FrameData* f : rare->kept_frames) release(f);
+      if (rare->helper) rare->helper.destroy();
       delete rare;
     } else {
       release(held());
@@ -166,6 +167,16 @@ class ReturnPath {
     Rare* rare = rare_block();
     return rare == nullptr || !rare->merge_out ? nullptr : &rare->merge_out;
   }
+  /// Keeps the resumption helper of a foreign coroutine awaiting this coroutine's Task, to be
+  /// destroyed with it unless it ran (a Task destroyed before it completed). Returns where it is
+  /// kept, for the helper to empty as it runs; null when out of memory.
+  [[nodiscard]] std::coroutine_handle<>* keep_helper(std::coroutine_handle<> helper) noexcept {
+    Rare* rare = ensure_rare();
+    if (rare == nullptr) return nullptr;
+    rare->helper = helper;
+    return &rare->helper;
+  }
+
   /// Leaves `result` for the awaiter (when_all's own coroutine). May throw (allocation).
   void set_merge_out(MergeResult&& result) {
     Rare* rare = ensure_rare();
@@ -184,6 +195,7 @@ class ReturnPath {
     // Frames given up while a window in the coroutine body may still restore a pointer to them.
     std::vector<FrameData*> kept_frames;
     std::vector<MergeResult> kept_merges;
+    std::coroutine_handle<> helper;  // see keep_helper
   };
 
   [[nodiscard]] Rare* rare_block() const noexcept {
@@ -277,7 +289,7 @@ struct ResumeTarget {
   // far as a coroutine with no slots of its own can carry it.
   const Slots* child_slots = nullptr;
   ReturnPath* child_return_path = nullptr;
-  ReadyNode** child_continuation = nullptr;
+  std::coroutine_handle<>* child_keeps_helper = nullptr;
 };
 
 /// Resumes `t->coroutine` with its captured context installed on this thread, and restores this
@@ -292,7 +304,7 @@ struct ResumeTarget {
   ContextFrame returned;
   MergeResult merge;
   if (t->child_slots != nullptr) {
-    *t->child_continuation = nullptr;  // running: the child must not destroy this helper
+    *t->child_keeps_helper = nullptr;  // running: the child must not destroy this helper
     returned = FrameAccess::borrow(t->child_slots->current);
     if (MergeResult* out = t->child_return_path->merge_out()) merge = std::move(*out);
   }

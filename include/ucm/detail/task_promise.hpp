@@ -45,7 +45,7 @@ struct TaskAccess {
 enum class Continuation : unsigned char {
   none,    // not started
   parent,  // a ucm coroutine (PromiseBase) awaiting it: control may pass to it directly
-  helper,  // the resumption helper of a foreign coroutine awaiting it; owned until it runs
+  helper,  // the resumption helper of a foreign coroutine awaiting it (kept in the return path)
   branch,  // a when_all's BranchLatch: only the last branch to finish continues
 };
 
@@ -101,9 +101,9 @@ class PromiseBase : public ReadyNode {
   PromiseBase(const PromiseBase&) = delete;
   PromiseBase& operator=(const PromiseBase&) = delete;
   ~PromiseBase() {
-    // One test for the common case: nothing to release, no return path, no helper to destroy.
-    if (((reinterpret_cast<std::uintptr_t>(own_.owned) | return_path_.word()) != 0) |
-        (kind_ == Continuation::helper)) [[unlikely]]
+    // One test for the common case: nothing to release, no return path (which also keeps the
+    // helper of a foreign awaiter, if any).
+    if ((reinterpret_cast<std::uintptr_t>(own_.owned) | return_path_.word()) != 0) [[unlikely]]
       release_rare();
   }
 
@@ -111,9 +111,9 @@ class PromiseBase : public ReadyNode {
   [[gnu::cold]] void release_rare() noexcept {
     // The coroutine's `enter`s last until it completes; they are released with it.
     release(own_.owned);
+    // Also destroys the helper of a foreign coroutine that awaited this Task and was never
+    // resumed (this Task was destroyed first).
     if (!return_path_.empty()) return_path_.clear();
-    // Awaited by a foreign coroutine that was never resumed (this Task was destroyed first).
-    if (kind_ == Continuation::helper && continuation_ != nullptr) continuation_->handle.destroy();
   }
 
   /// At a resumption by a loop or a foreign resumer: stash the thread's slots, install ours.
@@ -367,12 +367,17 @@ class ForeignTaskAwaiter {
     // May throw (allocation): then nothing was started and the coroutine resumes with it.
     const ResumeHelper helper = make_resume_helper();
     PromiseBase& c = child_.promise();
+    std::coroutine_handle<>* const kept = c.return_path_.keep_helper(helper.handle);
+    if (kept == nullptr) {
+      helper.handle.destroy();
+      throw std::bad_alloc();
+    }
     ResumeTarget& t = helper.handle.promise().target;
     t.coroutine = coroutine;
     t.context.capture(slots_after_resume());
     t.child_slots = &c.own_;
     t.child_return_path = &c.return_path_;
-    t.child_continuation = &c.continuation_;
+    t.child_keeps_helper = kept;
     // The child borrows the frames counted in the helper, which it owns until the helper runs
     // (after the child completed) or the child is destroyed.
     Slots start{};
