@@ -136,7 +136,9 @@ class ReturnPath {
   /// After `co_await child`: `s` (the awaiter's slots, installed) inherits `f`, the child's final
   /// `current`. Takes no reference when one is already held: `f` is the frame held from the
   /// previous return path (awaiting children in a loop), the awaiter's base (alive for its whole
-  /// run) or empty; so a child that changes nothing costs no reference-count traffic.
+  /// run) or empty; so a child that changes nothing costs no reference-count traffic. A merge
+  /// from an earlier when_all is dropped here, or, when `f` is the base, kept until the next
+  /// merge, the next new frame or the end (it is no longer shown: `s.merged` is cleared).
   void inherit(Slots& s, FrameData* f) noexcept {
     // A tagged word never equals a frame's address (frames are aligned), so one compare covers
     // "already held, no block".

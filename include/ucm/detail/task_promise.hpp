@@ -93,7 +93,7 @@ class PromiseBase : public ReadyNode {
  public:
   // `own_` and `stash_` are written before they are read (by whoever starts the coroutine, and at
   // each installation); of them only `own_.owned` is read by the destructor of a Task never
-  // started, which also reads `return_path_`, `kind_` (none) and `continuation_`.
+  // started, which also reads `return_path_` (initialised by its own member initialiser).
   PromiseBase() noexcept {
     own_.owned = nullptr;
     prepare = &prepare_to_run;
