@@ -5,7 +5,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <array>
 #include <atomic>
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -223,4 +225,51 @@ TEST_CASE("run_all from 8 threads while a ninth registers and unregisters", "[ma
   stop = true;
   writer.join();
   CHECK(bad == 0);
+}
+
+namespace {
+/// Counts constructions at an address not aligned for the type.
+struct alignas(64) Wide {
+  static inline std::atomic<int> misaligned{0};
+  int n;
+  explicit Wide(int value) : n(value) { check(); }
+  Wide(const Wide& other) : n(other.n) { check(); }
+  Wide(Wide&& other) noexcept : n(other.n) { check(); }
+  Wide& operator=(const Wide&) = delete;
+  ~Wide() = default;
+  void check() const {
+    if (reinterpret_cast<std::uintptr_t>(this) % alignof(Wide) != 0) ++misaligned;
+  }
+};
+
+/// Builds at a stack depth that depends on Pad, so that a buffer on the stack lands at several
+/// alignments.
+template <std::size_t Pad>
+[[gnu::noinline]] int wide_value(const ContextManager<int>& m, const ContextVariable<Wide>& w) {
+  volatile unsigned char pad[Pad];
+  pad[0] = 1;
+  return m.run_all(7, [&] { return w.get()->n; }) + pad[0] - 1;
+}
+}  // namespace
+
+TEST_CASE("values aligned beyond max_align_t are built at aligned addresses",
+          "[manager][alignment]") {
+  ContextVariable<char> tag;
+  ContextVariable<Wide> wide;
+  ContextVariable<std::array<char, 600>> big;  // past the staging buffer on the stack
+  ContextManager<int> small;
+  small.register_context("tag", tag, [](int) { return 'x'; })
+      .register_context("wide", wide, [](int p) { return Wide(p); });
+  ContextManager<int> large;
+  large.register_context("tag", tag, [](int) { return 'x'; })
+      .register_context("big", big, [](int) { return std::array<char, 600>{}; })
+      .register_context("wide", wide, [](int p) { return Wide(p); });
+  Wide::misaligned = 0;
+  for (const ContextManager<int>* m : {&small, &large}) {
+    CHECK(wide_value<16>(*m, wide) == 7);
+    CHECK(wide_value<32>(*m, wide) == 7);
+    CHECK(wide_value<48>(*m, wide) == 7);
+    CHECK(wide_value<80>(*m, wide) == 7);
+  }
+  CHECK(Wide::misaligned == 0);
 }

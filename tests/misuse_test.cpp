@@ -83,3 +83,27 @@ TEST_CASE("in-order use never reports misuse, enter at top level included", "[mi
   t.join();
   CHECK(reports == 0);
 }
+
+TEST_CASE("an enter after scopes of empty frames closed out of order is released at thread exit",
+          "[misuse][leak]") {
+  HandlerGuard guard;
+  const int live_before = ucm_test::Tracked::live;
+  {
+    ContextVariable<ucm_test::Tracked> v;
+    std::thread t([&] {
+      // Windows over empty frames own nothing, so closing them out of order keeps no frame, and
+      // leaves the depth wrong (1 at the top of the thread).
+      std::optional<ucm::ContextFrameScope> a;
+      std::optional<ucm::ContextFrameScope> b;
+      a.emplace(ContextFrame{});
+      b.emplace(ContextFrame{});
+      a.reset();
+      b.reset();
+      v.enter(ucm_test::Tracked("entered"));
+      CHECK(v.get() != nullptr);
+    });
+    t.join();
+  }
+  CHECK(reports >= 1);
+  CHECK(ucm_test::Tracked::live == live_before);
+}

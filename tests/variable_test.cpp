@@ -299,6 +299,19 @@ TEST_CASE("var.bind keeps the captured value alive after its window ended",
   CHECK(Tracked::live == live_before);
 }
 
+TEST_CASE("a moved-from var.bind callable runs with the variable unbound, never a freed value",
+          "[variable][bind]") {
+  const int live_before = Tracked::live;
+  ContextVariable<Tracked> t;
+  auto bound = t.run(Tracked("kept"), [&] { return t.bind([&] { return t.get() != nullptr; }); });
+  {
+    auto moved = std::move(bound);
+    CHECK(moved());
+  }  // the last reference to the value's frame is gone
+  CHECK(Tracked::live == live_before);
+  CHECK_FALSE(bound());  // NOLINT(bugprone-use-after-move): valid but unspecified, and safe
+}
+
 TEST_CASE("a variable created later never sees values of a destroyed one", "[variable][identity]") {
   std::optional<ContextVariable<int>> slot;
   slot.emplace();

@@ -43,16 +43,29 @@ namespace detail {
 template <class Payload>
 class Registration;
 
-/// Staging for the values of one build: a small buffer on the stack, one heap block beyond it.
+/// Staging for the values of one build: a small buffer on the stack, one heap block beyond it
+/// or for values aligned beyond `std::max_align_t`. Offsets into it are aligned for each value,
+/// so its start is aligned for the most aligned one.
 class Staging {
  public:
-  explicit Staging(std::size_t bytes)
-      : heap_(bytes > inline_.size() ? std::make_unique<std::byte[]>(bytes) : nullptr) {}
-  std::byte* data() noexcept { return heap_ ? heap_.get() : inline_.data(); }
+  Staging(std::size_t bytes, std::size_t alignment) : alignment_(alignment) {
+    if (bytes > inline_.size() || alignment > alignof(std::max_align_t)) {
+      heap_ = ::operator new (bytes, std::align_val_t{alignment});
+    }
+  }
+  Staging(const Staging&) = delete;
+  Staging& operator=(const Staging&) = delete;
+  ~Staging() {
+    if (heap_ != nullptr) ::operator delete (heap_, std::align_val_t{alignment_});
+  }
+  std::byte* data() noexcept {
+    return heap_ != nullptr ? static_cast<std::byte*>(heap_) : inline_.data();
+  }
 
  private:
   alignas(std::max_align_t) std::array<std::byte, 512> inline_;
-  std::unique_ptr<std::byte[]> heap_;
+  std::size_t alignment_;
+  void* heap_ = nullptr;
 };
 
 }  // namespace detail
@@ -330,8 +343,12 @@ class ContextManager {
     const std::size_t n = registry.size();
 
     std::size_t bytes = 0;
-    for (const auto& r : registry) bytes = detail::align_up(bytes, r->alignment()) + r->size();
-    detail::Staging staging(bytes);
+    std::size_t alignment = alignof(std::max_align_t);
+    for (const auto& r : registry) {
+      bytes = detail::align_up(bytes, r->alignment()) + r->size();
+      alignment = std::max(alignment, r->alignment());
+    }
+    detail::Staging staging(std::max<std::size_t>(bytes, 1), alignment);
 
     // Small per-build arrays on the stack for the usual handful of contexts.
     constexpr std::size_t inline_count = 16;

@@ -215,7 +215,7 @@ class VariableBound {
   }
   VariableBound(VariableBound&& other) noexcept(std::is_nothrow_move_constructible_v<F>)
       : id_(other.id_),
-        value_(other.value_),
+        value_(std::exchange(other.value_, nullptr)),  // moved from: runs with it unbound
         owner_(std::exchange(other.owner_, nullptr)),
         fn_(std::move(other.fn_)) {}
   VariableBound& operator=(const VariableBound&) = delete;

@@ -116,6 +116,9 @@ using SavedContinuation = Slots;
       "are kept until the thread exits");
   keep_until_thread_exit(s.owned);
   keep_until_thread_exit(own);
+  // The depth no longer says whether this is the top of the thread (enter_frame registers the
+  // guard only there): register it now, so that an `owned` left behind is released at exit.
+  (void)thread_exit_guard();
 }
 
 /// What every window does as it closes, before restoring the slots it saved: release its `enter`s
