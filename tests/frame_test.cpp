@@ -321,17 +321,70 @@ TEST_CASE("frames are released when the last handle goes, and with them their va
   CHECK(Tracked::live == live_before);
 }
 
-TEST_CASE("a long chain of overwriting enters keeps only the visible values",
+TEST_CASE("chains of enters, and a frame rebuilt in a loop, keep only the visible values",
           "[frame][values][leak]") {
   const int live_before = Tracked::live;
   ContextVariable<Tracked> t;
+  ContextVariable<Tracked> u;
   ContextVariable<int> other;
   ContextFrame{}.inherit([&] {
-    other.enter(1);
-    for (int i = 0; i < 1000; ++i) t.enter(Tracked(std::to_string(i)));
-    CHECK(Tracked::live == live_before + 1);
-    CHECK(t.get()->text == "999");
-    CHECK(*other.get() == 1);
+    SECTION("enter: one variable overwritten") {
+      other.enter(1);
+      for (int i = 0; i < 1000; ++i) t.enter(Tracked("t" + std::to_string(i)));
+      CHECK(Tracked::live == live_before + 1);
+      CHECK(*other.get() == 1);
+      CHECK(t.get()->text == "t999");
+    }
+    SECTION("enter: two variables in turn") {
+      for (int i = 0; i < 1000; ++i) {
+        t.enter(Tracked("t" + std::to_string(i)));
+        u.enter(Tracked("u" + std::to_string(i)));
+      }
+      CHECK(Tracked::live <= live_before + 4);  // the visible two, and at most one frame behind
+      CHECK(t.get()->text == "t999");
+      CHECK(u.get()->text == "u999");
+    }
+    SECTION("with: two variables in turn, on a frame kept outside any window") {
+      ContextFrame frame;
+      for (int i = 0; i < 1000; ++i) {
+        frame = frame.with(t, Tracked("t" + std::to_string(i)));
+        frame = frame.with(u, Tracked("u" + std::to_string(i)));
+      }
+      // Deltas on the current chain and the values they hide are kept; nothing older.
+      CHECK(Tracked::live <= live_before + 16);
+      CHECK(frame.get(t)->text == "t999");
+      CHECK(frame.get(u)->text == "u999");
+    }
   });
+  CHECK(Tracked::live == live_before);
+}
+
+TEST_CASE("a value lent by a frame outlives the frame's views, and the frames behind it do not",
+          "[frame][values][leak]") {
+  const int live_before = Tracked::live;
+  {
+    ContextVariable<Tracked> t;
+    ContextVariable<Tracked> u;
+    ContextFrame behind = ContextFrame{}.with(u, Tracked("behind"));
+    ContextFrame lender = behind.with(t, Tracked("lent"));  // a delta over `behind`
+    auto bound = lender.run([&] { return t.bind([&] { return t.get()->text; }); });
+    CHECK(Tracked::live == live_before + 2);
+    behind = ContextFrame{};
+    lender = ContextFrame{};  // no view left: `behind` goes, the lent value stays
+    CHECK(Tracked::live == live_before + 1);
+    CHECK(bound() == "lent");
+    // A complete frame built over a lender keeps only the lender's values as well.
+    ContextFrame complete;
+    {
+      ContextFrame base = ContextFrame{}.with(u, Tracked("hidden"));
+      for (int i = 0; i < 4; ++i) base = base.with(t, Tracked("t" + std::to_string(i)));
+      complete = base.with(u, Tracked("shown"));  // flattened: past max_delta_depth
+    }
+    // The complete frame uses t3 from the last delta, which no longer keeps the deltas and the
+    // first frame behind it (t0 to t2, "hidden").
+    CHECK(complete.get(t)->text == "t3");
+    CHECK(complete.get(u)->text == "shown");
+    CHECK(Tracked::live == live_before + 3);  // lent, t3, shown
+  }
   CHECK(Tracked::live == live_before);
 }

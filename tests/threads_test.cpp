@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -116,6 +117,48 @@ TEST_CASE("a thread that exits with entered values leaks nothing", "[threads][le
       });
     }
     for (auto& th : threads) th.join();
+  }
+  CHECK(ucm_test::Tracked::live == live_before);
+}
+
+TEST_CASE("frames rebuilt and values lent across 4 threads are released exactly once",
+          "[threads][leak]") {
+  const int live_before = ucm_test::Tracked::live;
+  {
+    ContextVariable<ucm_test::Tracked> t;
+    ContextVariable<int> n;
+    std::mutex mutex;
+    ContextFrame shared = ContextFrame{}.with(n, 0);
+    std::atomic<int> wrong{0};
+    std::vector<std::thread> threads;
+    for (int k = 0; k < 4; ++k) {
+      threads.emplace_back([&, k] {
+        for (int i = 0; i < 2000; ++i) {
+          ContextFrame mine;
+          {
+            std::lock_guard lock(mutex);
+            mine = shared;
+          }
+          // Grow past max_delta_depth so that complete frames borrow from deltas, lend one
+          // value to a callable, and publish the result for the other threads to build on.
+          mine = mine.with(t, ucm_test::Tracked(std::to_string(k))).with(n, i);
+          auto bound = mine.run([&] { return t.bind([&] { return t.get()->text; }); });
+          mine.run([&] {
+            t.enter(ucm_test::Tracked("entered"));
+            n.enter(-i);
+          });
+          {
+            std::lock_guard lock(mutex);
+            shared = mine;
+          }
+          mine = ContextFrame{};
+          wrong += bound() != std::to_string(k);
+        }
+      });
+    }
+    for (std::thread& th : threads) th.join();
+    CHECK(wrong == 0);
+    shared = ContextFrame{};
   }
   CHECK(ucm_test::Tracked::live == live_before);
 }

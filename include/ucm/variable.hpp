@@ -181,7 +181,7 @@ class ContextVariable {
     }
     const void* value = index < 0 ? nullptr : holder->values()[index];
     detail::FrameData* owner = value == nullptr ? nullptr : holder->entry_owners()[index];
-    detail::retain(owner);
+    detail::retain_values(owner);  // the value only, not the frames behind it
     return detail::VariableBound<std::decay_t<F>>(id_, value, owner, std::forward<F>(fn));
   }
 
@@ -211,7 +211,7 @@ class VariableBound {
       : id_(id), value_(value), owner_(owner), fn_(std::forward<G>(fn)) {}
   VariableBound(const VariableBound& other)
       : id_(other.id_), value_(other.value_), owner_(other.owner_), fn_(other.fn_) {
-    retain(owner_);
+    retain_values(owner_);
   }
   VariableBound(VariableBound&& other) noexcept(std::is_nothrow_move_constructible_v<F>)
       : id_(other.id_),
@@ -220,7 +220,7 @@ class VariableBound {
         fn_(std::move(other.fn_)) {}
   VariableBound& operator=(const VariableBound&) = delete;
   VariableBound& operator=(VariableBound&&) = delete;
-  ~VariableBound() { release(owner_); }
+  ~VariableBound() { release_values(owner_); }
 
   template <class... Args>
   requires std::invocable<F&, Args...>

@@ -97,19 +97,23 @@ class EntryField {
 /// a delta that misses goes on to its parent. Call windows, scopes and small `with`s build deltas
 /// (one small block, no copy of the parent: what makes a window cheap on a frame of any size);
 /// after max_delta_depth deltas the next change builds a complete frame again, so a lookup probes
-/// at most max_delta_depth + 1 indexes. A complete frame takes one reference on each distinct
-/// frame whose values it shows (not on its parent), so it keeps alive only frames with values
-/// still visible; changes on top of an `enter` build complete frames (see entered_frame), so a
+/// at most max_delta_depth + 1 indexes. A complete frame holds the values of each distinct frame
+/// whose values it shows (`holds`, not `refs`: it does not view them, and not its parent), so it
+/// keeps alive only values still visible, never the frames behind their holders (see
+/// destroy_frames); changes on top of an `enter` build complete frames (see entered_frame), so a
 /// chain of `enter`s keeps no history.
 struct alignas(16) FrameData {
-  std::atomic<std::uint32_t> refs;
-  std::uint32_t size;         // own entries, tombstones included
-  std::uint32_t bound;        // variables with a value, looking through a delta's parents
-  std::uint32_t owner_count;  // entries of owners[] in use
-  std::uint32_t owned_count;  // entries of owned[]
-  std::uint32_t alignment;    // what the block was allocated with
-  std::size_t bytes;          // size of the block asked for (a cached block may be larger)
-  FrameData** owners;         // a delta's parent first
+  std::atomic<std::uint32_t> refs;   // views: handles, windows, slots, deltas over it (retain)
+  std::atomic<std::uint32_t> holds;  // frames and callables using its values (retain_values),
+                                     // plus one for all the views while there are any
+  std::uint32_t size;                // own entries, tombstones included
+  std::uint32_t bound;               // variables with a value, looking through a delta's parents
+  std::uint32_t owner_count;         // entries of owners[] in use
+  std::uint32_t owned_count;         // entries of owned[]
+  std::uint32_t alignment;           // what the block was allocated with
+  std::uint32_t bytes;               // size of the block asked for (a cached block may be larger),
+                                     // modulo 2^32: for the memory benchmark only
+  FrameData** owners;                // a delta's parent first
   OwnedValue* owned;
   FrameData* next_release;  // intrusive stack used only while releasing
   std::uint32_t mask;       // index slots - 1; the slot count is a power of two
@@ -375,37 +379,63 @@ inline void retain(FrameData* f) noexcept {
   if (f != nullptr) f->refs.fetch_add(1, std::memory_order_relaxed);
 }
 
-/// Drops one reference the caller holds; true if it was the last one.
-// NOTE: a count of 1 is the caller's own reference, and nobody can take a new one from it
-// concurrently (that needs a reference, or a borrowed pointer whose lender is the caller, which
-// is about to give it up): so the frame is ours and the locked decrement can be skipped. This is
-// the common case of a call window's own frame, which nobody captured. The acquire load pairs
-// with the release half of other threads' decrements, as the fetch_sub would.
-inline bool drop_reference(FrameData* f) noexcept {
-  return f->refs.load(std::memory_order_acquire) == 1 ||
-         f->refs.fetch_sub(1, std::memory_order_acq_rel) == 1;
+/// Keeps `f`'s own values alive (not `f` as a frame: not what it shows of other frames).
+inline void retain_values(FrameData* f) noexcept {
+  // Relaxed, as retain: the caller holds a view of `f` or of a frame that keeps its values.
+  if (f != nullptr) f->holds.fetch_add(1, std::memory_order_relaxed);
 }
 
-/// Destroys `f` (whose count reached zero) and every owner whose count drops to zero with it.
-/// Iterative, so releasing a long chain of frames cannot overflow the stack.
+/// Drops one count the caller holds; true if it was the last one.
+// NOTE: a count of 1 is the caller's own, and nobody can take a new one from it concurrently
+// (that needs a count, or a borrowed pointer whose lender is the caller, which is about to give
+// it up): so the frame is ours and the locked decrement can be skipped. This is the common case
+// of a call window's own frame, which nobody captured. The acquire load pairs with the release
+// half of other threads' decrements, as the fetch_sub would.
+inline bool drop_count(std::atomic<std::uint32_t>& count) noexcept {
+  return count.load(std::memory_order_acquire) == 1 ||
+         count.fetch_sub(1, std::memory_order_acq_rel) == 1;
+}
+inline bool drop_reference(FrameData* f) noexcept { return drop_count(f->refs); }
+
+/// Destroys the values constructed in `f`'s block and frees the block: the end of a frame whose
+/// views and holds are all gone (what it showed of other frames was released with its views).
+inline void destroy_block(FrameData* f) noexcept {
+  for (std::uint32_t i = f->owned_count; i-- > 0;) {
+    // No destructor to call for trivially destructible values (see destroy_function).
+    if (f->owned[i].destroy != nullptr) f->owned[i].destroy(f->owned[i].object);
+  }
+  free_block(f);
+}
+
+/// After the last hold on the values of a frame without views.
+[[gnu::noinline]] inline void destroy_husk(FrameData* f) noexcept { destroy_block(f); }
+
+/// Takes `f`, whose last view went, and every frame that goes with it. A frame without views
+/// gives up at once what it shows of other frames (its parent, other frames' values), and its own
+/// values when nothing uses them any more either: so a frame that only lends values (to a
+/// complete frame built over it, to a bound callable) keeps no frame behind it alive, and chains
+/// of changes keep no history. Iterative over parents, so releasing a long chain of deltas cannot
+/// overflow the stack.
 [[gnu::noinline]] inline void destroy_frames(FrameData* f) noexcept {
   f->next_release = nullptr;
   while (f != nullptr) {
     FrameData* next = f->next_release;
-    for (std::uint32_t i = f->owned_count; i-- > 0;) {
-      // No destructor to call for trivially destructible values (see destroy_function).
-      if (f->owned[i].destroy != nullptr) f->owned[i].destroy(f->owned[i].object);
-    }
     for (std::uint32_t i = 0; i < f->owner_count; ++i) {
       FrameData* owner = f->owners[i];
-      // acq_rel (in drop_reference): the release half publishes our reads of the owner's values
+      // acq_rel (in drop_count): the release half publishes our reads of the owner's values
       // before the count drops; the acquire half makes the last owner see every other thread's.
-      if (drop_reference(owner)) {
-        owner->next_release = next;
-        next = owner;
+      if (i == 0 && f->depth != 0) {  // a delta's parent: a view
+        if (drop_count(owner->refs)) {
+          owner->next_release = next;
+          next = owner;
+        }
+      } else if (drop_count(owner->holds)) {
+        destroy_husk(owner);
       }
     }
-    free_block(f);
+    // The views' own hold. Otherwise a husk: its values outlive its views while a frame or a
+    // bound callable uses them, and nothing reads it as a frame any more.
+    if (drop_count(f->holds)) destroy_block(f);
     f = next;
   }
 }
@@ -413,6 +443,13 @@ inline bool drop_reference(FrameData* f) noexcept {
 inline void release(FrameData* f) noexcept {
   if (f != nullptr && drop_reference(f)) [[unlikely]] {
     destroy_frames(f);
+  }
+}
+
+/// Gives up a count taken with retain_values.
+inline void release_values(FrameData* f) noexcept {
+  if (f != nullptr && drop_count(f->holds)) [[unlikely]] {
+    destroy_husk(f);
   }
 }
 
@@ -556,12 +593,14 @@ inline FrameData* new_frame_block(const FrameLayout& l, std::size_t size,
   auto* f = ::new (memory) FrameData;
   auto* block = static_cast<unsigned char*>(memory);
   f->refs.store(1, std::memory_order_relaxed);
+  f->holds.store(1, std::memory_order_relaxed);
   f->size = static_cast<std::uint32_t>(size);
   f->bound = 0;
   f->owner_count = 0;
   f->owned_count = 0;
   f->alignment = static_cast<std::uint32_t>(alignment);
-  f->bytes = l.bytes;
+  f->bytes = static_cast<std::uint32_t>(l.bytes);  // frames stay far below 4 GiB (see
+                                                   // build_complete's length check)
   f->owners = reinterpret_cast<FrameData**>(block + l.owners_offset);
   f->owned = reinterpret_cast<OwnedValue*>(block + l.owned_offset);
   f->next_release = nullptr;
@@ -694,7 +733,13 @@ inline void add_owner(FrameData* f, FrameData* owner) noexcept {
       add_owner(f, entries[j].owner);
     }
   }
-  for (std::uint32_t i = 0; i < f->owner_count; ++i) retain(f->owners[i]);
+  for (std::uint32_t i = 0; i < f->owner_count; ++i) {
+    if (i == 0 && base != nullptr) {
+      retain(f->owners[0]);  // the parent: a view
+    } else {
+      retain_values(f->owners[i]);
+    }
+  }
   return f;
 }
 
@@ -819,7 +864,7 @@ inline void copy_entries(FrameData* f, const FrameData* base) noexcept {
     if (entries[k].value != nullptr) ++f->bound;
   }
 
-  // One reference on each distinct frame we show values of.
+  // One hold on each distinct frame we show values of.
   if (complete_base && !replaces) {
     // Every entry of base is still visible: base's owners, and base itself if it holds values
     // of its own, stay owners (exactly). Only the borrowed values' owners can be new.
@@ -859,7 +904,8 @@ inline void copy_entries(FrameData* f, const FrameData* base) noexcept {
     }
     f->owner_count = static_cast<std::uint32_t>(n_owners);
   }
-  for (std::uint32_t i = 0; i < f->owner_count; ++i) retain(f->owners[i]);
+  // Only their values: a complete frame reads nothing through them.
+  for (std::uint32_t i = 0; i < f->owner_count; ++i) retain_values(f->owners[i]);
   return f;
 }
 
