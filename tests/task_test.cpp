@@ -561,6 +561,44 @@ TEST_CASE("after co_await child, get_inherited sees the child's values and get_a
   CHECK(other.get() == nullptr);
 }
 
+TEST_CASE("co_await of a Task that already completed returns its result and keeps inherited",
+          "[task][return-path]") {
+  const int live_before = Tracked::live;
+  {
+    ContextVariable<Tracked> span;
+    auto child = [&]() -> Task<int> {
+      span.enter(Tracked("child"));
+      co_return 7;
+    };
+    auto other = [&]() -> Task<> {
+      span.enter(Tracked("other"));
+      co_return;
+    };
+    auto parent = [&]() -> Task<> {
+      Task<int> done = child();
+      CHECK(co_await done == 7);
+      CHECK(span.get_inherited()->text == "child");
+      {
+        ContextVariableScope scope(span, Tracked("scope"));
+        co_await other();  // inherited is now "other"; "child" is released with the task below
+      }
+      CHECK(co_await done == 7);  // nothing runs: inherited stays "other"
+      CHECK(span.get_inherited()->text == "other");
+      CHECK(co_await std::move(done) == 7);
+      CHECK(span.get_inherited()->text == "other");
+    };
+    ucm::sync_wait(parent());
+    // sync_wait of a completed task returns its result as well.
+    auto completed = [&]() -> Task<int> {
+      Task<int> t = child();
+      co_await t;
+      co_return ucm::sync_wait(std::move(t));
+    };
+    CHECK(ucm::sync_wait(completed()) == 7);
+  }
+  CHECK(Tracked::live == live_before);
+}
+
 TEST_CASE("the inherited frame lasts until the next co_await of a Task; leaving a scope keeps it",
           "[task][return-path][threads]") {
   ContextVariable<std::string> span;

@@ -197,7 +197,7 @@ inline SyncWaitHelper::~SyncWaitHelper() {
 
 template <class T>
 SyncWaitHelper make_sync_wait_helper(std::coroutine_handle<TaskPromise<T>> task) {
-  co_await CompletionAwaiter<T>(task);
+  co_await AwaitCompletion<T>{task};
 }
 
 template <class T>
@@ -236,8 +236,7 @@ class WhenAllAwaiter {
     for (std::size_t i = 0; i < count_; ++i) {
       PromiseBase& b = *branches_[i];
       b.own_ = call_slots(w.own_);
-      b.continuation_ = &latch_;
-      b.kind_ = Continuation::branch;
+      b.set_continuation(&latch_, Continuation::branch);
       push_ready(q, &b);
     }
     if (!q.running) run_ready(q);

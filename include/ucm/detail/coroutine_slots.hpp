@@ -140,11 +140,16 @@ class ReturnPath {
   /// from an earlier when_all is dropped here, or, when `f` is the base, kept until the next
   /// merge, the next new frame or the end (it is no longer shown: `s.merged` is cleared).
   void inherit(Slots& s, FrameData* f) noexcept {
+    s.inherited = f;
+    inherit_slot(s);
+  }
+  /// inherit() of the frame already in `s.inherited` (where a Task's end leaves it).
+  void inherit_slot(Slots& s) noexcept {
+    FrameData* const f = s.inherited;
     // A tagged word never equals a frame's address (frames are aligned), so one compare covers
     // "already held, no block".
     if ((reinterpret_cast<std::uintptr_t>(f) != word_) & (f != s.base)) [[unlikely]]
       hold(s, f);
-    s.inherited = f;
     s.merged = nullptr;
   }
 

@@ -41,13 +41,14 @@ struct TaskAccess {
   }
 };
 
-/// What a Task's `continuation_` is.
-enum class Continuation : unsigned char {
-  none,    // not started
-  parent,  // a ucm coroutine (PromiseBase) awaiting it: control may pass to it directly
-  helper,  // the resumption helper of a foreign coroutine awaiting it (kept in the return path)
-  branch,  // a when_all's BranchLatch: only the last branch to finish continues
+/// What a Task's continuation is: the low bits of `PromiseBase::continuation_`.
+enum class Continuation : std::uintptr_t {
+  parent = 0,  // a ucm coroutine (PromiseBase) awaiting it: control may pass to it directly
+  helper = 1,  // the resumption helper of a foreign coroutine awaiting it (kept in the return path)
+  branch = 2,  // a when_all's BranchLatch: only the last branch to finish continues
 };
+inline constexpr std::uintptr_t continuation_kind_mask = 3;
+static_assert(alignof(ReadyNode) > continuation_kind_mask);
 
 /// Where a when_all's branches report: the last one to finish makes the when_all ready. A
 /// ReadyNode only so that it can be a branch's continuation; it is never queued itself.
@@ -141,10 +142,17 @@ class PromiseBase : public ReadyNode {
   }
 
   Slots own_;
-  SlotStash stash_;                    // the thread's slots, while this coroutine is the root
-  ReadyNode* continuation_ = nullptr;  // what completes when this coroutine completes (kind_)
-  ReturnPath return_path_;             // keeps `inherited` valid after co_await child
-  Continuation kind_ = Continuation::none;
+  SlotStash stash_;  // the thread's slots, while this coroutine is the root
+  /// What completes when this coroutine completes, and how (see set_continuation).
+  void set_continuation(ReadyNode* node, Continuation kind) noexcept {
+    continuation_ = reinterpret_cast<std::uintptr_t>(node) | static_cast<std::uintptr_t>(kind);
+  }
+  [[nodiscard]] bool started() const noexcept { return continuation_ != 0; }
+
+  // The ReadyNode to complete, its Continuation kind in the low bits; 0 until the coroutine is
+  // started (every start sets it). One word, so the common case (a parent) is one test.
+  std::uintptr_t continuation_ = 0;
+  ReturnPath return_path_;  // keeps `inherited` valid after co_await child
 };
 
 /// Direct hand-off from a running parent to a child that runs next on this thread: the parent's
@@ -157,16 +165,16 @@ inline void hand_to_child(Slots& s, PromiseBase& parent) noexcept {
 }
 
 /// Direct hand-off from a finished child back to its parent, which runs next on this thread: the
-/// child keeps its final `current` and `owned` (the return path reads one, the promise releases
-/// the other) and the parent's slots are installed. If the child holds the stash (it was the root
-/// of this run), the stash moves to the parent, since the child is about to be destroyed; the
-/// parent's own is free, as it was suspended.
+/// child's final `current` is left in the thread's `inherited` slot, for the return path the
+/// parent runs as it resumes (TaskAwaiterBase::finish), the child keeps its final `owned` (its
+/// promise releases it), and the parent's slots are installed. If the child holds the stash (it
+/// was the root of this run), the stash moves to the parent, since the child is about to be
+/// destroyed; the parent's own is free, as it was suspended.
 inline void hand_to_parent(ThreadRefs thread, PromiseBase& child, PromiseBase& parent) noexcept {
   Slots& s = thread.slots;
-  child.own_.current = s.current;
+  s.inherited = s.current;
   child.own_.owned = s.owned;
-  // Only what the child's body may have changed for good. `inherited` and the merge view are
-  // the return path's, which the parent sets as it resumes (TaskAwaiterBase::finish).
+  // Only what the child's body may have changed for good; the merge view is the return path's.
   s.current = parent.own_.current;
   s.base = parent.own_.base;
   s.owned = parent.own_.owned;
@@ -210,13 +218,18 @@ struct FinalAwaiter {
     PromiseBase& c = h.promise();
     const ThreadRefs thread = thread_refs_after_resume();
     RunQueue& q = thread.queue;
-    ReadyNode* next = c.continuation_;
-    if (c.kind_ == Continuation::parent && may_transfer(q)) {
-      auto& parent = static_cast<PromiseBase&>(*next);
-      hand_to_parent(thread, c, parent);
-      return parent.handle;
+    const std::uintptr_t continuation = c.continuation_;
+    const auto kind = static_cast<Continuation>(continuation & continuation_kind_mask);
+    if (kind == Continuation::parent) {  // tag 0: the word is the pointer
+      auto& parent = static_cast<PromiseBase&>(*reinterpret_cast<ReadyNode*>(continuation));
+      if (may_transfer(q)) [[likely]] {
+        hand_to_parent(thread, c, parent);
+        return parent.handle;
+      }
+      // Resumed from the queue, with its saved slots: the return path's frame goes there.
+      parent.own_.inherited = thread.slots.current;
     }
-    const Continuation kind = c.kind_;
+    ReadyNode* next = reinterpret_cast<ReadyNode*>(continuation & ~continuation_kind_mask);
     c.leave(thread);
     // NOTE: once another branch may have finished (arrive), or the awaiter may run (hand_off),
     // this coroutine may be destroyed at any moment: nothing below touches `c`.
@@ -274,19 +287,18 @@ class TaskAwaiterBase {
  public:
   using ucm_slot_aware = void;
 
-  explicit TaskAwaiterBase(std::coroutine_handle<TaskPromise<T>> child) noexcept : child_(child) {}
+  /// `parent`: the promise of the coroutine whose await_transform made this awaiter.
+  TaskAwaiterBase(std::coroutine_handle<TaskPromise<T>> child, PromiseBase& parent) noexcept
+      : child_(child), parent_(&parent) {}
 
   bool await_ready() const noexcept { return !child_ || child_.done(); }
 
   template <class P>
-  [[gnu::always_inline]] std::coroutine_handle<> await_suspend(
-      std::coroutine_handle<P> parent) noexcept {
+  [[gnu::always_inline]] std::coroutine_handle<> await_suspend(std::coroutine_handle<P>) noexcept {
     static_assert(std::is_base_of_v<PromiseBase, P>);
-    PromiseBase& p = parent.promise();
-    parent_ = &p;
+    PromiseBase& p = *parent_;
     PromiseBase& c = child_.promise();
-    c.continuation_ = &p;
-    c.kind_ = Continuation::parent;
+    c.set_continuation(&p, Continuation::parent);
     const ThreadRefs thread = thread_refs_after_resume();
     Slots& s = thread.slots;
     RunQueue& q = thread.queue;
@@ -303,14 +315,16 @@ class TaskAwaiterBase {
   }
 
  protected:
-  /// The parent is back: its own slots again, and the return path: `inherited` is the child's
-  /// final `current` (or every branch's, after when_all).
+  /// The parent is back: its own slots again, and the return path: `inherited` becomes the
+  /// child's final `current`, which the child's end left in that slot (or every branch's, after
+  /// when_all). The child must not be empty. When it had completed before (await_ready), nothing
+  /// ran and the slot holds the parent's own `inherited`, which stays (the merge view of an
+  /// earlier when_all is dropped).
   [[gnu::always_inline]] void finish() noexcept {
-    if (parent_ == nullptr) return;
     Slots& s = slots_after_resume();
     PromiseBase& c = child_.promise();
     if (MergeResult* merge = c.return_path_.merge_out(); merge == nullptr) [[likely]] {
-      parent_->return_path_.inherit(s, c.own_.current);
+      parent_->return_path_.inherit_slot(s);
     } else {
       parent_->return_path_.merge(s, std::move(*merge));
     }
@@ -323,7 +337,7 @@ class TaskAwaiterBase {
 
  private:
   std::coroutine_handle<TaskPromise<T>> child_;
-  PromiseBase* parent_ = nullptr;
+  PromiseBase* parent_;
 };
 
 /// `co_await task` in a Task body: the result as a reference into the task (lvalue task) or by
@@ -333,23 +347,36 @@ class TaskAwaiter : public TaskAwaiterBase<T> {
  public:
   using TaskAwaiterBase<T>::TaskAwaiterBase;
   decltype(auto) await_resume() {
+    TaskPromise<T>& child = this->child_promise();  // throws for an empty Task
     this->finish();
     if constexpr (Rvalue && std::is_object_v<T>) {
-      return T(std::move(this->child_promise().result()));
+      return T(std::move(child.result()));
     } else {
-      return this->child_promise().result();
+      return child.result();
     }
   }
 };
 
 /// Waits for a Task to complete without taking its result (sync_wait's helper): the result, or
-/// the exception, stays in the task.
+/// the exception, stays in the task. The task must not be empty.
 template <class T>
 class CompletionAwaiter : public TaskAwaiterBase<T> {
  public:
   using TaskAwaiterBase<T>::TaskAwaiterBase;
   void await_resume() noexcept { this->finish(); }
 };
+
+/// What sync_wait's helper awaits: its await_transform makes the CompletionAwaiter, which needs
+/// the helper's promise.
+template <class T>
+struct AwaitCompletion {
+  using value_type = T;
+  std::coroutine_handle<TaskPromise<T>> task;
+};
+template <class A>
+inline constexpr bool is_await_completion_v = false;
+template <class T>
+inline constexpr bool is_await_completion_v<AwaitCompletion<T>> = true;
 
 /// `co_await task` in a coroutine that is not a ucm Task (a user's own coroutine type): the same
 /// as `ucm::propagate`. The context is captured (counted) at the co_await; the child starts from
@@ -386,8 +413,7 @@ class ForeignTaskAwaiter {
     start.base = FrameAccess::data(t.context.base);
     start.depth = 1;
     c.own_ = start;
-    c.continuation_ = &helper.handle.promise();
-    c.kind_ = Continuation::helper;
+    c.set_continuation(&helper.handle.promise(), Continuation::helper);
     schedule(run_queue_after_resume(), &c);
     // NOTE: the coroutine may have been resumed already: no access to `this`.
   }
@@ -492,7 +518,9 @@ class TaskPromiseBase : public PromiseBase {
     using D = std::remove_cvref_t<A>;
     if constexpr (is_task_v<D>) {
       return TaskAwaiter<typename D::value_type, !std::is_lvalue_reference_v<A>>(
-          TaskAccess::handle(a));
+          TaskAccess::handle(a), *this);
+    } else if constexpr (is_await_completion_v<D>) {
+      return CompletionAwaiter<typename D::value_type>(a.task, *this);
     } else if constexpr (slot_aware<D>) {
       return AwaiterRef<D>{&a};
     } else if constexpr (is_propagated_v<D>) {
@@ -620,7 +648,7 @@ class TaskPromise final : public TaskPromiseBase, public TaskResult<T> {
 template <class P>
 void destroy_coroutine(std::coroutine_handle<P> h) noexcept {
   PromiseBase& p = h.promise();
-  if (h.done() || p.kind_ == Continuation::none) [[likely]] {
+  if (h.done() || !p.started()) [[likely]] {
     h.destroy();
   } else {
     destroy_suspended(h, p);
