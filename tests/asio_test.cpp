@@ -802,6 +802,63 @@ TEST_CASE("use_task throws an error code as system_error, in the Task's own cont
   CHECK(id_in_catch == 5);
 }
 
+namespace {
+::asio::awaitable<int> read_id() { co_return seen_id(); }
+}  // namespace
+
+TEST_CASE("in a Task, use_task initiates the operation in the Task's context",
+          "[asio][use_task][context]") {
+  IoThreads threads(2);
+  int spawned_saw = 0;
+  int after = 0;
+  int after_propagate = 0;
+  int caller_after = 0;
+  auto task = [&]() -> ucm::Task<> {
+    ucm::ContextVariableScope scope(request_id, 5);
+    // co_spawn on a ContextExecutor captures the context when it is initiated: the Task's, not
+    // the one of the thread that runs the Task (-7 here).
+    spawned_saw = co_await ::asio::co_spawn(ContextExecutor(threads.io.get_executor()), read_id(),
+                                            ucm::asio::use_task);
+    after = seen_id();
+    // propagate is unwrapped in a Task: the same path.
+    co_await ucm::propagate(::asio::post(threads.io.get_executor(), ucm::asio::use_task));
+    after_propagate = seen_id();
+  };
+  request_id.run(-7, [&] {
+    ucm::sync_wait(task());
+    caller_after = seen_id();
+  });
+  threads.finish();
+  CHECK(spawned_saw == 5);
+  CHECK(after == 5);
+  CHECK(after_propagate == 5);
+  CHECK(caller_after == -7);
+  CHECK(threads.dirty_threads == 0);
+}
+
+TEST_CASE("a use_task operation completed on another thread while the Task initiates it",
+          "[asio][use_task][threads]") {
+  // Posts from an I/O thread to a pool of four: the handler often runs on another thread before
+  // the initiating thread has given up the Task's slots. The Task then continues on the
+  // initiating thread; either way it runs on one thread at a time, in its own context.
+  IoThreads threads(4);
+  std::atomic<int> wrong{0};
+  auto task = [&](int id) -> ucm::Task<> {
+    ucm::ContextVariableScope scope(request_id, id);
+    co_await ::asio::post(threads.io.get_executor(), ucm::asio::use_task);  // onto the pool
+    for (int i = 0; i < 200; ++i) {
+      co_await ::asio::post(threads.io.get_executor(), ucm::asio::use_task);
+      wrong += seen_id() != id;
+    }
+  };
+  std::vector<ucm::Task<>> tasks;
+  for (int id = 1; id <= 8; ++id) tasks.push_back(task(id));
+  ucm::sync_wait(ucm::when_all(std::move(tasks)));
+  threads.finish();
+  CHECK(wrong == 0);
+  CHECK(threads.dirty_threads == 0);
+}
+
 TEST_CASE(
     "use_task composes with bind_cancellation_slot: a cancelled wait throws operation_aborted",
     "[asio][use_task][cancellation]") {

@@ -16,6 +16,7 @@
 
 #include <asio.hpp>
 
+#include <atomic>
 #include <concepts>
 #include <coroutine>
 #include <cstddef>
@@ -24,11 +25,13 @@
 #include <new>
 #include <optional>
 #include <system_error>
+#include <thread>
 #include <tuple>
 #include <type_traits>
 #include <utility>
 
 #include "ucm/detail/slots.hpp"
+#include "ucm/detail/task_promise.hpp"
 #include "ucm/frame.hpp"
 
 namespace ucm::asio {
@@ -487,10 +490,11 @@ struct use_task_t {
 /// coroutine is resumed from the completion handler, wherever Asio runs it (an I/O thread, or
 /// the strand of `asio::bind_executor(strand, ucm::asio::use_task)`); if the operation completes
 /// inside its own initiation (`asio::dispatch` from within the executor), the coroutine simply
-/// continues on the same thread, without recursion. A `ucm::Task` restores its own slots on
-/// every resumption, so a ContextVariableScope spanning the `co_await` stays correct. In other
-/// coroutine types use `ucm::propagate(op(use_task))` (see ucm/task.hpp); without it they resume
-/// with the completing thread's context.
+/// continues on the same thread, without recursion. A `ucm::Task` initiates the operation with
+/// its own slots installed (what the initiation captures is the Task's context) and restores
+/// them on every resumption, so a ContextVariableScope spanning the `co_await` stays correct. In
+/// other coroutine types use `ucm::propagate(op(use_task))` (see ucm/task.hpp); without it they
+/// resume with the completing thread's context.
 ///
 /// Results follow `asio::use_awaitable`: a leading `std::error_code` is thrown as
 /// `std::system_error` when set, a leading `std::exception_ptr` is rethrown when set, and the
@@ -517,11 +521,20 @@ inline constexpr bool first_is = false;
 template <class E, class First, class... Rest>
 inline constexpr bool first_is<E, First, Rest...> = std::same_as<std::decay_t<First>, E>;
 
+/// Whether a ucm::Task awaiting an operation has given up its slots yet (see
+/// TaskOperation::suspend_in_task): until it has, a handler running on another thread must not
+/// resume it.
+enum class Hand : unsigned char {
+  initiating,  // the Task still has its slots installed on the initiating thread
+  left,        // it has given them up (or it is not a ucm::Task): the handler may resume it
+};
+
 /// The state of one awaited operation, in the coroutine frame: the coroutine and its results.
 template <class... Args>
 struct TaskCompletion {
   std::optional<std::tuple<std::decay_t<Args>...>> results;
   std::coroutine_handle<> continuation;
+  std::atomic<Hand> hand{Hand::left};
 };
 
 /// Marks, on the initiating thread's stack, the operation being initiated by await_suspend, so
@@ -560,6 +573,14 @@ class TaskHandler {
     if (marker != nullptr && marker->completion == completion) {
       marker->completed_inline = true;
       return;
+    }
+    // A Task still initiating on another thread is a few instructions from giving up its slots
+    // (its initiation returned or is returning): wait for that, so the Task continues here,
+    // where Asio runs the completion, and never on two threads at once. Acquire: sees the slots
+    // it saved.
+    for (unsigned spins = 0; completion->hand.load(std::memory_order_acquire) == Hand::initiating;
+         ++spins) {
+      if (spins >= 64) std::this_thread::yield();  // it may have been descheduled
     }
     // The coroutine frame (which holds `completion`) lives at least until it is resumed here.
     completion->continuation.resume();
@@ -666,9 +687,30 @@ class [[nodiscard]] TaskOperation<R(Args...)> {
     return launcher_ == static_cast<const void*>(storage_);
   }
 
+  /// In a ucm::Task the operation is initiated with the Task's slots still installed (an
+  /// initiation that captures the context, such as a post or co_spawn on a ContextExecutor,
+  /// captures the Task's), and the Task gives them up only afterwards (see suspend_in_task).
+  using ucm_slot_aware = void;
+
   bool await_ready() const noexcept { return false; }
 
-  bool await_suspend(std::coroutine_handle<> continuation) {
+  template <class P>
+  bool await_suspend(std::coroutine_handle<P> continuation) {
+    if constexpr (std::is_base_of_v<::ucm::detail::PromiseBase, P>) {
+      return suspend_in_task(continuation, continuation.promise());
+    } else {
+      return suspend(continuation);
+    }
+  }
+
+  auto await_resume() {
+    if (task_ != nullptr) task_->enter_root(::ucm::detail::thread_refs_after_resume());
+    return take_results();
+  }
+
+ private:
+  /// Any other coroutine: initiates, and the handler resumes the coroutine wherever it runs.
+  bool suspend(std::coroutine_handle<> continuation) {
     completion_.continuation = continuation;
     InitiationMarker*& current = current_initiation();
     InitiationMarker marker{&completion_, false, current};
@@ -685,7 +727,19 @@ class [[nodiscard]] TaskOperation<R(Args...)> {
     return !marker.completed_inline;  // false: completed inside the initiation, continue now
   }
 
-  auto await_resume() {
+  /// A ucm::Task: initiates with the Task's slots installed, then gives them up. A handler that
+  /// runs on another thread before that waits for it (`hand`, see TaskHandler).
+  bool suspend_in_task(std::coroutine_handle<> continuation, ::ucm::detail::PromiseBase& task) {
+    completion_.hand.store(Hand::initiating, std::memory_order_relaxed);
+    if (suspend(continuation) == false) return false;  // completed inside the initiation
+    task_ = &task;
+    task.leave(::ucm::detail::thread_refs_after_resume());
+    // Release: publishes task_ and the saved slots to the handler's thread.
+    completion_.hand.store(Hand::left, std::memory_order_release);
+    return true;  // NOTE: the handler may resume the Task at once: no access to `this`
+  }
+
+  auto take_results() {
     Results& results = *completion_.results;
     if constexpr (first_is<std::error_code, Args...>) {
       if (const std::error_code ec = std::get<0>(results)) throw std::system_error(ec);
@@ -712,6 +766,7 @@ class [[nodiscard]] TaskOperation<R(Args...)> {
   void* launcher_;
   const Operations* operations_;
   TaskCompletion<Args...> completion_;
+  ::ucm::detail::PromiseBase* task_ = nullptr;  // the Task to install again when it resumes
 };
 
 }  // namespace detail

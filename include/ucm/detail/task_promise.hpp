@@ -525,7 +525,11 @@ class TaskPromiseBase : public PromiseBase {
       return AwaiterRef<D>{&a};
     } else if constexpr (is_propagated_v<D>) {
       using Inner = std::remove_reference_t<decltype(a.inner())>;
-      return SlotAwaiter<Inner&>([&]() -> Inner& { return a.inner(); }, *this);
+      if constexpr (slot_aware<Inner>) {
+        return AwaiterRef<Inner>{&a.inner()};
+      } else {
+        return SlotAwaiter<Inner&>([&]() -> Inner& { return a.inner(); }, *this);
+      }
     } else {
       return SlotAwaiter<awaiter_t<A>>(
           [&]() -> decltype(auto) { return get_awaiter(std::forward<A>(a)); }, *this);
