@@ -326,6 +326,10 @@ ContextFunction<std::decay_t<F>> capture_function(F&& f) {
 /// from the thread that completes it, so as an I/O object's or a coroutine's executor this
 /// adaptor captures that thread's context (usually nothing); use `propagate(token)` or
 /// `use_task` to carry the context of the operation's initiator.
+///
+/// Put it outside a strand, `ContextExecutor(asio::make_strand(io))`, not inside one: a strand
+/// over a ContextExecutor submits only its own invoker through it, so every function queued on
+/// the strand would run in the context of whoever woke the strand.
 template <class Executor>
 class ContextExecutor {
  public:
