@@ -514,6 +514,14 @@ struct use_task_t {
 /// Asio's adapters (`bind_executor`, `bind_cancellation_slot`, `redirect_error`, `as_tuple`).
 /// If the operation's handler is destroyed without being called (its io_context destroyed with
 /// the operation pending), the coroutine is never resumed; its owner must destroy it.
+///
+/// Limits: the results live in the coroutine frame and the handler points to them, so a Task
+/// must not be destroyed while suspended on an operation that can still complete (cancel the
+/// operation and let it complete, or destroy its io_context, first); `asio::use_awaitable`,
+/// whose handler owns the frame, has no such rule. And an operation that completes inside its
+/// own initiation continues the coroutine after the initiation returned, so after
+/// `co_await asio::dispatch(strand, use_task)` run inline on an idle strand the coroutine is no
+/// longer on the strand (use `bind_executor(strand, use_task)` for work that must run on it).
 inline constexpr use_task_t use_task{};
 
 namespace detail {
