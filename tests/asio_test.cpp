@@ -836,6 +836,30 @@ TEST_CASE("in a Task, use_task initiates the operation in the Task's context",
   CHECK(threads.dirty_threads == 0);
 }
 
+namespace {
+/// A user's awaitable whose operator co_await returns a use_task operation.
+struct TimerTick {
+  ::asio::steady_timer* timer;
+  auto operator co_await() const { return timer->async_wait(ucm::asio::use_task); }
+};
+}  // namespace
+
+TEST_CASE("a use_task operation behind a user's operator co_await keeps the Task's context",
+          "[asio][use_task][context]") {
+  IoThreads threads(2);
+  int after = 0;
+  auto task = [&]() -> ucm::Task<> {
+    ucm::ContextVariableScope scope(request_id, 6);
+    ::asio::steady_timer timer(threads.io, 1ms);
+    co_await TimerTick{&timer};
+    after = seen_id();
+  };
+  request_id.run(-7, [&] { ucm::sync_wait(task()); });
+  threads.finish();
+  CHECK(after == 6);
+  CHECK(threads.dirty_threads == 0);
+}
+
 TEST_CASE("a use_task operation completed on another thread while the Task initiates it",
           "[asio][use_task][threads]") {
   // Posts from an I/O thread to a pool of four: the handler often runs on another thread before

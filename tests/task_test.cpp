@@ -588,6 +588,18 @@ TEST_CASE("co_await of a Task that already completed returns its result and keep
       CHECK(span.get_inherited()->text == "other");
     };
     ucm::sync_wait(parent());
+    // After a when_all, `inherited` is the first branch's frame, held only by the merge: a
+    // completed Task awaited then keeps it (and drops the merge).
+    auto after_merge = [&]() -> Task<> {
+      Task<int> done = child();
+      co_await done;
+      co_await ucm::when_all(other(), child());
+      CHECK(ContextFrame::inherited_all().size() == 2);
+      CHECK(co_await done == 7);
+      CHECK(span.get_inherited()->text == "other");
+      CHECK(ContextFrame::inherited_all().size() == 1);
+    };
+    ucm::sync_wait(after_merge());
     // sync_wait of a completed task returns its result as well.
     auto completed = [&]() -> Task<int> {
       Task<int> t = child();

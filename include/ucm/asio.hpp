@@ -581,10 +581,13 @@ class TaskHandler {
       Actual&&... args) {
     TaskCompletion<Args...>* const completion = completion_;
     completion->results.emplace(std::forward<Actual>(args)...);
-    InitiationMarker* const marker = current_initiation();
-    if (marker != nullptr && marker->completion == completion) {
-      marker->completed_inline = true;
-      return;
+    // Any initiation on this thread's stack, not only the innermost: an initiation may resume
+    // a coroutine inline that initiates another operation, which completes this one.
+    for (InitiationMarker* m = current_initiation(); m != nullptr; m = m->previous) {
+      if (m->completion == completion) {
+        m->completed_inline = true;
+        return;
+      }
     }
     // A Task still initiating on another thread is a few instructions from giving up its slots
     // (its initiation returned or is returning): wait for that, so the Task continues here,
@@ -743,7 +746,16 @@ class [[nodiscard]] TaskOperation<R(Args...)> {
   /// runs on another thread before that waits for it (`hand`, see TaskHandler).
   bool suspend_in_task(std::coroutine_handle<> continuation, ::ucm::detail::PromiseBase& task) {
     completion_.hand.store(Hand::initiating, std::memory_order_relaxed);
-    if (suspend(continuation) == false) return false;  // completed inside the initiation
+    bool suspended = false;
+    try {
+      suspended = suspend(continuation);
+    } catch (...) {
+      // The Task resumes with the exception. An initiation that threw after taking the handler
+      // is broken anyway; at least its handler must not wait for a hand that never comes.
+      completion_.hand.store(Hand::left, std::memory_order_release);
+      throw;
+    }
+    if (!suspended) return false;  // completed inside the initiation
     task_ = &task;
     task.leave(::ucm::detail::thread_refs_after_resume());
     // Release: publishes task_ and the saved slots to the handler's thread.

@@ -223,10 +223,13 @@ class ReturnPath {
   /// inherit()'s other cases: a new frame to hold, nothing to hold, or the block.
   [[gnu::noinline]] void hold(Slots& s, FrameData* f) noexcept {
     Rare* rare = rare_block();
-    if (rare != nullptr && rare->merged) drop_merge(s, *rare);
     FrameData* const old = rare != nullptr ? rare->frame : held();
-    if (f == old || f == nullptr) return;
-    retain(f);
+    const bool take = f != old && f != nullptr;
+    // Before dropping a merge, which may hold the last reference to `f` (the first branch's
+    // frame, still `inherited` when the parent awaits a Task that had already completed).
+    if (take) retain(f);
+    if (rare != nullptr && rare->merged) drop_merge(s, *rare);
+    if (!take) return;
     if (rare != nullptr) {
       rare->frame = f;
     } else {

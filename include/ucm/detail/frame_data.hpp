@@ -381,7 +381,8 @@ inline void retain(FrameData* f) noexcept {
 
 /// Keeps `f`'s own values alive (not `f` as a frame: not what it shows of other frames).
 inline void retain_values(FrameData* f) noexcept {
-  // Relaxed, as retain: the caller holds a view of `f` or of a frame that keeps its values.
+  // Relaxed, as retain: the caller holds a view of `f`, a frame that holds its values, or a
+  // hold of its own (a bound callable being copied).
   if (f != nullptr) f->holds.fetch_add(1, std::memory_order_relaxed);
 }
 

@@ -253,9 +253,12 @@ class SlotAwaiter {
 
   bool await_ready() { return static_cast<bool>(inner_.await_ready()); }
 
+  // The inner awaiter gets a type-erased handle: it must not take this Task for one whose slots
+  // it may handle itself (a slot-aware awaiter wrapped in a user's), as they are left here.
   template <class P>
-  auto await_suspend(std::coroutine_handle<P> h)
-      -> decltype(std::declval<Awaiter&>().await_suspend(h)) {
+  auto await_suspend(std::coroutine_handle<P> typed)
+      -> decltype(std::declval<Awaiter&>().await_suspend(std::coroutine_handle<>(typed))) {
+    const std::coroutine_handle<> h = typed;
     // Set before the hand-off: await_resume runs whenever the coroutine continues (also when
     // await_suspend returns false or the coroutine's own handle), and nothing may be written to
     // this awaiter once the handle is handed off.
