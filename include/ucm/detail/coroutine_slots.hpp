@@ -193,7 +193,6 @@ class ReturnPath {
 
  private:
   static constexpr std::uintptr_t rare_tag = 1;
-  static_assert(alignof(FrameData) > 1 && alignof(std::max_align_t) > 1);
 
   struct Rare {
     FrameData* frame = nullptr;  // one reference, or null
@@ -204,6 +203,8 @@ class ReturnPath {
     std::vector<MergeResult> kept_merges;
     std::coroutine_handle<> helper;  // see keep_helper
   };
+  // The tag bit is free in both kinds of pointer the word holds.
+  static_assert(alignof(FrameData) > rare_tag && alignof(Rare) > rare_tag);
 
   [[nodiscard]] Rare* rare_block() const noexcept {
     return (word_ & rare_tag) != 0 ? reinterpret_cast<Rare*>(word_ & ~rare_tag) : nullptr;

@@ -600,8 +600,7 @@ inline FrameData* new_frame_block(const FrameLayout& l, std::size_t size,
   f->owner_count = 0;
   f->owned_count = 0;
   f->alignment = static_cast<std::uint32_t>(alignment);
-  f->bytes = static_cast<std::uint32_t>(l.bytes);  // frames stay far below 4 GiB (see
-                                                   // build_complete's length check)
+  f->bytes = static_cast<std::uint32_t>(l.bytes);  // modulo 2^32 (see the field)
   f->owners = reinterpret_cast<FrameData**>(block + l.owners_offset);
   f->owned = reinterpret_cast<OwnedValue*>(block + l.owned_offset);
   f->next_release = nullptr;

@@ -75,7 +75,9 @@ struct SlotStash {
 ///
 /// Where the slots are:
 ///   - `own_` holds the coroutine's own slots while it does not run (before it starts: the slots
-///     it starts with; after its end: its final `current` and `owned`, for the return path).
+///     it starts with; after its end: its final slots, or, when it handed control straight to
+///     its parent, only its final `owned`, which the promise releases; the final `current` then
+///     went to the thread's `inherited` slot, for the return path).
 ///   - While it runs, its slots are the thread's slots, and what the thread had before is kept in
 ///     a stash, which the thread's run queue points to (`RunQueue::stash`). A coroutine resumed by
 ///     a loop or a foreign resumer stashes the thread's slots in its own `stash_` (it is the root
