@@ -96,11 +96,10 @@ TEST_CASE("clear resets this thread's slots and enclosing windows still restore"
       v.enter(3);
       CHECK(*v.get() == 3);
     });
-    // The call window restored current; inherited stays cleared until the continuation ends,
-    // as a call window never touches inherited (the coroutine return path relies on that).
+    // The call window restored everything it saved, inherited included: nothing outlives it.
     CHECK(*v.get() == 1);
     CHECK(ContextFrame::current() == frame);
-    CHECK(v.get_inherited() == nullptr);
+    CHECK(*v.get_inherited() == 1);
   });
   CHECK(v.get() == nullptr);
   frame.inherit([&] {

@@ -85,10 +85,11 @@ struct RawSlots {
   const void* base;
   const void* owned;
   const void* merged;
-  std::uint32_t depth;
+  std::uintptr_t returned;
+  const void* window;
   static RawSlots now() noexcept {
     const ucm::detail::Slots& s = ucm::detail::slots();
-    return {s.current, s.inherited, s.base, s.owned, s.merged, s.depth};
+    return {s.current, s.inherited, s.base, s.owned, s.merged, s.returned, s.window};
   }
   friend bool operator==(const RawSlots&, const RawSlots&) = default;
 };
@@ -96,7 +97,8 @@ struct RawSlots {
 bool thread_is_clean() noexcept {
   const RawSlots s = RawSlots::now();
   return s.current == nullptr && s.inherited == nullptr && s.base == nullptr &&
-         s.owned == nullptr && s.merged == nullptr && s.depth == 0;
+         s.owned == nullptr && s.merged == nullptr && s.returned == 0 &&
+         s.window == nullptr;
 }
 
 template <class T>
@@ -549,8 +551,9 @@ TEST_CASE("after co_await child, get_inherited sees the child's values and get_a
     CHECK(*span.get() == "parent-span");
     CHECK(*span.get_active() == "parent-span");
     CHECK(*span.get_inherited() == "child-span");
-    // get() falls back to the child's value where the parent has none.
-    CHECK(*other.get() == "child-other");
+    // get() never falls back to the child's value: only get_inherited() sees it.
+    CHECK(other.get() == nullptr);
+    CHECK(*other.get_inherited() == "child-other");
     CHECK(other.get_active() == nullptr);
     CHECK(*ContextFrame::inherited().get(span) == "child-span");
     CHECK(ContextFrame::inherited_all().size() == 1);
@@ -580,12 +583,15 @@ TEST_CASE("co_await of a Task that already completed returns its result and keep
       CHECK(span.get_inherited()->text == "child");
       {
         ContextVariableScope scope(span, Tracked("scope"));
-        co_await other();  // inherited is now "other"; "child" is released with the task below
+        co_await other();
+        CHECK(span.get_inherited()->text == "other");
       }
-      CHECK(co_await done == 7);  // nothing runs: inherited stays "other"
-      CHECK(span.get_inherited()->text == "other");
+      // Leaving the scope restored the return path that happened before it.
+      CHECK(span.get_inherited()->text == "child");
+      CHECK(co_await done == 7);  // nothing runs: inherited stays "child"
+      CHECK(span.get_inherited()->text == "child");
       CHECK(co_await std::move(done) == 7);
-      CHECK(span.get_inherited()->text == "other");
+      CHECK(span.get_inherited()->text == "child");
     };
     ucm::sync_wait(parent());
     // After a when_all, `inherited` is the first branch's frame, held only by the merge: a
@@ -611,8 +617,9 @@ TEST_CASE("co_await of a Task that already completed returns its result and keep
   CHECK(Tracked::live == live_before);
 }
 
-TEST_CASE("the inherited frame lasts until the next co_await of a Task; leaving a scope keeps it",
-          "[task][return-path][threads]") {
+TEST_CASE(
+    "the inherited frame lasts until the next co_await of a Task or the end of its window",
+    "[task][return-path][threads]") {
   ContextVariable<std::string> span;
   ThreadPool pool(2);
   std::atomic<int> wrong{0};
@@ -626,9 +633,12 @@ TEST_CASE("the inherited frame lasts until the next co_await of a Task; leaving 
       ContextVariableScope s(span, "scoped");
       co_await setting("first");
     }
-    // Leaving the scope does not undo the return path.
+    // Leaving the scope undid the return path that happened in it: nothing outlives its window.
+    wrong += span.get_inherited() != nullptr;
+    wrong += span.get() != nullptr;
+    co_await setting("first");
     wrong += span.get_inherited() == nullptr || *span.get_inherited() != "first";
-    wrong += *span.get() != "first";  // the parent has no value of its own now: falls back
+    wrong += span.get() != nullptr;  // never falls back to the child's value
     co_await Hop{&pool};  // a foreign awaitable is not a Task: the inherited frame stays
     wrong += span.get_inherited() == nullptr || *span.get_inherited() != "first";
     co_await setting("second");
@@ -718,7 +728,7 @@ TEST_CASE("after when_all, inherited_all holds every branch's final frame in arg
     }
     wrong += !(ContextFrame::inherited() == all[0]);
     wrong += span.get_inherited() == nullptr || *span.get_inherited() != "a";
-    wrong += span.get() == nullptr || *span.get() != "a";  // falls back to the first branch
+    wrong += span.get() != nullptr;  // never falls back to a branch's value
     wrong += span.get_active() != nullptr;
     wrong += value_of(request.get_active()) != 7;
     // The merge lasts until the next co_await of a Task.
@@ -1116,7 +1126,7 @@ TEST_CASE("an awaitable that transfers to another coroutine, which resumes a dif
   std::atomic<int> postman_saw{-2};
   auto postman = [&](Mailbox& box) -> Detached {
     co_await WaitForLetter{&box};
-    postman_saw = value_of(v.get());  // runs on the awaiting thread, with that thread's slots
+    postman_saw = value_of(v.get());  // runs from the awaiter's await_suspend: the Task's context
     pool.post([h = box.letter] { h.resume(); });
   };
 
@@ -1129,7 +1139,7 @@ TEST_CASE("an awaitable that transfers to another coroutine, which resumes a dif
   };
   v.run(5, [&] { ucm::sync_wait(task()); });
   CHECK(wrong == 0);
-  CHECK(postman_saw == 5);  // the thread's own value, not the task's
+  CHECK(postman_saw == 1);  // the task's value: await_suspend runs in the Task's context
 
   Mailbox in_user;
   Detached p2 = postman(in_user);

@@ -135,18 +135,25 @@ TEST_CASE("get_active sees values bound since the continuation began; get_inheri
   continuation();
 }
 
-TEST_CASE("get falls back to the inherited frame when current lacks the value",
+TEST_CASE("get never falls back to the inherited frame when current lacks the value",
           "[variable][read]") {
   ContextVariable<int> v;
   ContextVariable<int> w;
-  const ContextFrame inherited = ContextFrame{}.with(v, 1);
+  ContextVariable<int> with_default{7};
+  const ContextFrame inherited = ContextFrame{}.with(v, 1).with(with_default, 8);
   const ContextFrame unrelated = ContextFrame{}.with(w, 2);
   inherited.inherit([&] {
     unrelated.run([&] {
-      CHECK(*v.get() == 1);  // not in current: from inherited
-      CHECK(v.is_bound());
+      CHECK(v.get() == nullptr);  // only in inherited: read through get_inherited()
+      CHECK_FALSE(v.is_bound());
+      CHECK(v.value_or(0) == 0);
+      CHECK(*v.get_inherited() == 1);
       CHECK(v.get_active() == nullptr);
+      CHECK(*with_default.get() == 7);  // the default, not the inherited value
       CHECK(*w.get() == 2);
+      // var.bind captures what get() finds: nothing.
+      auto bound = v.bind([&] { return v.get() == nullptr; });
+      CHECK(ContextFrame{}.with(v, 3).run(bound));
     });
   });
 }

@@ -20,6 +20,12 @@ template <class T>
 class ContextVariable;
 
 namespace detail {
+/// Room for the one non-owning ContextFrame that `inherited_all()` shows outside a merge.
+UCM_SHARED_STATE inline void* inherited_view() noexcept {
+  alignas(void*) static thread_local constinit unsigned char buffer[sizeof(void*)]{};
+  return buffer;
+}
+
 /// Reaches a variable's id without making it public: values are readable only through the key.
 struct VariableAccess {
   template <class T>
@@ -84,7 +90,7 @@ class ContextFrame {
     detail::Slots& s = detail::slots();
     if (s.merged != nullptr) return {s.merged->frames, s.merged->count};
     // A non-owning ContextFrame object over the slot: never destroyed, so it takes no reference.
-    auto* view = ::new (static_cast<void*>(s.inherited_view)) ContextFrame(unowned, s.inherited);
+    auto* view = ::new (detail::inherited_view()) ContextFrame(unowned, s.inherited);
     return {view, 1};
   }
 

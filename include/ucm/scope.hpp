@@ -23,17 +23,20 @@ template <class T>
 class [[nodiscard]] ContextVariableScope {
  public:
   template <class V>
-  requires std::constructible_from<T, V&&> ContextVariableScope(const ContextVariable<T>& variable,
-                                                                V&& value)
-      : frame_(variable.make_frame(std::forward<V>(value))),
-        saved_(detail::enter_call(detail::slots(), frame_)) {}
+  requires std::constructible_from<T, V&&>
+  ContextVariableScope(const ContextVariable<T>& variable, V&& value)
+      : frame_(variable.make_frame(std::forward<V>(value))) {
+    detail::open_call(detail::slots(), saved_, frame_);
+  }
   ContextVariableScope(const ContextVariableScope&) = delete;
   ContextVariableScope& operator=(const ContextVariableScope&) = delete;
-  ~ContextVariableScope() { detail::exit_call(detail::slots_after_resume(), saved_, frame_); }
+  ~ContextVariableScope() {
+    detail::close_window(detail::slots_after_resume(), saved_, frame_, nullptr);
+  }
 
  private:
   detail::FrameData* frame_;
-  detail::SavedCall saved_;
+  detail::SavedSlots saved_;
 };
 
 template <class T, class V>
@@ -48,50 +51,41 @@ ContextVariableScope(const ContextVariable<T>&, V&&) -> ContextVariableScope<T>;
 /// increment). Neither copyable nor movable.
 class [[nodiscard]] ContextFrameScope {
  public:
-  explicit ContextFrameScope(ContextFrame frame) noexcept
-      : frame_(std::move(frame)),
-        saved_(detail::enter_continuation(detail::slots(), detail::FrameAccess::data(frame_))),
-        call_(false) {}
+  explicit ContextFrameScope(ContextFrame frame) noexcept : frame_(std::move(frame)) {
+    detail::open_continuation(detail::slots(), saved_, detail::FrameAccess::data(frame_));
+  }
 
-  ContextFrameScope(call_window_t, ContextFrame frame) noexcept
-      : frame_(std::move(frame)), saved_(), call_(true) {
-    const detail::SavedCall saved =
-        detail::enter_call(detail::slots(), detail::FrameAccess::data(frame_));
-    saved_.current = saved.current;
-    saved_.owned = saved.owned;
-    saved_.depth = saved.depth;
+  ContextFrameScope(call_window_t, ContextFrame frame) noexcept : frame_(std::move(frame)) {
+    detail::open_call(detail::slots(), saved_, detail::FrameAccess::data(frame_));
   }
 
   ContextFrameScope(const ContextFrameScope&) = delete;
   ContextFrameScope& operator=(const ContextFrameScope&) = delete;
 
   ~ContextFrameScope() {
-    detail::Slots& s = detail::slots_after_resume();
-    detail::FrameData* own = detail::FrameAccess::release_data(frame_);
-    if (call_) {
-      detail::exit_call(s, detail::SavedCall{saved_.current, saved_.owned, saved_.depth}, own);
-    } else {
-      detail::exit_continuation(s, saved_, own);
-    }
+    detail::close_window(detail::slots_after_resume(), saved_,
+                         detail::FrameAccess::release_data(frame_), nullptr);
   }
 
  private:
   ContextFrame frame_;
-  detail::SavedContinuation saved_;
-  bool call_;
+  detail::SavedSlots saved_;
 };
 
 /// Resets this thread's slots to the empty frame (and releases what `enter` set in the innermost
-/// window). Windows still open restore their own saved frames when they close.
+/// window, and what a return path left there). Windows still open restore their own saved frames when they close.
 inline void clear() noexcept {
   detail::Slots& s = detail::slots();
-  detail::FrameData* owned = s.owned;
+  detail::FrameData* const owned = s.owned;
+  const detail::Returned returned = s.returned;
   s.current = nullptr;
   s.inherited = nullptr;
   s.base = nullptr;
   s.owned = nullptr;
   s.merged = nullptr;
+  s.returned = 0;
   detail::release(owned);
+  detail::release_returned(returned);
 }
 
 }  // namespace ucm

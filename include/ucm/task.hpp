@@ -235,7 +235,7 @@ class WhenAllAwaiter {
     // Every branch is queued before any runs, so none can finish before all are started.
     for (std::size_t i = 0; i < count_; ++i) {
       PromiseBase& b = *branches_[i];
-      b.own_ = call_slots(w.own_);
+      b.own_ = call_slots(w.own_, b.anchor_);
       b.set_continuation(&latch_, Continuation::branch);
       push_ready(q, &b);
     }
@@ -251,7 +251,7 @@ class WhenAllAwaiter {
     for (std::size_t i = 0; i < count_; ++i) {
       merge[i] = FrameAccess::borrow(branches_[i]->own_.current);
     }
-    self_->return_path_.set_merge_out(std::move(merge));
+    self_->extras_.set_merge_out(std::move(merge));
   }
 
  private:
@@ -298,7 +298,8 @@ T sync_wait(Task<T> task) {
     detail::SyncWaitHelper helper = detail::make_sync_wait_helper<T>(handle);
     helper.handle.promise().event_ = &done;
     // Borrowed pointers are safe: this thread blocks until the task completes.
-    helper.handle.promise().own_ = detail::call_slots(detail::slots_after_resume());
+    helper.handle.promise().own_ =
+        detail::call_slots(detail::slots_after_resume(), helper.handle.promise().anchor_);
     detail::run_nested(&helper.handle.promise());
     done.wait();
   }

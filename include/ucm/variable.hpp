@@ -81,8 +81,10 @@ class ContextVariable {
 
   // ---- reading ------------------------------------------------------------------------------
 
-  /// The value in `current`; else in `inherited`; else the default; else nullptr. Valid at
-  /// least until the window that set it ends. One small lookup, no allocation, no lock.
+  /// The value in `current`; else the default; else nullptr. Never the value in `inherited`: what
+  /// a child left on the return path is read through `get_inherited()`, so a child's values never
+  /// appear in its parent's `get()`. Valid at least until the window that set it ends. One small
+  /// lookup, no allocation, no lock.
   [[nodiscard]] const T* get() const noexcept {
     if (const void* v = detail::lookup(detail::slots(), id_)) return static_cast<const T*>(v);
     return default_ ? &*default_ : nullptr;
@@ -172,13 +174,8 @@ class ContextVariable {
   /// bind, for skipping internal paths. Each call allocates one frame.
   template <class F>
   [[nodiscard]] detail::VariableBound<std::decay_t<F>> bind(F&& fn) const {
-    const detail::Slots& s = detail::slots();
-    detail::FrameData* holder = s.current;
-    std::ptrdiff_t index = detail::index_of(holder, id_);
-    if (index < 0 && s.inherited != s.current) {
-      holder = s.inherited;
-      index = detail::index_of(holder, id_);
-    }
+    detail::FrameData* const holder = detail::slots().current;
+    const std::ptrdiff_t index = detail::index_of(holder, id_);
     const void* value = index < 0 ? nullptr : holder->values()[index];
     detail::FrameData* owner = value == nullptr ? nullptr : holder->entry_owners()[index];
     detail::retain_values(owner);  // the value only, not the frames behind it

@@ -24,7 +24,6 @@
 namespace ucm::detail {
 
 static_assert(std::is_trivially_copyable_v<Slots>, "slots are swapped as plain memory");
-static_assert(sizeof(Slots) <= 64, "a slot swap moves one cache line");
 
 /// This thread's slots and run queue, for code inside a coroutine body after a resumption: one
 /// opaque call where clang before 16 needs one (see after_resume in config.hpp), rather than two.
@@ -38,21 +37,22 @@ inline ThreadRefs thread_refs_after_resume() noexcept { return after_resume<&thr
 /// The slots a coroutine starts with when `awaiter` (the awaiting coroutine's or thread's slots)
 /// awaits it: `co_await child` is a call, so the child sees the awaiter's `current`, `base`,
 /// `inherited` and merge view (values active in the awaiter stay active: child-of), owns nothing
-/// yet, and its body is a window of its own (depth 1, so `enter` inside it is released with it).
+/// yet, and its body is a window of its own in a chain of its own (`anchor`, its promise's), so
+/// `enter` inside it is released with it.
 ///
 // NOTE: the pointers are borrowed, not counted. That is safe because every way of starting a
 // coroutine keeps the awaiter's frames alive until the child completes: a parent Task stays
-// suspended (its frames are held by its scopes, its promise and, by the same argument, its own
+// suspended (its frames are held by its scopes, its slots and, by the same argument, its own
 // awaiter), sync_wait blocks its thread, and a foreign awaiter holds counted references in its
 // awaiter object.
-inline Slots call_slots(const Slots& awaiter) noexcept {
+inline Slots call_slots(const Slots& awaiter, const ChainAnchor& anchor) noexcept {
   Slots s{};
   s.current = awaiter.current;
   s.inherited = awaiter.inherited;
   s.base = awaiter.base;
-  s.owned = nullptr;
   s.merged = awaiter.merged;
-  s.depth = 1;
+  s.window = &anchor;
+  s.chain = chain_id(anchor);
   return s;
 }
 
@@ -70,6 +70,7 @@ class MergeResult {
     for (std::size_t i = 0; i < count; ++i) ::new (static_cast<void*>(frames + i)) ContextFrame();
     view_->frames = frames;
     view_->count = count;
+    view_->destroy = &destroy;
   }
   MergeResult(MergeResult&& other) noexcept : view_(std::exchange(other.view_, nullptr)) {}
   MergeResult& operator=(MergeResult&& other) noexcept {
@@ -80,10 +81,7 @@ class MergeResult {
   MergeResult(const MergeResult&) = delete;
   MergeResult& operator=(const MergeResult&) = delete;
   ~MergeResult() {
-    if (view_ == nullptr) return;
-    auto* frames = reinterpret_cast<ContextFrame*>(view_ + 1);
-    for (std::size_t i = view_->count; i-- > 0;) frames[i].~ContextFrame();
-    ::operator delete(static_cast<void*>(view_));
+    if (view_ != nullptr) destroy(view_);
   }
 
   explicit operator bool() const noexcept { return view_ != nullptr; }
@@ -93,182 +91,109 @@ class MergeResult {
   }
   /// What the slots point to; null when empty.
   [[nodiscard]] const MergeView* view() const noexcept { return view_; }
-  /// Gives up the block without freeing it (to leak rather than dangle, on the out-of-memory
-  /// path of a window that may still restore a pointer to it).
-  void leak() noexcept { view_ = nullptr; }
+  /// Gives up the block (to the slots' `returned` word, which frees it through its view).
+  [[nodiscard]] const MergeView* release() noexcept { return std::exchange(view_, nullptr); }
 
  private:
+  static void destroy(const MergeView* view) noexcept {
+    auto* frames = reinterpret_cast<ContextFrame*>(const_cast<MergeView*>(view) + 1);
+    for (std::size_t i = view->count; i-- > 0;) frames[i].~ContextFrame();
+    ::operator delete(const_cast<MergeView*>(view));
+  }
+
   MergeView* view_ = nullptr;
 };
 
-/// What a coroutine holds so that its `inherited` slot stays valid after `co_await child` (the
-/// return path): the child's frames die with the child, so the awaiter counts its own reference.
-/// It lasts until the next return path replaces it, or the coroutine ends.
-///
-/// One word, so that the common case costs one compare: null (nothing held), the frame held (one
-/// reference), or, tagged in its low bit, a block allocated on demand for merges and the rare
-/// cases, which then holds the frame. Trivially destructible: its owner calls clear() when
-/// empty() is false (PromiseBase folds that test into its own).
-class ReturnPath {
+/// The return path, after `co_await child` in the coroutine whose slots `s` are (installed):
+/// `s.inherited` holds the child's final `current` (left there by the child's end), and the
+/// innermost window's `returned` takes a reference to it, dropping the previous return path's.
+/// No reference is taken when one is already held (awaiting children in a loop that change
+/// nothing) or for the base (alive for the coroutine's whole run) or the empty frame. The previous
+/// return path is safe to drop: a window that saved it is not open inside this one.
+inline void take_return(Slots& s) noexcept {
+  FrameData* const f = s.inherited;
+  s.merged = nullptr;
+  if (returned_frame(f) == s.returned) [[likely]]
+    return;  // a tagged merge never equals a frame's address
+  const Returned old = s.returned;
+  if (f != s.base && f != nullptr) {
+    retain(f);  // before the old one goes: it may hold the last reference to `f`
+    s.returned = returned_frame(f);
+  } else {
+    s.returned = 0;
+  }
+  release_returned(old);
+}
+
+/// After `co_await when_all(...)`: `s` inherits the first branch's final frame and every
+/// branch's through `inherited_all()`; the innermost window takes over the merge (count >= 1).
+inline void take_merge(Slots& s, MergeResult&& merge) noexcept {
+  const Returned old = s.returned;
+  const MergeView* view = merge.release();
+  s.returned = reinterpret_cast<Returned>(view) | returned_merge;
+  s.merged = view;
+  s.inherited = FrameAccess::data(view->frames[0]);
+  release_returned(old);
+}
+
+/// What a coroutine's promise rarely needs, allocated on first need: the merge a when_all's
+/// coroutine leaves for its awaiter, and the resumption helper of a foreign coroutine awaiting
+/// it. One word (null in the common case).
+class PromiseExtras {
  public:
-  ReturnPath() noexcept = default;
-  ReturnPath(const ReturnPath&) = delete;
-  ReturnPath& operator=(const ReturnPath&) = delete;
+  PromiseExtras() noexcept = default;
+  PromiseExtras(const PromiseExtras&) = delete;
+  PromiseExtras& operator=(const PromiseExtras&) = delete;
 
-  /// Whether it holds nothing (the common case for a Task that awaited no Task).
-  [[nodiscard]] bool empty() const noexcept { return word_ == 0; }
-  /// The word itself, for an owner that tests several fields at once.
-  [[nodiscard]] std::uintptr_t word() const noexcept { return word_; }
+  [[nodiscard]] bool empty() const noexcept { return rare_ == nullptr; }
+  [[nodiscard]] std::uintptr_t word() const noexcept {
+    return reinterpret_cast<std::uintptr_t>(rare_);
+  }
 
-  /// Releases what it holds.
+  /// Releases what it holds. A helper that has not run (this Task was destroyed first) is taken
+  /// out of this thread's run queue if it is waiting there, then destroyed with its capture.
   [[gnu::cold]] void clear() noexcept {
-    if (Rare* rare = rare_block()) {
-      release(rare->frame);
-      for (FrameData* f : rare->kept_frames) release(f);
-      if (rare->helper) rare->helper.destroy();
-      delete rare;
-    } else {
-      release(held());
+    if (rare_ == nullptr) return;
+    if (rare_->helper) {
+      unlink_ready(run_queue(), rare_->helper_node);
+      rare_->helper.destroy();
     }
-    word_ = 0;
-  }
-
-  /// After `co_await child`: `s` (the awaiter's slots, installed) inherits `f`, the child's final
-  /// `current`. Takes no reference when one is already held: `f` is the frame held from the
-  /// previous return path (awaiting children in a loop), the awaiter's base (alive for its whole
-  /// run) or empty; so a child that changes nothing costs no reference-count traffic. A merge
-  /// from an earlier when_all is dropped here, or, when `f` is the base, kept until the next
-  /// merge, the next new frame or the end (it is no longer shown: `s.merged` is cleared).
-  void inherit(Slots& s, FrameData* f) noexcept {
-    s.inherited = f;
-    inherit_slot(s);
-  }
-  /// inherit() of the frame already in `s.inherited` (where a Task's end leaves it).
-  void inherit_slot(Slots& s) noexcept {
-    FrameData* const f = s.inherited;
-    // A tagged word never equals a frame's address (frames are aligned), so one compare covers
-    // "already held, no block".
-    if ((reinterpret_cast<std::uintptr_t>(f) != word_) & (f != s.base)) [[unlikely]]
-      hold(s, f);
-    s.merged = nullptr;
-  }
-
-  /// After `co_await when_all(...)`: `s` inherits the first branch's final frame and every
-  /// branch's through `inherited_all()`. Takes over the frames of `result` (count >= 1).
-  void merge(Slots& s, MergeResult&& result) noexcept {
-    Rare* rare = ensure_rare();
-    if (rare == nullptr) {
-      // Out of memory: the first branch's frame, as after a single co_await, without the others.
-      inherit(s, FrameAccess::data(result[0]));
-      return;
-    }
-    if (rare->merged) drop_merge(s, *rare);
-    drop(s, std::exchange(rare->frame, nullptr));
-    rare->merged = std::move(result);
-    s.inherited = FrameAccess::data(rare->merged[0]);
-    s.merged = rare->merged.view();
+    delete rare_;
+    rare_ = nullptr;
   }
 
   /// The merge a when_all's coroutine leaves for its awaiter, if any.
   [[nodiscard]] MergeResult* merge_out() const noexcept {
-    Rare* rare = rare_block();
-    return rare == nullptr || !rare->merge_out ? nullptr : &rare->merge_out;
+    return rare_ == nullptr || !rare_->merge_out ? nullptr : &rare_->merge_out;
   }
-  /// Keeps the resumption helper of a foreign coroutine awaiting this coroutine's Task, to be
-  /// destroyed with it unless it ran (a Task destroyed before it completed). Returns where it is
-  /// kept, for the helper to empty as it runs; null when out of memory.
-  [[nodiscard]] std::coroutine_handle<>* keep_helper(std::coroutine_handle<> helper) noexcept {
-    Rare* rare = ensure_rare();
-    if (rare == nullptr) return nullptr;
-    rare->helper = helper;
-    return &rare->helper;
-  }
-
   /// Leaves `result` for the awaiter (when_all's own coroutine). May throw (allocation).
   void set_merge_out(MergeResult&& result) {
-    Rare* rare = ensure_rare();
-    if (rare == nullptr) throw std::bad_alloc();
-    rare->merge_out = std::move(result);
+    ensure().merge_out = std::move(result);
+  }
+
+  /// Keeps the resumption helper (whose promise is `node`) of a foreign coroutine awaiting this
+  /// coroutine's Task, to be destroyed with it unless it ran. Returns where it is kept, for the
+  /// helper to empty as it runs. May throw (allocation).
+  [[nodiscard]] std::coroutine_handle<>* keep_helper(std::coroutine_handle<> helper,
+                                                     ReadyNode* node) {
+    Rare& rare = ensure();
+    rare.helper = helper;
+    rare.helper_node = node;
+    return &rare.helper;
   }
 
  private:
-  static constexpr std::uintptr_t rare_tag = 1;
-
   struct Rare {
-    FrameData* frame = nullptr;  // one reference, or null
-    MergeResult merged;          // after a when_all: what s.merged points to
-    MergeResult merge_out;       // a when_all's coroutine: for its awaiter
-    // Frames given up while a window in the coroutine body may still restore a pointer to them.
-    std::vector<FrameData*> kept_frames;
-    std::vector<MergeResult> kept_merges;
+    MergeResult merge_out;           // a when_all's coroutine: for its awaiter
     std::coroutine_handle<> helper;  // see keep_helper
+    ReadyNode* helper_node = nullptr;
   };
-  // The tag bit is free in both kinds of pointer the word holds.
-  static_assert(alignof(FrameData) > rare_tag && alignof(Rare) > rare_tag);
-
-  [[nodiscard]] Rare* rare_block() const noexcept {
-    return (word_ & rare_tag) != 0 ? reinterpret_cast<Rare*>(word_ & ~rare_tag) : nullptr;
-  }
-  [[nodiscard]] FrameData* held() const noexcept { return reinterpret_cast<FrameData*>(word_); }
-
-  /// The block, allocated on first need (taking over the frame held); null when out of memory.
-  Rare* ensure_rare() noexcept {
-    if (Rare* rare = rare_block()) return rare;
-    Rare* rare = new (std::nothrow) Rare;
-    if (rare == nullptr) return nullptr;
-    rare->frame = held();
-    word_ = reinterpret_cast<std::uintptr_t>(rare) | rare_tag;
-    return rare;
+  Rare& ensure() {
+    if (rare_ == nullptr) rare_ = new Rare;
+    return *rare_;
   }
 
-  /// inherit()'s other cases: a new frame to hold, nothing to hold, or the block.
-  [[gnu::noinline]] void hold(Slots& s, FrameData* f) noexcept {
-    Rare* rare = rare_block();
-    FrameData* const old = rare != nullptr ? rare->frame : held();
-    const bool take = f != old && f != nullptr;
-    // Before dropping a merge, which may hold the last reference to `f` (the first branch's
-    // frame, still `inherited` when the parent awaits a Task that had already completed).
-    if (take) retain(f);
-    if (rare != nullptr && rare->merged) drop_merge(s, *rare);
-    if (!take) return;
-    if (rare != nullptr) {
-      rare->frame = f;
-    } else {
-      word_ = reinterpret_cast<std::uintptr_t>(f);
-    }
-    drop(s, old);
-  }
-
-  // A window still open in the coroutine body (depth > 1) may have saved the pointer we are about
-  // to give up, and restores it when it closes: keep it until the coroutine ends instead. Call
-  // windows do not save `inherited`, but the depth does not tell them apart, and this is rare.
-  void drop(const Slots& s, FrameData* old) noexcept {
-    if (old == nullptr) return;
-    if (s.depth <= 1) {
-      release(old);
-      return;
-    }
-    Rare* rare = ensure_rare();
-    if (rare == nullptr) return;  // out of memory: leaking one frame beats a dangling pointer
-    try {
-      rare->kept_frames.push_back(old);
-    } catch (...) {
-      // As above.
-    }
-  }
-  static void drop_merge(const Slots& s, Rare& rare) noexcept {
-    if (s.depth <= 1) {
-      rare.merged = MergeResult();
-      return;
-    }
-    try {
-      rare.kept_merges.push_back(std::move(rare.merged));
-    } catch (...) {
-      rare.merged.leak();  // leak rather than dangle
-    }
-  }
-
-  std::uintptr_t word_ = 0;
+  Rare* rare_ = nullptr;
 };
 
 /// The context of a coroutine that has no slots of its own (a foreign coroutine type), captured
@@ -278,13 +203,15 @@ struct CapturedContext {
   ContextFrame current;
   ContextFrame inherited;
   ContextFrame base;
-  std::uint32_t depth = 0;
+  const void* window = nullptr;
+  std::uintptr_t chain = 0;
 
-  void capture(const Slots& s) noexcept {
+  void capture(Slots& s) noexcept {
     current = FrameAccess::borrow(s.current);
     inherited = FrameAccess::borrow(s.inherited);
     base = FrameAccess::borrow(s.base);
-    depth = s.depth;
+    window = s.window;
+    chain = chain_of(s);
   }
 };
 
@@ -299,7 +226,7 @@ struct ResumeTarget {
   // after when_all) becomes `inherited` until the coroutine next suspends: the return path, as
   // far as a coroutine with no slots of its own can carry it.
   const Slots* child_slots = nullptr;
-  ReturnPath* child_return_path = nullptr;
+  PromiseExtras* child_extras = nullptr;
   std::coroutine_handle<>* child_keeps_helper = nullptr;
 };
 
@@ -317,13 +244,14 @@ struct ResumeTarget {
   if (t->child_slots != nullptr) {
     *t->child_keeps_helper = nullptr;  // running: the child must not destroy this helper
     returned = FrameAccess::borrow(t->child_slots->current);
-    if (MergeResult* out = t->child_return_path->merge_out()) merge = std::move(*out);
+    if (MergeResult* out = t->child_extras->merge_out()) merge = std::move(*out);
   }
 
   Slots mine{};
   mine.current = FrameAccess::data(current);
   mine.base = FrameAccess::data(base);
-  mine.depth = t->context.depth;
+  mine.window = t->context.window;
+  mine.chain = t->context.chain;
   if (merge) {
     mine.inherited = FrameAccess::data(merge[0]);
     mine.merged = merge.view();
@@ -336,13 +264,14 @@ struct ResumeTarget {
   // A normal, non-inlined function: the slots' address is computed here, on this thread, and the
   // coroutine returns to this thread, so `s` stays this thread's throughout.
   Slots& s = slots();
-  Slots saved;
-  copy_slots(saved, s);
-  copy_slots(s, mine);
+  const Slots saved = s;
+  s = mine;
   coroutine.resume();
-  FrameData* owned = s.owned;
-  copy_slots(s, saved);
+  FrameData* const owned = s.owned;
+  const Returned held = s.returned;
+  s = saved;
   release(owned);
+  release_returned(held);
 }
 
 /// The handle `ucm::propagate` (and a foreign coroutine's co_await of a Task) gives instead of

@@ -1,10 +1,15 @@
 // SPDX-License-Identifier: MIT
-// ucm/detail/slots.hpp: the per-thread slots (current, inherited, base), the window primitives
-// that swap them, and the misuse path. Nothing here is public API except through misuse.hpp.
+// ucm/detail/slots.hpp: the per-thread slots (current, inherited, base), the windows that swap
+// them, what keeps their frames alive, and the misuse path. Nothing here is public API except
+// through misuse.hpp.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <mutex>
+#include <new>
+#include <utility>
 #include <vector>
 
 #include "ucm/detail/frame_data.hpp"
@@ -16,33 +21,63 @@ class ContextFrame;
 
 namespace ucm::detail {
 
-/// The per-thread state. Trivially destructible and constant-initialised, so reaching it is a
-/// plain TLS access with no initialisation guard; what needs releasing at thread exit is handled
-/// by a separate guard registered only on the paths that leave an owned frame behind.
-/// Slots never own `current`, `inherited` or `base`: whoever opened the window does (a scope, a
-/// bound callable, a coroutine). They own only `owned`, the frame made by `enter` in the
-/// innermost window, which that window's exit releases.
 /// Every branch's final frame after a when_all, as ContextFrame::inherited_all() shows them
-/// (count >= 1). Lives in the block that owns the frames (detail::MergeResult).
+/// (count >= 1), at the start of the block that owns the frames (detail::MergeResult), which
+/// `destroy` frees.
 struct MergeView {
   const ContextFrame* frames;
   std::size_t count;
+  void (*destroy)(const MergeView*) noexcept;
 };
 
+/// What a window keeps alive for `inherited` after a return path (a `co_await` of a Task, a
+/// when_all) in it: 0, a FrameData* (one reference), or a MergeView* tagged with
+/// `returned_merge` (the merge block, owned). A window's exit releases it, so a return path never
+/// outlives the window in which it happened.
+using Returned = std::uintptr_t;
+inline constexpr Returned returned_merge = 1;
+static_assert(alignof(FrameData) > returned_merge && alignof(MergeView) > returned_merge);
+
+inline Returned returned_frame(FrameData* f) noexcept { return reinterpret_cast<Returned>(f); }
+
+/// Releases what a Returned word (or a kept frame, which is one too) holds.
+inline void release_returned(Returned r) noexcept {
+  if ((r & returned_merge) != 0) [[unlikely]] {
+    const auto* view = reinterpret_cast<const MergeView*>(r & ~returned_merge);
+    view->destroy(view);
+  } else {
+    release(reinterpret_cast<FrameData*>(r));
+  }
+}
+
+/// What a window saves and restores, and a coroutine swaps in and out: everything in the slots.
 /// An aggregate without default member initialisers, so that a coroutine's promise can leave its
 /// copies unwritten until they are needed: `Slots{}` is the empty state (every field zero).
+///
+/// Slots never own `current`, `inherited` or `base`: whoever opened the window does (a scope, a
+/// bound callable, a coroutine). They own `owned`, the frame made by `enter` in the innermost
+/// window, and `returned`, what keeps a return path's `inherited` alive; that window's exit
+/// releases both.
 struct Slots {
   FrameData* current;
   FrameData* inherited;
   FrameData* base;
   FrameData* owned;
   const MergeView* merged;  // after a when_all: every branch's final frame; else null
-  std::uint32_t depth;      // open windows; detects scopes closed out of order
-  alignas(void*) unsigned char inherited_view[sizeof(void*)];  // see inherited_all()
+  Returned returned;
+  /// The innermost open window (the address of its saved state): a window that closes while it
+  /// is not the innermost was closed out of order. Null at the top of a thread.
+  const void* window;
+  /// Which chain of windows these slots are (see Chain): a thread's own, or a coroutine's.
+  std::uintptr_t chain;
 };
+static_assert(sizeof(Slots) <= 64, "a slot swap moves one cache line");
 
 /// This thread's slots. One instance per program and thread: an inline function's static is
 /// shared by every translation unit (tested with two translation units in one program).
+/// Trivially destructible and constant-initialised, so reaching it is a plain TLS access with no
+/// initialisation guard; what needs releasing at thread exit is handled by a separate guard
+/// registered only on the paths that leave something behind.
 UCM_SHARED_STATE inline Slots& slots() noexcept {
   static thread_local constinit Slots instance{};
   return instance;
@@ -51,148 +86,271 @@ UCM_SHARED_STATE inline Slots& slots() noexcept {
 /// This thread's slots, from code that can run after a coroutine resumption (see after_resume).
 inline Slots& slots_after_resume() noexcept { return after_resume<&slots>(); }
 
-/// Frames this thread must release at exit: an `owned` frame left at the top of the thread and
-/// the frames of scopes closed out of order (kept, not released, because a scope still open may
-/// restore a pointer to them).
+// ---- chains of windows, and what misuse keeps ---------------------------------------------------
+
+/// A chain is the stack of windows opened by one thread outside coroutines, or by one coroutine
+/// (whose slots follow it from thread to thread). Windows close in the chain they were opened in;
+/// one that does not (a scope destroyed on another thread, or after its coroutine was gone) must
+/// not restore pointers from a chain that may already have freed them.
+///
+/// A thread's chain id is odd, drawn from a process-wide counter (never reused, unlike the address
+/// of an exited thread's slots); a coroutine's is the address of its ChainAnchor (even).
+struct ChainAnchor {
+  /// Frames kept because a window of this chain closed out of order: a window still open in the
+  /// chain may restore a pointer to them. Released when the coroutine is destroyed.
+  std::vector<Returned>* kept = nullptr;
+};
+static_assert(alignof(ChainAnchor) > 1, "a coroutine's chain id is even");
+
+inline std::uintptr_t chain_id(const ChainAnchor& anchor) noexcept {
+  return reinterpret_cast<std::uintptr_t>(&anchor);
+}
+
+/// What a thread keeps beyond its slots. Trivially destructible and constant-initialised.
+struct ThreadState {
+  enum class Exit : std::uint8_t {
+    unregistered,  // nothing to release at exit yet: the guard is not registered
+    registered,    // ThreadExitGuard releases the slots and `kept` at exit
+    done,          // the guard has run: the thread is exiting
+  };
+  std::uintptr_t chain;             // this thread's chain id, 0 until first needed
+  std::vector<Returned>* kept;      // see ChainAnchor::kept
+  Exit exit;
+};
+
+UCM_SHARED_STATE inline ThreadState& thread_state() noexcept {
+  static thread_local constinit ThreadState instance{};
+  return instance;
+}
+
+UCM_SHARED_STATE inline std::uintptr_t next_thread_chain() noexcept {
+  // Relaxed: the id only has to be unique.
+  static std::atomic<std::uintptr_t> counter{0};
+  return counter.fetch_add(1, std::memory_order_relaxed) * 2 + 1;
+}
+
+/// The chain `s` is, assigning this thread's id the first time a window opens at its top.
+inline std::uintptr_t chain_of(Slots& s) noexcept {
+  if (s.chain == 0) [[unlikely]] {
+    ThreadState& t = thread_state();
+    if (t.chain == 0) t.chain = next_thread_chain();
+    s.chain = t.chain;
+  }
+  return s.chain;
+}
+
+/// Releases, at thread exit, what the slots own at the top of the thread (`enter`, and what it
+/// made current) and what misuse kept. A value's destructor may itself `enter`: that is released
+/// in the next round.
 struct ThreadExitGuard {
-  std::vector<FrameData*> kept;
   ThreadExitGuard() = default;
   ThreadExitGuard(const ThreadExitGuard&) = delete;
   ThreadExitGuard& operator=(const ThreadExitGuard&) = delete;
   ~ThreadExitGuard() {
-    Slots& s = slots();
-    FrameData* owned = s.owned;
-    s = Slots{};
-    release(owned);
-    for (FrameData* f : kept) release(f);
+    ThreadState& t = thread_state();
+    // Bounded: a value whose destructor enters a value whose destructor enters ... would not end.
+    for (int round = 0; round < 64; ++round) {
+      Slots& s = slots();
+      FrameData* const owned = s.owned;
+      const Returned returned = s.returned;
+      std::vector<Returned>* const kept = t.kept;
+      if (owned == nullptr && returned == 0 && kept == nullptr) break;
+      // Empty first: the values' destructors see no context, and anything they set is caught here.
+      s = Slots{};
+      t.kept = nullptr;
+      release(owned);
+      release_returned(returned);
+      if (kept != nullptr) {
+        for (Returned r : *kept) release_returned(r);
+        delete kept;
+      }
+    }
+    t.exit = ThreadState::Exit::done;
   }
 };
 
-UCM_SHARED_STATE inline ThreadExitGuard& thread_exit_guard() noexcept {
-  static thread_local ThreadExitGuard guard;
-  return guard;
+/// Registers the thread-exit guard, once. After it has run (a thread_local's destructor running
+/// later in the thread's exit), returns false: nothing would release what is left any more.
+UCM_SHARED_STATE [[gnu::cold, gnu::noinline]] inline bool register_thread_exit() noexcept {
+  ThreadState& t = thread_state();
+  if (t.exit == ThreadState::Exit::unregistered) {
+    static thread_local ThreadExitGuard guard;  // constructing it registers its destructor
+    (void)&guard;
+    t.exit = ThreadState::Exit::registered;
+  }
+  return t.exit == ThreadState::Exit::registered;
 }
 
-/// Keeps `f` (one reference, transferred) until the thread exits.
-[[gnu::cold]] inline void keep_until_thread_exit(FrameData* f) noexcept {
-  if (f == nullptr) return;
+/// Frames kept until the process exits: those of a window closed in another chain than its own
+/// (its chain, perhaps on a thread still running, may restore them at any time). Never destroyed,
+/// so they stay reachable (no leak report) and safe to restore whatever exits first.
+struct KeptForever {
+  std::mutex mutex;
+  std::vector<Returned> kept;
+};
+UCM_SHARED_STATE inline KeptForever& kept_forever() noexcept {
+  static KeptForever* const instance = new KeptForever;
+  return *instance;
+}
+
+/// Adds `r` (a FrameData* or a tagged merge, one reference, transferred) to `list`, allocating the
+/// list on first use. Out of memory, it leaks `r`: leaking one frame beats a dangling pointer.
+inline void keep_in(std::vector<Returned>*& list, Returned r) noexcept {
+  if (r == 0) return;
   try {
-    thread_exit_guard().kept.push_back(f);
+    if (list == nullptr) list = new std::vector<Returned>;
+    list->push_back(r);
   } catch (...) {
-    // Out of memory on the misuse path: leaking one frame beats a dangling pointer.
   }
 }
 
-/// What a call window saves: it changes only `current` (and collects its own `enter`s).
-struct SavedCall {
-  FrameData* current;
-  FrameData* owned;
-  std::uint32_t depth;
-};
-
-/// Copies the slots that matter (not the scratch space behind `inherited_all()`): what a
-/// continuation window saves and restores, and a coroutine swaps in and out.
-///
-// NOTE: field by field rather than as one 64-byte block, which would also copy the scratch space
-// and load wide over fields usually just stored one by one (a scope, `enter`, the return path).
-// g++ -O2 still pairs neighbouring fields into 16-byte moves; forcing word-sized copies measured
-// no difference (docs/performance.md, "Tried and not kept").
-inline void copy_slots(Slots& to, const Slots& from) noexcept {
-  to.current = from.current;
-  to.inherited = from.inherited;
-  to.base = from.base;
-  to.owned = from.owned;
-  to.merged = from.merged;
-  to.depth = from.depth;
-}
-
-/// What a continuation window saves: all three slots and the merge view (the scratch space is
-/// not copied).
-using SavedContinuation = Slots;
-
-[[gnu::cold]] inline void misordered_exit(Slots& s, FrameData* own) noexcept {
-  report_misuse(
-      "a ucm window (scope) was closed out of order: it restores what it saved, and its frames "
-      "are kept until the thread exits");
-  keep_until_thread_exit(s.owned);
-  keep_until_thread_exit(own);
-  // The depth no longer says whether this is the top of the thread (enter_frame registers the
-  // guard only there): register it now, so that an `owned` left behind is released at exit.
-  (void)thread_exit_guard();
-}
-
-/// What every window does as it closes, before restoring the slots it saved: release its `enter`s
-/// and its own frame, or, closed out of order, report and keep them (see misordered_exit).
-inline void release_window(Slots& s, std::uint32_t saved_depth, FrameData* own) noexcept {
-  if (s.depth != saved_depth + 1) [[unlikely]] {
-    misordered_exit(s, own);
+/// Keeps `r` for as long as `chain` may restore a pointer to it: in the coroutine's anchor (until
+/// it is destroyed), in this thread's list (until it exits), or, for a chain this thread does not
+/// own, until the process exits.
+[[gnu::cold]] inline void keep_for_chain(std::uintptr_t chain, Returned r) noexcept {
+  if (r == 0) return;
+  ThreadState& t = thread_state();
+  if ((chain & 1) == 0 && chain != 0) {
+    keep_in(reinterpret_cast<ChainAnchor*>(chain)->kept, r);
+  } else if (chain != 0 && chain == t.chain && register_thread_exit()) {
+    keep_in(t.kept, r);
   } else {
-    release(s.owned);
-    release(own);
+    KeptForever& k = kept_forever();
+    const std::lock_guard lock(k.mutex);
+    std::vector<Returned>* list = &k.kept;
+    keep_in(list, r);
   }
 }
 
-inline SavedCall enter_call(Slots& s, FrameData* f) noexcept {
-  const SavedCall saved{s.current, s.owned, s.depth};
+/// Releases what a ChainAnchor kept (a coroutine's end).
+inline void release_kept(ChainAnchor& anchor) noexcept {
+  if (std::vector<Returned>* kept = std::exchange(anchor.kept, nullptr)) {
+    for (Returned r : *kept) release_returned(r);
+    delete kept;
+  }
+}
+
+// ---- windows -------------------------------------------------------------------------------------
+
+/// What a window saves: all the slots. Its address is the window's token (Slots::window).
+using SavedSlots = Slots;
+
+/// Opens a call window over `f` (only `current` changes: `inherited`, the merge and the base stay,
+/// and what the window's own `enter`s and return paths make is its own).
+inline void open_call(Slots& s, SavedSlots& saved, FrameData* f) noexcept {
+  chain_of(s);
+  saved = s;
   s.current = f;
   s.owned = nullptr;
-  s.depth = saved.depth + 1;
-  return saved;
+  s.returned = 0;
+  s.window = &saved;
 }
 
-/// Closes a call window; `own` is the reference the window holds on its frame (may be null).
-inline void exit_call(Slots& s, const SavedCall& saved, FrameData* own) noexcept {
-  release_window(s, saved.depth, own);
-  s.current = saved.current;
-  s.owned = saved.owned;
-  s.depth = saved.depth;
-}
-
-inline SavedContinuation enter_continuation(Slots& s, FrameData* f) noexcept {
-  SavedContinuation saved;
-  copy_slots(saved, s);
+/// Opens a continuation window over `f`: `current`, `inherited` and `base` all become `f`.
+inline void open_continuation(Slots& s, SavedSlots& saved, FrameData* f) noexcept {
+  chain_of(s);
+  saved = s;
   s.current = f;
   s.inherited = f;
   s.base = f;
-  s.owned = nullptr;
   s.merged = nullptr;
-  s.depth = saved.depth + 1;
-  return saved;
+  s.owned = nullptr;
+  s.returned = 0;
+  s.window = &saved;
 }
 
-inline void exit_continuation(Slots& s, const SavedContinuation& saved, FrameData* own) noexcept {
-  release_window(s, saved.depth, own);
-  copy_slots(s, saved);
+/// A window closed out of order (see close_window): restores exactly what it saved if it belongs
+/// to this chain, and keeps whatever a window still open may restore a pointer to.
+[[gnu::cold, gnu::noinline]] inline void misordered_exit(Slots& s, const SavedSlots& saved,
+                                                         FrameData* own,
+                                                         FrameData* borrowed) noexcept {
+  retain(borrowed);  // its holder may die now; a window opened inside this one may restore it
+  if (chain_of(s) == saved.chain) {
+    // Out of order in its own chain: the windows opened inside it and still open may restore the
+    // frames of the levels this restore drops.
+    const FrameData* const owned = s.owned;
+    const Returned returned = s.returned;
+    s = saved;
+    keep_for_chain(saved.chain, returned_frame(const_cast<FrameData*>(owned)));
+    keep_for_chain(saved.chain, returned);
+    keep_for_chain(saved.chain, returned_frame(own));
+    keep_for_chain(saved.chain, returned_frame(borrowed));
+    // The restored token no longer says whether this is the top of the thread (enter_frame
+    // registers the exit guard only there): register it now, so an `owned` left behind is
+    // released at exit.
+    if (saved.chain == thread_state().chain) (void)register_thread_exit();
+    report_misuse(
+        "a ucm window (scope) was closed out of order: it restored what it saved, and its frames "
+        "are kept until its thread or coroutine ends");
+  } else {
+    // Closed in another chain (another thread, or after its coroutine ended): nothing it saved
+    // belongs here, so this chain is left as it is, and what the window held goes to the
+    // process-wide keeper (its own chain may still restore it, whatever exits first).
+    keep_for_chain(0, saved.returned);
+    keep_for_chain(0, returned_frame(saved.owned));
+    keep_for_chain(0, returned_frame(own));
+    keep_for_chain(0, returned_frame(borrowed));
+    report_misuse(
+        "a ucm window (scope) was closed on another thread or coroutine than the one it was "
+        "opened in: nothing was restored, and its frames are kept until the process exits");
+  }
+}
+
+/// Closes a window: restores the slots it saved, then releases what the window's level owned
+/// (its `enter`s, its return paths) and `own`, the window's reference to its frame (may be null).
+/// Values are destroyed only after the restore, so their destructors see the context outside the
+/// window, never a frame being destroyed. `borrowed` is the frame the window showed without
+/// owning it (frame.run, frame.inherit), kept alive if the window closes out of order.
+inline void close_window(Slots& s, const SavedSlots& saved, FrameData* own,
+                         FrameData* borrowed) noexcept {
+  if (s.window != &saved) [[unlikely]] {
+    misordered_exit(s, saved, own, borrowed);
+    return;
+  }
+  FrameData* const owned = s.owned;
+  const Returned returned = s.returned;
+  s = saved;
+  if ((reinterpret_cast<std::uintptr_t>(owned) | returned) != 0) [[unlikely]] {
+    release(owned);
+    release_returned(returned);
+  }
+  release(own);
 }
 
 /// RAII call window over a frame someone else keeps alive (own == false) or whose reference it
 /// takes over (own == true).
 class CallWindow {
  public:
-  CallWindow(FrameData* f, bool own) noexcept
-      : slots_(slots()), own_(own ? f : nullptr), saved_(enter_call(slots_, f)) {}
+  CallWindow(FrameData* f, bool own) noexcept : slots_(slots()), frame_(f), own_(own) {
+    open_call(slots_, saved_, f);
+  }
   CallWindow(const CallWindow&) = delete;
   CallWindow& operator=(const CallWindow&) = delete;
-  ~CallWindow() { exit_call(slots_, saved_, own_); }
+  ~CallWindow() {
+    close_window(slots_, saved_, own_ ? frame_ : nullptr, own_ ? nullptr : frame_);
+  }
 
  private:
   Slots& slots_;
-  FrameData* own_;
-  SavedCall saved_;
+  FrameData* frame_;
+  bool own_;
+  SavedSlots saved_;
 };
 
 /// RAII continuation window over a frame someone else keeps alive.
 class ContinuationWindow {
  public:
-  explicit ContinuationWindow(FrameData* f) noexcept
-      : slots_(slots()), saved_(enter_continuation(slots_, f)) {}
+  explicit ContinuationWindow(FrameData* f) noexcept : slots_(slots()), frame_(f) {
+    open_continuation(slots_, saved_, f);
+  }
   ContinuationWindow(const ContinuationWindow&) = delete;
   ContinuationWindow& operator=(const ContinuationWindow&) = delete;
-  ~ContinuationWindow() { exit_continuation(slots_, saved_, nullptr); }
+  ~ContinuationWindow() { close_window(slots_, saved_, nullptr, frame_); }
 
  private:
   Slots& slots_;
-  SavedContinuation saved_;
+  FrameData* frame_;
+  SavedSlots saved_;
 };
 
 /// Makes `f` (one reference, transferred) `current` for the rest of the innermost window.
@@ -202,21 +360,26 @@ inline void enter_frame(FrameData* f) noexcept {
   // that another thread can see would race.
   if (f != nullptr && f->refs.load(std::memory_order_relaxed) == 1) f->flags |= entered_frame;
   Slots& s = slots();
-  FrameData* previous = s.owned;
+  if (s.window == nullptr && thread_state().exit != ThreadState::Exit::registered) [[unlikely]] {
+    // The top of a thread with nothing to release at its exit yet. Once the thread's exit has
+    // released its slots, nothing would release this frame later: the enter has no effect.
+    if (!register_thread_exit()) {
+      release(f);
+      return;
+    }
+  }
+  FrameData* const previous = s.owned;
   s.owned = f;
   s.current = f;
   // Safe: windows nest, so no open window saved a pointer to an `owned` made in this one.
   release(previous);
-  if (s.depth == 0) (void)thread_exit_guard();  // top of the thread: released at exit
 }
 
-/// The value `get()` sees for `id`: current first, then inherited; a tombstone stops the search.
+/// The value `get()` sees for `id`: the one in `current` (never `inherited`: a child's values do
+/// not appear in its parent's `get()`); nullptr for none or a tombstone.
 inline const void* lookup(const Slots& s, VariableId id) noexcept {
-  if (const void* const* v = find(s.current, id)) return *v;
-  if (s.inherited != s.current) {
-    if (const void* const* v = find(s.inherited, id)) return *v;
-  }
-  return nullptr;
+  const void* const* v = find(s.current, id);
+  return v == nullptr ? nullptr : *v;
 }
 
 }  // namespace ucm::detail

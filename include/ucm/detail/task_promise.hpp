@@ -95,36 +95,42 @@ struct SlotStash {
 class PromiseBase : public ReadyNode {
  public:
   // `own_` and `stash_` are written before they are read (by whoever starts the coroutine, and at
-  // each installation); of them only `own_.owned` is read by the destructor of a Task never
-  // started, which also reads `return_path_` (initialised by its own member initialiser).
+  // each installation); of them only `own_.owned` and `own_.returned` are read by the destructor
+  // of a Task never started, which also reads `extras_` and `anchor_` (initialised by their own
+  // member initialisers).
   PromiseBase() noexcept {
     own_.owned = nullptr;
+    own_.returned = 0;
     prepare = &prepare_to_run;
   }
   PromiseBase(const PromiseBase&) = delete;
   PromiseBase& operator=(const PromiseBase&) = delete;
   ~PromiseBase() {
-    // One test for the common case: nothing to release, no return path (which also keeps the
-    // helper of a foreign awaiter, if any).
-    if ((reinterpret_cast<std::uintptr_t>(own_.owned) | return_path_.word()) != 0) [[unlikely]]
+    // One test for the common case: nothing to release, no return path, no extras (which keep
+    // the helper of a foreign awaiter, if any), nothing kept by misuse.
+    if ((reinterpret_cast<std::uintptr_t>(own_.owned) | own_.returned | extras_.word() |
+         reinterpret_cast<std::uintptr_t>(anchor_.kept)) != 0) [[unlikely]]
       release_rare();
   }
 
   /// What the destructor does when there is something to do.
   [[gnu::cold]] void release_rare() noexcept {
-    // The coroutine's `enter`s last until it completes; they are released with it.
+    // The coroutine's `enter`s and its last return path last until it completes; they are
+    // released with it.
     release(own_.owned);
+    release_returned(own_.returned);
     // Also destroys the helper of a foreign coroutine that awaited this Task and was never
     // resumed (this Task was destroyed first).
-    if (!return_path_.empty()) return_path_.clear();
+    extras_.clear();
+    release_kept(anchor_);
   }
 
   /// At a resumption by a loop or a foreign resumer: stash the thread's slots, install ours.
   void enter_root(ThreadRefs thread) noexcept {
-    copy_slots(stash_.slots, thread.slots);
+    stash_.slots = thread.slots;
     stash_.outer = thread.queue.stash;
     thread.queue.stash = &stash_;
-    copy_slots(thread.slots, own_);
+    thread.slots = own_;
   }
 
   /// Whoever resumes a ucm coroutine installs its slots first, so the coroutine never checks:
@@ -137,9 +143,9 @@ class PromiseBase : public ReadyNode {
 
   /// At a suspension that gives control back to the thread: keep our slots, restore the stash.
   void leave(ThreadRefs thread) noexcept {
-    copy_slots(own_, thread.slots);
+    own_ = thread.slots;
     SlotStash* const stash = thread.queue.stash;
-    copy_slots(thread.slots, stash->slots);
+    thread.slots = stash->slots;
     thread.queue.stash = stash->outer;
   }
 
@@ -154,35 +160,42 @@ class PromiseBase : public ReadyNode {
   // The ReadyNode to complete, its Continuation kind in the low bits; 0 until the coroutine is
   // started (every start sets it). One word, so the common case (a parent) is one test.
   std::uintptr_t continuation_ = 0;
-  ReturnPath return_path_;  // keeps `inherited` valid after co_await child
+  PromiseExtras extras_;  // a when_all's merge for its awaiter; a foreign awaiter's helper
+  ChainAnchor anchor_;    // the coroutine body's chain of windows (see call_slots)
 };
 
 /// Direct hand-off from a running parent to a child that runs next on this thread: the parent's
 /// slots are kept in its promise, the thread's become the child's start (a call: the parent's,
-/// owning nothing, in a window of its own), and the stash stays where it is.
-inline void hand_to_child(Slots& s, PromiseBase& parent) noexcept {
-  copy_slots(parent.own_, s);
+/// owning nothing, in a window and chain of its own; see call_slots), and the stash stays where
+/// it is.
+inline void hand_to_child(Slots& s, PromiseBase& parent, PromiseBase& child) noexcept {
+  parent.own_ = s;
   s.owned = nullptr;
-  s.depth = 1;
+  s.returned = 0;
+  s.window = &child.anchor_;
+  s.chain = chain_id(child.anchor_);
 }
 
 /// Direct hand-off from a finished child back to its parent, which runs next on this thread: the
 /// child's final `current` is left in the thread's `inherited` slot, for the return path the
-/// parent runs as it resumes (TaskAwaiterBase::finish), the child keeps its final `owned` (its
-/// promise releases it), and the parent's slots are installed. If the child holds the stash (it
+/// parent runs as it resumes (TaskAwaiterBase::finish), the child keeps its final `owned` and
+/// `returned` (its promise releases them), and the parent's slots are installed. If the child holds the stash (it
 /// was the root of this run), the stash moves to the parent, since the child is about to be
 /// destroyed; the parent's own is free, as it was suspended.
 inline void hand_to_parent(ThreadRefs thread, PromiseBase& child, PromiseBase& parent) noexcept {
   Slots& s = thread.slots;
   s.inherited = s.current;
   child.own_.owned = s.owned;
+  child.own_.returned = s.returned;
   // Only what the child's body may have changed for good; the merge view is the return path's.
   s.current = parent.own_.current;
   s.base = parent.own_.base;
   s.owned = parent.own_.owned;
-  s.depth = parent.own_.depth;
+  s.returned = parent.own_.returned;
+  s.window = parent.own_.window;
+  s.chain = parent.own_.chain;
   if (thread.queue.stash == &child.stash_) [[unlikely]] {
-    copy_slots(parent.stash_.slots, child.stash_.slots);
+    parent.stash_.slots = child.stash_.slots;
     parent.stash_.outer = child.stash_.outer;
     thread.queue.stash = &parent.stash_;
   }
@@ -242,6 +255,35 @@ struct FinalAwaiter {
   void await_resume() const noexcept {}
 };
 
+/// Where a foreign awaiter's `await_suspend` runs: the Task's context, as a continuation window of
+/// the Task's frames on this thread (a foreign lazy coroutine started there sees the Task's values,
+/// and whatever it `enter`s stays in this window, never reaching the resumer's slots). The Task
+/// has already given up its slots, since the awaiter may resume it on another thread at once; it
+/// may then close the windows that own these frames while `await_suspend` still runs here, so the
+/// window counts its own references (the merge view, owned by the Task, is not shown).
+class AwaitSuspendWindow {
+ public:
+  AwaitSuspendWindow(Slots& thread, const Slots& task) noexcept
+      : slots_(thread),
+        current_(FrameAccess::borrow(task.current)),
+        inherited_(FrameAccess::borrow(task.inherited)),
+        base_(FrameAccess::borrow(task.base)) {
+    open_continuation(slots_, saved_, FrameAccess::data(current_));
+    slots_.inherited = FrameAccess::data(inherited_);
+    slots_.base = FrameAccess::data(base_);
+  }
+  AwaitSuspendWindow(const AwaitSuspendWindow&) = delete;
+  AwaitSuspendWindow& operator=(const AwaitSuspendWindow&) = delete;
+  ~AwaitSuspendWindow() { close_window(slots_, saved_, nullptr, nullptr); }
+
+ private:
+  Slots& slots_;
+  ContextFrame current_;
+  ContextFrame inherited_;
+  ContextFrame base_;
+  SavedSlots saved_;
+};
+
 /// Wraps every foreign awaiter in a Task body (`await_transform`): swaps the Task's slots out
 /// before handing its handle to the awaitable (which may resume it on another thread at once),
 /// and back in when the coroutine continues, if it was suspended at all. `ucm::propagate` inside a
@@ -258,16 +300,30 @@ class SlotAwaiter {
   // The inner awaiter gets a type-erased handle: it must not take this Task for one whose slots
   // it may handle itself (a slot-aware awaiter wrapped in a user's), as they are left here.
   template <class P>
-  auto await_suspend(std::coroutine_handle<P> typed)
-      -> decltype(std::declval<Awaiter&>().await_suspend(std::coroutine_handle<>(typed))) {
+  auto await_suspend(std::coroutine_handle<P> typed) {
     const std::coroutine_handle<> h = typed;
     // Set before the hand-off: await_resume runs whenever the coroutine continues (also when
     // await_suspend returns false or the coroutine's own handle), and nothing may be written to
     // this awaiter once the handle is handed off.
     suspended_ = true;
-    promise_->leave(thread_refs_after_resume());
+    const ThreadRefs thread = thread_refs_after_resume();
+    promise_->leave(thread);
+    using Result = decltype(inner_.await_suspend(h));
     try {
-      return inner_.await_suspend(h);
+      // In the Task's context (see AwaitSuspendWindow), not in the resumer's that `leave` put back.
+      const AwaitSuspendWindow window(thread.slots, promise_->own_);
+      if constexpr (std::is_void_v<Result> || std::is_same_v<Result, bool>) {
+        return inner_.await_suspend(h);
+      } else {
+        // A coroutine the awaiter hands control to (a lazy task it starts, cppcoro-style) runs
+        // here, inside the window, rather than after it closed: in the Task's context. The Task
+        // itself may be resumed from in there (a lazy task's end transferring to it); it then
+        // runs nested, from this window's slots, and nothing below touches `this`.
+        const std::coroutine_handle<> next = inner_.await_suspend(h);
+        if (next == h) return next;
+        next.resume();
+        return std::coroutine_handle<>(std::noop_coroutine());
+      }
     } catch (...) {
       // The coroutine resumes with the exception and await_resume is not called.
       promise_->enter_root(thread_refs_after_resume());
@@ -308,12 +364,12 @@ class TaskAwaiterBase {
     Slots& s = thread.slots;
     RunQueue& q = thread.queue;
     if (may_transfer(q)) {
-      hand_to_child(s, p);
+      hand_to_child(s, p, c);
       return child_;
     }
     // The budget is spent: the child starts from the queue.
     p.leave(thread);
-    c.own_ = call_slots(p.own_);
+    c.own_ = call_slots(p.own_, c.anchor_);
     schedule(q, &c);
     // NOTE: the child may have completed and resumed the parent already: nothing touches `this`.
     return std::noop_coroutine();
@@ -322,16 +378,17 @@ class TaskAwaiterBase {
  protected:
   /// The parent is back: its own slots again, and the return path: `inherited` becomes the
   /// child's final `current`, which the child's end left in that slot (or every branch's, after
-  /// when_all). The child must not be empty. When it had completed before (await_ready), nothing
-  /// ran and the slot holds the parent's own `inherited`, which stays (the merge view of an
-  /// earlier when_all is dropped).
+  /// when_all), held by the innermost window open in the parent (see take_return). The child
+  /// must not be empty. When it had completed before (await_ready), nothing ran and the slot
+  /// holds the parent's own `inherited`, which stays (the merge view of an earlier when_all is
+  /// dropped).
   [[gnu::always_inline]] void finish() noexcept {
     Slots& s = slots_after_resume();
     PromiseBase& c = child_.promise();
-    if (MergeResult* merge = c.return_path_.merge_out(); merge == nullptr) [[likely]] {
-      parent_->return_path_.inherit_slot(s);
+    if (MergeResult* merge = c.extras_.merge_out(); merge == nullptr) [[likely]] {
+      take_return(s);
     } else {
-      parent_->return_path_.merge(s, std::move(*merge));
+      take_merge(s, std::move(*merge));
     }
   }
 
@@ -399,16 +456,18 @@ class ForeignTaskAwaiter {
     // May throw (allocation): then nothing was started and the coroutine resumes with it.
     const ResumeHelper helper = make_resume_helper();
     PromiseBase& c = child_.promise();
-    std::coroutine_handle<>* const kept = c.return_path_.keep_helper(helper.handle);
-    if (kept == nullptr) {
+    std::coroutine_handle<>* kept = nullptr;
+    try {
+      kept = c.extras_.keep_helper(helper.handle, &helper.handle.promise());
+    } catch (...) {
       helper.handle.destroy();
-      throw std::bad_alloc();
+      throw;
     }
     ResumeTarget& t = helper.handle.promise().target;
     t.coroutine = coroutine;
     t.context.capture(slots_after_resume());
     t.child_slots = &c.own_;
-    t.child_return_path = &c.return_path_;
+    t.child_extras = &c.extras_;
     t.child_keeps_helper = kept;
     // The child borrows the frames counted in the helper, which it owns until the helper runs
     // (after the child completed) or the child is destroyed.
@@ -416,7 +475,8 @@ class ForeignTaskAwaiter {
     start.current = FrameAccess::data(t.context.current);
     start.inherited = FrameAccess::data(t.context.inherited);
     start.base = FrameAccess::data(t.context.base);
-    start.depth = 1;
+    start.window = &c.anchor_;
+    start.chain = chain_id(c.anchor_);
     c.own_ = start;
     c.set_continuation(&helper.handle.promise(), Continuation::helper);
     schedule(run_queue_after_resume(), &c);
@@ -642,14 +702,20 @@ class TaskPromise final : public TaskPromiseBase, public TaskResult<T> {
 [[gnu::noinline]] inline void destroy_suspended(std::coroutine_handle<> h,
                                                 PromiseBase& p) noexcept {
   Slots& s = slots();  // a normal, non-inlined function: computed here, on this thread
-  Slots saved;
-  copy_slots(saved, s);
-  copy_slots(s, p.own_);
+  // A coroutine whose resumption waits in this thread's run queue must leave it.
+  unlink_ready(run_queue(), &p);
+  const Slots saved = s;
+  s = p.own_;
   p.own_ = Slots{};  // now the thread's, for the locals' destructors
+  ChainAnchor kept{std::exchange(p.anchor_.kept, nullptr)};
   h.destroy();
   FrameData* const owned = s.owned;
-  copy_slots(s, saved);
+  const Returned returned = s.returned;
+  s = saved;
+  // After the restore: the values' destructors see the destroying thread's context.
   release(owned);
+  release_returned(returned);
+  release_kept(kept);
 }
 
 /// Destroys a Task's coroutine: at once when it has finished or never started (no locals),

@@ -76,6 +76,18 @@ inline void push_ready(RunQueue& q, ReadyNode* n) noexcept {
   q.tail = n;
 }
 
+/// Takes `n` out of `q` if it is waiting there (a coroutine destroyed while its resumption was
+/// queued on this thread). Walks the queue: only for that rare case.
+[[gnu::cold]] inline void unlink_ready(RunQueue& q, ReadyNode* n) noexcept {
+  ReadyNode* previous = nullptr;
+  for (ReadyNode* m = q.head; m != nullptr; previous = m, m = m->next) {
+    if (m != n) continue;
+    (previous == nullptr ? q.head : previous->next) = m->next;
+    if (q.tail == m) q.tail = previous;
+    return;
+  }
+}
+
 /// Resumes every ready coroutine of `q` until none is left, renewing the transfer budget before
 /// each. A normal function: its `q` stays this thread's across the resumptions (a resumed
 /// coroutine always returns to the thread that resumed it).

@@ -1,0 +1,422 @@
+// SPDX-License-Identifier: MIT
+// "Nothing outlives its window": what a window set, and what flowed into it (a return path, a
+// merge), is unreachable once it closed; values are destroyed after the restore; misuse (scopes
+// closed out of order, on another thread) never restores freed memory; an awaiter's
+// await_suspend runs in the Task's context; a Task destroyed while a resumption waits in the run
+// queue unlinks it. Each case failed before its fix (most under AddressSanitizer).
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <coroutine>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "test_support.hpp"
+#include "thread_pool.hpp"
+#include "ucm/task.hpp"
+#include "ucm/ucm.hpp"
+
+using ucm::ContextFrame;
+using ucm::ContextFrameScope;
+using ucm::ContextVariable;
+using ucm::ContextVariableScope;
+using ucm::Task;
+using ucm_test::ThreadPool;
+using ucm_test::Tracked;
+
+namespace {
+
+struct Hop {
+  ThreadPool* pool;
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) const {
+    pool->post([h] { h.resume(); });
+  }
+  void await_resume() const noexcept {}
+};
+
+std::atomic<int> reports{0};
+void count_report(const char*) noexcept { ++reports; }
+
+struct HandlerGuard {
+  ucm::misuse_handler previous = ucm::set_misuse_handler(&count_report);
+  HandlerGuard() { reports = 0; }
+  HandlerGuard(const HandlerGuard&) = delete;
+  HandlerGuard& operator=(const HandlerGuard&) = delete;
+  ~HandlerGuard() { ucm::set_misuse_handler(previous); }
+};
+
+/// A user's own eager coroutine type that knows nothing of ucm; keeps its frame at the end.
+struct Detached {
+  struct promise_type {
+    Detached get_return_object() noexcept {
+      return Detached{std::coroutine_handle<promise_type>::from_promise(*this)};
+    }
+    std::suspend_never initial_suspend() noexcept { return {}; }
+    std::suspend_always final_suspend() noexcept { return {}; }
+    void return_void() noexcept {}
+    void unhandled_exception() noexcept { std::terminate(); }
+  };
+  std::coroutine_handle<promise_type> handle;
+  explicit Detached(std::coroutine_handle<promise_type> h) noexcept : handle(h) {}
+  Detached(Detached&& other) noexcept : handle(std::exchange(other.handle, nullptr)) {}
+  Detached(const Detached&) = delete;
+  Detached& operator=(const Detached&) = delete;
+  ~Detached() {
+    if (handle) handle.destroy();
+  }
+};
+
+/// Suspends and keeps the handle, for the test to resume it.
+struct Parked {
+  std::coroutine_handle<>* slot;
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) const noexcept { *slot = h; }
+  void await_resume() const noexcept {}
+};
+
+}  // namespace
+
+// ---- defect 1: the return path of a request handled inside a scope -----------------------------
+
+TEST_CASE("a connection loop never shows a request's values to the next request",
+          "[window][task][return-path][threads]") {
+  ContextVariable<int> rid;
+  ContextVariable<std::string> trace;
+  ThreadPool pool(2);
+  std::atomic<int> leaks{0};
+  std::atomic<int> wrong{0};
+  auto child = [&](int expected) -> Task<> {
+    wrong += rid.get() == nullptr || *rid.get() != expected;
+    co_await Hop{&pool};
+    trace.enter("trace-" + std::to_string(expected));  // left on the return path
+    co_return;
+  };
+  auto loop = [&]() -> Task<> {
+    for (int request = 1; request <= 200; ++request) {
+      // Before the request's own values: nothing of the previous request, through any read.
+      leaks += rid.get() != nullptr || trace.get() != nullptr;
+      leaks += rid.get_inherited() != nullptr || trace.get_inherited() != nullptr;
+      for (const ContextFrame& f : ContextFrame::inherited_all()) leaks += !f.empty();
+      {
+        ContextVariableScope s(rid, request);
+        co_await child(request);
+        wrong += trace.get() != nullptr;  // the child's value: only through get_inherited
+        wrong += trace.get_inherited() == nullptr ||
+                 *trace.get_inherited() != "trace-" + std::to_string(request);
+        if (request % 3 == 0) {
+          co_await ucm::when_all(child(request), child(request));
+          wrong += ContextFrame::inherited_all().size() != 2;
+        }
+      }
+      leaks += rid.get() != nullptr || trace.get() != nullptr || trace.get_inherited() != nullptr;
+      leaks += ContextFrame::inherited_all().size() != 1 || !ContextFrame::inherited().empty();
+      co_await Hop{&pool};
+    }
+  };
+  ucm::sync_wait(loop());
+  CHECK(leaks == 0);
+  CHECK(wrong == 0);
+}
+
+TEST_CASE("a continuation window inside a Task restores the return path and merge that flowed in",
+          "[window][task][return-path]") {
+  ContextVariable<std::string> span;
+  auto setting = [&](std::string value) -> Task<> {
+    span.enter(std::move(value));
+    co_return;
+  };
+  auto parent = [&]() -> Task<> {
+    co_await ucm::when_all(setting("a"), setting("b"));
+    {
+      ContextFrameScope window(ContextFrame{}.with(span, "window"));
+      co_await setting("inside");
+      CHECK(*span.get_inherited() == "inside");
+      CHECK(ContextFrame::inherited_all().size() == 1);
+    }
+    CHECK(ContextFrame::inherited_all().size() == 2);
+    CHECK(*ContextFrame::inherited_all()[1].get(span) == "b");
+    CHECK(*span.get_inherited() == "a");
+  };
+  ucm::sync_wait(parent());
+}
+
+// ---- defect 2: value destructors run after the restore -----------------------------------------
+
+namespace {
+/// Reads and captures the context as it is destroyed: an RAII span logging its request id.
+struct Span {
+  const ContextVariable<int>* rid;
+  std::vector<int>* seen;
+  std::vector<ContextFrame>* captured;
+  Span(const ContextVariable<int>& r, std::vector<int>& s, std::vector<ContextFrame>& c)
+      : rid(&r), seen(&s), captured(&c) {}
+  Span(Span&& other) noexcept
+      : rid(other.rid),
+        seen(std::exchange(other.seen, nullptr)),
+        captured(std::exchange(other.captured, nullptr)) {}
+  Span(const Span&) = delete;
+  Span& operator=(const Span&) = delete;
+  Span& operator=(Span&&) = delete;
+  ~Span() {
+    if (seen == nullptr) return;
+    const int* id = rid->get();
+    seen->push_back(id == nullptr ? 0 : *id);
+    captured->push_back(ContextFrame::current());
+  }
+};
+}  // namespace
+
+TEST_CASE("a value's destructor sees the context outside its window, never a dying frame",
+          "[window][lifetime]") {
+  ContextVariable<int> rid;
+  ContextVariable<Span> span;
+  std::vector<int> seen;
+  std::vector<ContextFrame> captured;
+  rid.run(42, [&] {
+    span.run(Span(rid, seen, captured), [&] { rid.enter(7); });
+    {
+      ContextVariableScope s(span, Span(rid, seen, captured));
+      ContextVariableScope r(rid, 8);
+    }
+    ucm::with(span, Span(rid, seen, captured)).with(rid, 9).run([] {});
+    ContextFrame{}.with(span, Span(rid, seen, captured)).inherit([] {});
+  });
+  REQUIRE(seen.size() == 4);
+  CHECK(seen[0] == 42);
+  CHECK(seen[1] == 42);
+  CHECK(seen[2] == 42);
+  CHECK(seen[3] == 42);
+  // The captures are of the live frame outside the window: still readable now.
+  for (const ContextFrame& f : captured) {
+    REQUIRE(f.get(rid) != nullptr);
+    CHECK(*f.get(rid) == 42);
+    CHECK(f.get(span) == nullptr);
+  }
+}
+
+namespace {
+/// Enters another value as it is destroyed.
+struct Entering {
+  const ContextVariable<Tracked>* other;
+  bool armed = true;
+  explicit Entering(const ContextVariable<Tracked>& o) : other(&o) {}
+  Entering(Entering&& e) noexcept : other(e.other), armed(std::exchange(e.armed, false)) {}
+  Entering(const Entering&) = delete;
+  Entering& operator=(const Entering&) = delete;
+  Entering& operator=(Entering&&) = delete;
+  ~Entering() {
+    if (armed) other->enter(Tracked("entered by a destructor"));
+  }
+};
+}  // namespace
+
+TEST_CASE("a value whose destructor enters is released once, also at thread exit",
+          "[window][lifetime][leak]") {
+  const int before = Tracked::live;
+  {
+    ContextVariable<Tracked> other;
+    ContextVariable<Entering> v;
+    std::thread t([&] {
+      // In a window: the destructor enters into the enclosing level, released with it.
+      other.run(Tracked("outer"), [&] {
+        v.run(Entering(other), [] {});
+        // The destructor's enter replaced the enclosing window's value.
+        REQUIRE(other.get() != nullptr);
+      });
+      // At the top of the thread: the thread's exit releases it and what its destructor enters.
+      v.enter(Entering(other));
+      v.enter(Entering(other));
+    });
+    t.join();
+  }
+  CHECK(Tracked::live == before);
+}
+
+// ---- defect 3: misuse never restores freed memory -----------------------------------------------
+
+TEST_CASE("a scope outliving frame.run's window keeps the borrowed frame alive",
+          "[window][misuse]") {
+  HandlerGuard guard;
+  const int before = Tracked::live;
+  {
+    ContextVariable<Tracked> v;
+    ContextVariable<int> w;
+    std::string seen;
+    std::thread t([&] {
+      auto frame = std::make_unique<ContextFrame>(ContextFrame{}.with(v, Tracked("borrowed")));
+      std::unique_ptr<ContextFrameScope> inner;
+      // The scope opens in run()'s window and outlives it: run's window closes out of order.
+      frame->run([&] {
+        inner = std::make_unique<ContextFrameScope>(ucm::call_window, ContextFrame{}.with(w, 3));
+      });
+      frame.reset();  // the frame run() borrowed: its holder is gone
+      inner.reset();  // restores what it saved: run()'s frame, which must still be alive
+      seen = v.get() == nullptr ? "" : v.get()->text;
+      ucm::clear();
+    });
+    t.join();
+    CHECK(seen == "borrowed");
+  }
+  CHECK(reports == 2);
+  CHECK(Tracked::live == before);  // kept until the thread exited, then released
+}
+
+TEST_CASE("a scope destroyed on another thread after its thread exited leaves that thread alone",
+          "[window][misuse][threads]") {
+  HandlerGuard guard;
+  const int before = Tracked::live;
+  {
+    ContextVariable<Tracked> v;
+    std::unique_ptr<ContextFrameScope> moved;
+    std::thread opener([&] {
+      auto* outer = new ContextFrameScope(ContextFrame{}.with(v, Tracked("opener's frame")));
+      moved = std::make_unique<ContextFrameScope>(ContextFrame{});
+      delete outer;  // out of order: the scope above it is still open
+    });
+    opener.join();  // the opening thread exits
+    std::string after;
+    std::thread closer([&] {
+      ContextVariableScope mine(v, Tracked("closer's"));
+      moved.reset();  // closed in another chain: restores nothing here
+      after = v.get() == nullptr ? "" : v.get()->text;
+    });
+    closer.join();
+    CHECK(after == "closer's");
+  }
+  CHECK(reports == 2);
+  // What a window closed in another chain held is kept until the process exits (reachable).
+  CHECK(Tracked::live <= before + 1);
+}
+
+// ---- defect 4: await_suspend runs in the Task's context ----------------------------------------
+
+namespace {
+/// A foreign awaiter whose await_suspend reads and enters context, then resumes elsewhere.
+struct ContextualAwaiter {
+  ThreadPool* pool;
+  const ContextVariable<int>* v;
+  std::atomic<int>* seen;
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) const {
+    const int* value = v->get();
+    *seen = value == nullptr ? 0 : *value;
+    v->enter(-1);  // must never land in the resuming thread's slots
+    pool->post([h] { h.resume(); });
+  }
+  void await_resume() const noexcept {}
+};
+
+/// A foreign lazy coroutine, cppcoro-style, started inside await_suspend.
+struct Lazy {
+  struct promise_type {
+    std::coroutine_handle<> continuation;
+    Lazy get_return_object() noexcept {
+      return Lazy{std::coroutine_handle<promise_type>::from_promise(*this)};
+    }
+    std::suspend_always initial_suspend() noexcept { return {}; }
+    struct Final {
+      bool await_ready() const noexcept { return false; }
+      std::coroutine_handle<> await_suspend(std::coroutine_handle<promise_type> h) noexcept {
+        return h.promise().continuation;
+      }
+      void await_resume() const noexcept {}
+    };
+    Final final_suspend() noexcept { return {}; }
+    void return_void() noexcept {}
+    void unhandled_exception() noexcept { std::terminate(); }
+  };
+  std::coroutine_handle<promise_type> handle;
+  explicit Lazy(std::coroutine_handle<promise_type> h) noexcept : handle(h) {}
+  Lazy(Lazy&& other) noexcept : handle(std::exchange(other.handle, nullptr)) {}
+  Lazy(const Lazy&) = delete;
+  Lazy& operator=(const Lazy&) = delete;
+  Lazy& operator=(Lazy&&) = delete;
+  ~Lazy() {
+    if (handle) handle.destroy();
+  }
+  bool await_ready() const noexcept { return false; }
+  std::coroutine_handle<> await_suspend(std::coroutine_handle<> h) noexcept {
+    handle.promise().continuation = h;
+    return handle;  // starts the lazy body now, inside await_suspend
+  }
+  void await_resume() const noexcept {}
+};
+
+Lazy lazy_body(const ContextVariable<int>* v, std::atomic<int>* seen) {
+  const int* value = v->get();
+  *seen = value == nullptr ? 0 : *value;
+  v->enter(-2);
+  co_return;
+}
+}  // namespace
+
+TEST_CASE("an awaiter's await_suspend runs in the Task's context and leaves the resumer alone",
+          "[window][task][threads]") {
+  ContextVariable<int> v;
+  ThreadPool pool(2);
+  std::atomic<int> seen_by_awaiter{0};
+  std::atomic<int> seen_by_lazy{0};
+  std::atomic<int> wrong{0};
+  auto task = [&]() -> Task<> {
+    ContextVariableScope s(v, 5);
+    for (int i = 0; i < 50; ++i) {
+      co_await ContextualAwaiter{&pool, &v, &seen_by_awaiter};
+      wrong += seen_by_awaiter != 5 || v.get() == nullptr || *v.get() != 5;
+      co_await lazy_body(&v, &seen_by_lazy);
+      wrong += seen_by_lazy != 5 || v.get() == nullptr || *v.get() != 5;
+    }
+  };
+  v.run(100, [&] {
+    ucm::sync_wait(task());
+    // The caller's slots are exactly as they were: nothing entered during await_suspend.
+    CHECK(*v.get() == 100);
+    CHECK(ContextFrame::current().size() == 1);
+  });
+  CHECK(v.get() == nullptr);
+  CHECK(wrong == 0);
+  CHECK(seen_by_awaiter == 5);
+}
+
+// ---- defect 5: a Task destroyed while its foreign awaiter's resumption is queued ----------------
+
+TEST_CASE("destroying a finished Task whose foreign awaiter's resumption is queued unlinks it",
+          "[window][task]") {
+  const int before = Tracked::live;
+  {
+    ContextVariable<Tracked> v;
+    std::coroutine_handle<> parked;
+    std::optional<Detached> foreign;
+    auto child = [&]() -> Task<> {
+      co_await Parked{&parked};
+      v.enter(Tracked("child"));
+    };
+    auto awaiting = [&]() -> Detached {
+      ucm::Task<> t = child();
+      co_await t;  // through the foreign awaiter: resumed by a helper
+      FAIL("the foreign coroutine was destroyed before its resumption ran");
+    };
+    auto driver = [&]() -> Task<> {
+      // A run loop runs on this thread: the child is queued, starts, and parks.
+      foreign.emplace(v.run(Tracked("awaiter"), awaiting));
+      co_await ucm::when_all(
+          [&]() -> Task<> {
+            // The child finishes here, with no symmetric transfer left (as after 64 nested
+            // hand-offs): its foreign awaiter's helper waits in this thread's run queue.
+            ucm::detail::run_queue().budget = 0;
+            parked.resume();
+            // Destroying the awaiting coroutine destroys the finished Task (a local of it) and,
+            // with it, the queued helper: it must leave the queue.
+            foreign.reset();
+            co_return;
+          }());
+    };
+    ucm::sync_wait(driver());
+    CHECK(v.get() == nullptr);
+  }
+  CHECK(Tracked::live == before);
+}
