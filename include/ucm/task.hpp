@@ -5,8 +5,9 @@
 //
 // How a Task carries its context
 // ------------------------------
-// Every Task coroutine has slots of its own (current, inherited, base, what its `enter`s made,
-// the merge view, the window depth), kept in its promise while it is not running. When it gets
+// Every Task coroutine has slots of its own (current, inherited, base, what its `enter`s and
+// return paths made, the merge view, its innermost window), kept in its promise while it is not
+// running. When it gets
 // control the thread's slots are stashed and the coroutine's installed; when it gives up control
 // (any suspension, or its end) they are saved and the stash restored (detail/task_promise.hpp).
 // Those are a few word copies, with no allocation, no lock and no reference-count traffic. So:
@@ -20,12 +21,11 @@
 // (values active in the parent are active in the child: child-of). When it completes, the parent
 // has its own current and base again and `inherited` is the child's final frame (the return
 // path, RFC "Coroutines are internally synchronized"): `get_inherited()` sees what the child set
-// (follows-from), `get_active()` still the parent's own values, and `get()` falls back to the
-// child's when the parent has none. After `co_await when_all(...)`, `ContextFrame::inherited_all()`
-// holds every branch's final frame in argument order and `inherited()` the first. This lasts until
-// the parent's next `co_await` of a Task or when_all, or its end; leaving a call window (a
-// variable's scope, `var.run`) does not undo it, while a continuation window restores the
-// `inherited` it saved.
+// (follows-from), `get_active()` still the parent's own values; `get()` never shows the child's.
+// After `co_await when_all(...)`, `ContextFrame::inherited_all()` holds every branch's final frame
+// in argument order and `inherited()` the first. This lasts until the parent's next `co_await` of
+// a Task or when_all, or its end, or the end of the window (a scope, `var.run`) in which the
+// `co_await` happened: that window owns the return path and restores the `inherited` it saved.
 //
 // The stack never grows
 // ---------------------
@@ -315,7 +315,7 @@ T sync_wait(Task<T> task) {
 /// std::tuple of their results in argument order (`void` gives std::monostate, `T&` a reference).
 /// Waits for every branch even if one throws, then rethrows the first exception in argument
 /// order. Afterwards the awaiter's `ContextFrame::inherited_all()` holds every branch's final
-/// frame in argument order, and `inherited()` (so `get_inherited()` and `get()`'s fallback) the
+/// frame in argument order, and `inherited()` (so `get_inherited()`) the
 /// first branch's, also when a branch threw. Lazy, like every Task. Allocates its coroutine frame
 /// and the array of final frames.
 ///
