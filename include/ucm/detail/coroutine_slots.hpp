@@ -264,12 +264,13 @@ struct ResumeTarget {
   // A normal, non-inlined function: the slots' address is computed here, on this thread, and the
   // coroutine returns to this thread, so `s` stays this thread's throughout.
   Slots& s = slots();
-  const Slots saved = s;
-  s = mine;
+  Slots saved;
+  copy_slots(saved, s);
+  copy_slots(s, mine);
   coroutine.resume();
   FrameData* const owned = s.owned;
   const Returned held = s.returned;
-  s = saved;
+  copy_slots(s, saved);
   release(owned);
   release_returned(held);
 }

@@ -127,10 +127,10 @@ class PromiseBase : public ReadyNode {
 
   /// At a resumption by a loop or a foreign resumer: stash the thread's slots, install ours.
   void enter_root(ThreadRefs thread) noexcept {
-    stash_.slots = thread.slots;
+    copy_slots(stash_.slots, thread.slots);
     stash_.outer = thread.queue.stash;
     thread.queue.stash = &stash_;
-    thread.slots = own_;
+    copy_slots(thread.slots, own_);
   }
 
   /// Whoever resumes a ucm coroutine installs its slots first, so the coroutine never checks:
@@ -143,9 +143,9 @@ class PromiseBase : public ReadyNode {
 
   /// At a suspension that gives control back to the thread: keep our slots, restore the stash.
   void leave(ThreadRefs thread) noexcept {
-    own_ = thread.slots;
+    copy_slots(own_, thread.slots);
     SlotStash* const stash = thread.queue.stash;
-    thread.slots = stash->slots;
+    copy_slots(thread.slots, stash->slots);
     thread.queue.stash = stash->outer;
   }
 
@@ -169,7 +169,7 @@ class PromiseBase : public ReadyNode {
 /// owning nothing, in a window and chain of its own; see call_slots), and the stash stays where
 /// it is.
 inline void hand_to_child(Slots& s, PromiseBase& parent, PromiseBase& child) noexcept {
-  parent.own_ = s;
+  copy_slots(parent.own_, s);
   s.owned = nullptr;
   s.returned = 0;
   s.window = &child.anchor_;
@@ -195,7 +195,7 @@ inline void hand_to_parent(ThreadRefs thread, PromiseBase& child, PromiseBase& p
   s.window = parent.own_.window;
   s.chain = parent.own_.chain;
   if (thread.queue.stash == &child.stash_) [[unlikely]] {
-    parent.stash_.slots = child.stash_.slots;
+    copy_slots(parent.stash_.slots, child.stash_.slots);
     parent.stash_.outer = child.stash_.outer;
     thread.queue.stash = &parent.stash_;
   }
@@ -704,14 +704,15 @@ class TaskPromise final : public TaskPromiseBase, public TaskResult<T> {
   Slots& s = slots();  // a normal, non-inlined function: computed here, on this thread
   // A coroutine whose resumption waits in this thread's run queue must leave it.
   unlink_ready(run_queue(), &p);
-  const Slots saved = s;
-  s = p.own_;
+  Slots saved;
+  copy_slots(saved, s);
+  copy_slots(s, p.own_);
   p.own_ = Slots{};  // now the thread's, for the locals' destructors
   ChainAnchor kept{std::exchange(p.anchor_.kept, nullptr)};
   h.destroy();
   FrameData* const owned = s.owned;
   const Returned returned = s.returned;
-  s = saved;
+  copy_slots(s, saved);
   // After the restore: the values' destructors see the destroying thread's context.
   release(owned);
   release_returned(returned);
