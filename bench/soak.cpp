@@ -21,7 +21,8 @@ void usage(std::FILE* out) {
   std::fprintf(out,
                "usage: ucm_soak [--full] [--connections N] [--requests N] [--threads N]\n"
                "                [--pool-threads N] [--client-threads N] [--seed N] [--faults N]\n"
-               "                [--deadline SECONDS] [--warmup FRACTION] [--no-ucm] [--verbose]\n"
+               "                [--deadline SECONDS] [--warmup FRACTION] [--entry E] [--lean]\n"
+               "                [--no-ucm] [--verbose]\n"
                "  --full            1,000 connections x 1,000 requests (1,000,000 requests)\n"
                "  --connections N   client connections, each a connection-loop Task on the server "
                "(8)\n"
@@ -35,6 +36,12 @@ void usage(std::FILE* out) {
                "with --full)\n"
                "  --warmup F        RSS is first sampled after this fraction of the requests "
                "(0.1)\n"
+               "  --entry E         enter every request one way: 0 ContextVariableScopes, 1 "
+               "run_all,\n"
+               "                    2 a w3c::extract window (default: rotate per request)\n"
+               "  --lean            hops read only get(), as a server that logs its ids does (for "
+               "instruction\n"
+               "                    counts); before and after each request every check is kept\n"
                "  --no-ucm          the same server without ucm, passing the ids explicitly\n"
                "  --verbose         print the first mismatching replies\n");
 }
@@ -90,6 +97,11 @@ int main(int argc, char** argv) {
       deadline_given = true;
     } else if (arg == "--warmup" && i + 1 < argc) {
       o.warmup = std::strtod(argv[++i], nullptr);
+    } else if (arg == "--entry") {
+      value(v);
+      o.entry = static_cast<int>(v);
+    } else if (arg == "--lean") {
+      o.lean = true;
     } else if (arg == "--no-ucm") {
       o.ucm = false;
     } else if (arg == "--verbose") {
@@ -104,7 +116,7 @@ int main(int argc, char** argv) {
   }
   if (!deadline_given && o.connections * o.requests >= 1000000) o.deadline = std::chrono::hours(1);
   if (o.connections == 0 || o.requests == 0 || o.server_threads == 0 || o.pool_threads == 0 ||
-      o.client_threads == 0 || o.warmup <= 0 || o.warmup >= 1) {
+      o.client_threads == 0 || o.warmup <= 0 || o.warmup >= 1 || o.entry > 2) {
     usage(stderr);
     return 2;
   }

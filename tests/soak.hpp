@@ -258,11 +258,13 @@ inline void note_distinct(std::array<std::uint64_t, 2>& seen, std::uint64_t valu
   }
 }
 
-/// Everything this thread's context shows of the soak's variables.
-inline Observation observe_context() {
+/// Everything this thread's context shows of the soak's variables; `lean`: only what `get()`
+/// shows (what a server that logs its ids reads: for instruction counts).
+inline Observation observe_context(bool lean = false) {
   Observation o{};
   if (const std::uint64_t* r = request_id.get()) o.rid = *r;
   o.trace = trace_low(ucm::w3c::trace_context.get());
+  if (lean) return o;
   if (const std::uint64_t* r = request_id.get_inherited()) o.inherited_rid = *r;
   o.inherited_trace = trace_low(ucm::w3c::trace_context.get_inherited());
   for (const ucm::ContextFrame& frame : ucm::ContextFrame::inherited_all()) {
@@ -284,7 +286,7 @@ struct WithUcm {
   using PoolExecutor = ucm::asio::ContextExecutor<::asio::io_context::executor_type>;
   struct Ids {};  // nothing passed: every hop reads the context
 
-  static Observation observe(const Ids&) { return observe_context(); }
+  static Observation observe(const Ids&, bool lean) { return observe_context(lean); }
   static Observation observe_outside() { return observe_context(); }
   template <class F>
   static auto bind(F f) {
@@ -310,7 +312,7 @@ struct WithoutUcm {
     std::uint64_t trace;
   };
 
-  static Observation observe(const Ids& ids) {
+  static Observation observe(const Ids& ids, bool) {
     Observation o{};
     o.rid = ids.rid;
     o.trace = ids.trace;
@@ -352,7 +354,9 @@ struct Server {
   ::asio::io_context& io;                   // connections, timers, use_task posts
   typename P::PoolExecutor pool;            // the thread pool (a ContextExecutor with ucm)
   ::asio::io_context::executor_type other;  // "another thread", for the ContextFrame::bind hop
-  UcmEntry* entry;                          // with ucm only
+  UcmEntry* ucm_entry;                      // with ucm only
+  int entry;                                // Options::entry
+  bool lean;                                // Options::lean
   std::atomic<std::uint64_t> io_errors{0};
 };
 
@@ -366,12 +370,13 @@ struct PlannedFault : std::runtime_error {
 struct Exchange {
   Request request;
   Reply reply{};
+  bool lean = false;  // hops read only get()
 };
 
 template <class P>
 void record(Exchange& exchange, Slot slot, const typename P::Ids& ids) {
   Observation& o = exchange.reply.slots[slot];
-  o = P::observe(ids);
+  o = P::observe(ids, exchange.lean);
   o.flags |= recorded_flag;
   if (static_cast<int>(slot) == exchange.request.fault) throw PlannedFault();
 }
@@ -474,7 +479,8 @@ typename P::template Task<> connection(tcp::acceptor& acceptor, Server<P>& serve
     }
     Reply& reply = exchange.reply;
     reply.rid = exchange.request.rid;
-    reply.entry = index % 3;
+    reply.entry = server.entry >= 0 ? static_cast<std::uint32_t>(server.entry) : index % 3;
+    exchange.lean = server.lean;
     reply.slots[before] = P::observe_outside();
     reply.slots[before].flags |= recorded_flag;
     try {
@@ -489,7 +495,7 @@ typename P::template Task<> connection(tcp::acceptor& acceptor, Server<P>& serve
           // run_all's call window holds while the handler starts: spawn awaits it there, so it
           // starts from that context (a Task captures when first awaited).
           Event done;
-          server.entry->manager.run_all(exchange.request, [&] {
+          server.ucm_entry->manager.run_all(exchange.request, [&] {
             spawn(handle<P>(exchange, {}, server),
                   [&done](std::exception_ptr e) { done.set(std::move(e)); });
           });
@@ -616,6 +622,8 @@ struct Options {
   std::chrono::seconds deadline{300};
   double warmup = 0.1;   // the fraction of requests after which RSS is sampled first
   bool verbose = false;  // print the first few mismatching replies
+  int entry = -1;        // enter every request one way (0 scopes, 1 run_all, 2 extract); -1: rotate
+  bool lean = false;     // hops read only get() (instruction counts); before/after keep every check
 };
 
 /// A run's results.
@@ -638,12 +646,19 @@ struct Report {
   std::uint64_t warm_requests = 0;
   bool deadline_reached = false;
 
-  /// The run passed: every request answered, no mismatch, exactly the planned errors.
-  [[nodiscard]] bool passed() const {
+  /// Every request answered, no mismatch, exactly the planned errors.
+  [[nodiscard]] bool isolated() const {
     return !deadline_reached && completed == expected && mismatched_requests == 0 &&
            unplanned_errors == 0 && transport_errors == 0 && server_io_errors == 0 &&
            planned_errors == planned_faults;
   }
+  /// The resident set did not grow after the warm-up beyond allocator noise: 4 MiB, or 5% of
+  /// what it was (only meaningful for long runs, and not under AddressSanitizer's quarantine).
+  [[nodiscard]] bool rss_flat() const {
+    return rss_end_kib <= rss_warm_kib + std::max<std::uint64_t>(4096, rss_warm_kib / 20);
+  }
+  /// The program's verdict: isolated, with a flat resident set.
+  [[nodiscard]] bool passed() const { return isolated() && rss_flat(); }
 };
 
 /// This process's resident set, in KiB (/proc/self/statm).
@@ -802,8 +817,12 @@ Report run_with(const Options& o) {
 
   std::optional<UcmEntry> entry;
   if constexpr (P::uses_ucm) entry.emplace();
-  Server<P> server{io, typename P::PoolExecutor(pool_io.get_executor()), other_io.get_executor(),
-                   entry ? &*entry : nullptr};
+  Server<P> server{io,
+                   typename P::PoolExecutor(pool_io.get_executor()),
+                   other_io.get_executor(),
+                   entry ? &*entry : nullptr,
+                   o.entry,
+                   o.lean};
   tcp::acceptor acceptor(io, tcp::endpoint(::asio::ip::make_address("127.0.0.1"), 0));
   Client client{client_io, acceptor.local_endpoint(), o};
   client.expected = static_cast<std::uint64_t>(o.connections) * o.requests;
@@ -927,11 +946,17 @@ inline void print_report(std::FILE* out, const Options& o, const Report& r) {
                static_cast<unsigned long long>(r.unplanned_errors),
                static_cast<unsigned long long>(r.transport_errors),
                static_cast<unsigned long long>(r.server_io_errors));
+  const long long growth =
+      static_cast<long long>(r.rss_end_kib) - static_cast<long long>(r.rss_warm_kib);
   std::fprintf(out,
-               "RSS:                 %llu KiB after warm-up, %llu KiB at the end (%+lld KiB)\n",
+               "RSS:                 %llu KiB after warm-up, %llu KiB at the end (%+lld KiB, "
+               "%.0f bytes per request after warm-up): %s\n",
                static_cast<unsigned long long>(r.rss_warm_kib),
-               static_cast<unsigned long long>(r.rss_end_kib),
-               static_cast<long long>(r.rss_end_kib) - static_cast<long long>(r.rss_warm_kib));
+               static_cast<unsigned long long>(r.rss_end_kib), growth,
+               r.warm_requests == 0
+                   ? 0.0
+                   : static_cast<double>(growth) * 1024 / static_cast<double>(r.warm_requests),
+               r.rss_flat() ? "flat" : "GROWING");
   if (r.seconds > 0) {
     std::fprintf(out, "throughput:          %.0f requests/s (%.1f s in all)\n",
                  static_cast<double>(r.completed) / r.seconds, r.seconds);

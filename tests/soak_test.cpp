@@ -22,11 +22,11 @@ using ucm_soak::Report;
 
 namespace {
 
-/// The small size: 8 connections x 250 requests, 2 server I/O threads, 2 pool threads.
+/// The small size: 16 connections x 500 requests, 2 server I/O threads, 2 pool threads.
 Options small_size(bool with_ucm) {
   Options o;
-  o.connections = 8;
-  o.requests = 250;
+  o.connections = 16;
+  o.requests = 500;
   o.ucm = with_ucm;
   o.verbose = true;  // the first mismatching replies go to stderr
   return o;
