@@ -121,6 +121,6 @@ int main(int argc, char** argv) {
     return 2;
   }
   const ucm_soak::Report report = ucm_soak::run_soak(o);
-  ucm_soak::print_report(stdout, o, report);
+  ucm_soak::print_report(stdout, o, report, true);
   return report.passed() ? 0 : 1;
 }

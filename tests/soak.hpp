@@ -913,8 +913,9 @@ inline Report run_soak(const Options& o) {
   return o.ucm ? run_with<WithUcm>(o) : run_with<WithoutUcm>(o);
 }
 
-/// Prints a report, one figure a line.
-inline void print_report(std::FILE* out, const Options& o, const Report& r) {
+/// Prints a report, one figure a line, and the verdict: with `judge_rss` the program's (isolation
+/// and a flat resident set), otherwise isolation only (short runs, sanitizers).
+inline void print_report(std::FILE* out, const Options& o, const Report& r, bool judge_rss) {
   std::fprintf(out, "server:              %s, %u I/O threads, %u pool threads\n",
                o.ucm ? "ucm" : "no ucm (ids passed explicitly)", o.server_threads, o.pool_threads);
   std::fprintf(out, "requests:            %llu of %llu (%zu connections x %zu), seed %llu\n",
@@ -962,7 +963,14 @@ inline void print_report(std::FILE* out, const Options& o, const Report& r) {
                  static_cast<double>(r.completed) / r.seconds, r.seconds);
   }
   if (r.deadline_reached) std::fprintf(out, "deadline reached:    the run was cut short\n");
-  std::fprintf(out, "%s\n", r.passed() ? "PASSED" : "FAILED");
+  if (judge_rss) {
+    std::fprintf(out, "%s\n",
+                 r.passed()     ? "PASSED"
+                 : r.isolated() ? "FAILED: the resident set grows"
+                                : "FAILED: isolation");
+  } else {
+    std::fprintf(out, "isolation:           %s\n", r.isolated() ? "PASSED" : "FAILED");
+  }
 }
 
 }  // namespace ucm_soak

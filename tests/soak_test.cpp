@@ -33,7 +33,7 @@ Options small_size(bool with_ucm) {
 }
 
 void check_passed(const Options& o, const Report& r) {
-  ucm_soak::print_report(stdout, o, r);
+  ucm_soak::print_report(stdout, o, r, false);
   CHECK_FALSE(r.deadline_reached);
   CHECK(r.completed == r.expected);
   CHECK(r.mismatched_requests == 0);
