@@ -873,6 +873,9 @@ Report run_with(const Options& o) {
       }
     }
   }
+  // Cut short: the figures at the end are those of when the client stopped.
+  if (client.end_ns.load() == 0) client.milestone(client.rss_end_kib, client.end_ns);
+  if (client.warm_ns.load() == 0) client.milestone(client.rss_warm_kib, client.warm_ns);
   // Connections that never connected leave their server side waiting in accept: close it.
   ::asio::post(io, [&acceptor] { acceptor.close(); });
   {
@@ -904,7 +907,7 @@ Report run_with(const Options& o) {
   report.rss_end_kib = client.rss_end_kib;
   report.seconds = static_cast<double>(client.end_ns.load()) / 1e9;
   report.warm_seconds = static_cast<double>(client.end_ns.load() - client.warm_ns.load()) / 1e9;
-  report.warm_requests = client.expected - client.warm_at;
+  report.warm_requests = report.completed > client.warm_at ? report.completed - client.warm_at : 0;
   return report;
 }
 
