@@ -760,8 +760,8 @@ TEST_CASE("repeated traceparent headers read as one value joined by a comma", "[
       joined += v;
       headers.emplace("traceparent", v);
     }
-    const TraceContext* context =
-        ucm::w3c::extract(ucm::ContextFrame{}, headers).get(ucm::w3c::trace_context);
+    const ucm::ContextFrame frame = ucm::w3c::extract(ucm::ContextFrame{}, headers);
+    const TraceContext* context = frame.get(ucm::w3c::trace_context);
     const std::optional<TraceContext> parsed = TraceContext::parse(joined);
     CHECK(parsed.has_value() == (context != nullptr));
     if (parsed && context != nullptr) CHECK(*parsed == *context);
