@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: MIT
 // fuzz/traceparent_fuzz.cpp: libFuzzer target for TraceContext::parse (traceparent). Besides
 // memory safety it checks that whatever parses is valid and formats to a header that parses
-// back to the same ids and the known flags.
+// back to the same ids and the known flags, and that the input cut at its commas (repeated
+// headers, which extract reads without joining them) parses the same.
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
+#include <vector>
 
 #include "fuzz_check.hpp"
 #include "ucm/propagation/w3c.hpp"
@@ -12,6 +14,9 @@
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view input(reinterpret_cast<const char*>(data), size);
   const auto context = ucm::w3c::TraceContext::parse(input);
+  const std::vector<std::string_view> pieces = ucm_fuzz::split_at_commas(input);
+  UCM_FUZZ_CHECK(ucm::w3c::detail::HeaderLists::traceparent(pieces.data(), pieces.size()) ==
+                 context);
   if (!context) return 0;
   UCM_FUZZ_CHECK(context->is_valid());
   UCM_FUZZ_CHECK(context->state.empty());

@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: MIT
 // fuzz/tracestate_fuzz.cpp: libFuzzer target for TraceState::parse. Besides memory safety it
 // checks the parsed list's invariants (at most 32 members, valid unique keys, valid values)
-// and that it formats to a header that parses back to the same list.
+// and that it formats to a header that parses back to the same list, and that the input cut
+// at its commas (repeated headers, which extract reads without joining them) parses the same.
 #include <cstddef>
 #include <cstdint>
 #include <set>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "fuzz_check.hpp"
 #include "ucm/propagation/w3c.hpp"
@@ -14,6 +16,8 @@
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view input(reinterpret_cast<const char*>(data), size);
   const auto state = ucm::w3c::TraceState::parse(input);
+  const std::vector<std::string_view> pieces = ucm_fuzz::split_at_commas(input);
+  UCM_FUZZ_CHECK(ucm::w3c::detail::HeaderLists::tracestate(pieces.data(), pieces.size()) == state);
   if (!state) return 0;
   UCM_FUZZ_CHECK(state->size() <= ucm::w3c::TraceState::max_members);
   std::set<std::string> keys;

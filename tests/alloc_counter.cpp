@@ -11,6 +11,10 @@ std::size_t& allocation_count() noexcept {
   static thread_local std::size_t count = 0;
   return count;
 }
+std::size_t& allocated_bytes() noexcept {
+  static thread_local std::size_t bytes = 0;
+  return bytes;
+}
 bool& counting_allocations() noexcept {
   static thread_local bool counting = false;
   return counting;
@@ -19,7 +23,10 @@ bool& counting_allocations() noexcept {
 
 namespace {
 void* allocate(std::size_t size, std::size_t alignment) {
-  if (ucm_test::counting_allocations()) ++ucm_test::allocation_count();
+  if (ucm_test::counting_allocations()) {
+    ++ucm_test::allocation_count();
+    ucm_test::allocated_bytes() += size;
+  }
   if (size == 0) size = 1;
   void* p = alignment <= alignof(std::max_align_t)
                 ? std::malloc(size)

@@ -126,6 +126,107 @@ TEST_CASE("builders run in registration order and read earlier stores through th
   CHECK(tenant.get() == nullptr);  // build does not run anything
 }
 
+namespace {
+/// Code a builder calls that knows nothing of the build: it reads the context.
+std::string database_for_current_tenant(const ContextVariable<std::string>& tenant) {
+  const std::string* t = tenant.get();
+  return t != nullptr ? "db-of-" + *t : "no tenant";
+}
+}  // namespace
+
+TEST_CASE("a builder and the code it calls read the stores built before it through get()",
+          "[manager][order]") {
+  ContextVariable<std::string> tenant;
+  ContextVariable<std::string> database;
+  ContextVariable<std::string> both;
+  ContextManager<Request> m;
+  m.register_context("tenant", tenant, [](const Request& r) { return r.tenant; })
+      .register_context("database", database,
+                        [&](const Request&) { return database_for_current_tenant(tenant); })
+      .register_context("both", both,
+                        [&](const Request&) { return *tenant.get() + "/" + *database.get(); });
+
+  const ContextFrame frame = m.build(Request{"", "", "acme"});
+  CHECK(*frame.get(database) == "db-of-acme");
+  CHECK(*frame.get(both) == "acme/db-of-acme");
+  CHECK(tenant.get() == nullptr);
+
+  m.run_all(Request{"", "", "globex"}, [&] {
+    CHECK(*database.get() == "db-of-globex");
+    CHECK(*both.get() == "globex/db-of-globex");
+  });
+
+  tenant.run("outer", [&] {
+    m.enter_all(Request{"", "", "initech"});
+    CHECK(*database.get() == "db-of-initech");
+    CHECK(*both.get() == "initech/db-of-initech");
+  });
+  CHECK(tenant.get() == nullptr);
+}
+
+TEST_CASE("a builder that throws after earlier stores were built leaves the slots as they were",
+          "[manager][errors]") {
+  ContextVariable<ucm_test::Tracked> first;
+  ContextVariable<std::string> second;
+  ContextVariable<int> outer;
+  std::string second_saw;
+  ContextManager<Request> m;
+  m.register_context("first", first, [](const Request& r) {
+     return ucm_test::Tracked(r.user);
+   }).register_context("second", second, [&](const Request& r) {
+    second_saw = first.get() != nullptr ? first.get()->text : "nothing";
+    outer.enter(-1);  // ends with the builder's window
+    if (r.trace.empty()) throw std::invalid_argument("no trace");
+    return r.trace;
+  });
+  const int live_before = ucm_test::Tracked::live;
+  outer.run(1, [&] {
+    const ContextFrame before = ContextFrame::current();
+    bool ran = false;
+    CHECK_THROWS_AS(m.run_all(Request{"", "u", ""}, [&] { ran = true; }), std::invalid_argument);
+    CHECK_FALSE(ran);
+    CHECK(second_saw == "u");
+    CHECK_THROWS_AS(m.enter_all(Request{"", "v", ""}), std::invalid_argument);
+    CHECK(second_saw == "v");
+    CHECK_THROWS_AS((void)m.build(Request{"", "w", ""}), std::invalid_argument);
+    CHECK(ContextFrame::current() == before);
+    CHECK(first.get() == nullptr);
+    CHECK(*outer.get() == 1);
+    CHECK(ucm_test::Tracked::live == live_before);
+
+    m.run_all(Request{"t", "x", ""}, [&] {
+      CHECK(first.get()->text == "x");
+      CHECK(*second.get() == "t");
+      CHECK(*outer.get() == 1);  // the builder's `enter` did not reach the handler
+    });
+  });
+  CHECK(ucm_test::Tracked::live == live_before);
+}
+
+TEST_CASE("a frame a builder captures keeps the stores it shows alive", "[manager][lifetime]") {
+  ContextVariable<ucm_test::Tracked> first;
+  ContextVariable<ucm_test::Tracked> second;
+  ContextFrame captured;
+  ContextManager<Request> m;
+  m.register_context("first", first, [](const Request& r) {
+     return ucm_test::Tracked(r.user);
+   }).register_context("second", second, [&](const Request& r) {
+    captured = ContextFrame::current();
+    if (r.trace.empty()) throw std::invalid_argument("no trace");
+    return ucm_test::Tracked(r.trace);
+  });
+  const int live_before = ucm_test::Tracked::live;
+  m.run_all(Request{"t", "u", ""}, [] {});
+  REQUIRE(captured.get(first) != nullptr);
+  CHECK(captured.get(first)->text == "u");
+  CHECK(captured.get(second) == nullptr);
+  CHECK_THROWS_AS(m.run_all(Request{"", "v", ""}, [] {}), std::invalid_argument);
+  REQUIRE(captured.get(first) != nullptr);
+  CHECK(captured.get(first)->text == "v");  // the build failed, the captured frame is intact
+  captured = ContextFrame();
+  CHECK(ucm_test::Tracked::live == live_before);
+}
+
 TEST_CASE("a builder reading a context registered after it sees the outer context's value",
           "[manager][order]") {
   ContextVariable<std::string> first;
@@ -256,7 +357,7 @@ TEST_CASE("values aligned beyond max_align_t are built at aligned addresses",
           "[manager][alignment]") {
   ContextVariable<char> tag;
   ContextVariable<Wide> wide;
-  ContextVariable<std::array<char, 600>> big;  // past the staging buffer on the stack
+  ContextVariable<std::array<char, 600>> big;  // a block of another size class
   ContextManager<int> small;
   small.register_context("tag", tag, [](int) { return 'x'; })
       .register_context("wide", wide, [](int p) { return Wide(p); });

@@ -612,17 +612,58 @@ TEST_CASE("a parsed baggage always formats in full", "[w3c][baggage]") {
   CHECK(*again == *baggage);
 }
 
-TEST_CASE("a hostile baggage header with many members parses in bounded time", "[w3c][baggage]") {
+TEST_CASE("a hostile baggage header with many members keeps the first 64", "[w3c][baggage]") {
+  // allocation_test checks that such a header costs memory for what is kept only.
   std::string header;
   header.reserve(1 << 20);
   for (int i = 0; i < 100000; ++i)
     header += (i % 2 == 0) ? "a=1," : "k" + std::to_string(i) + "=2,";
-  const auto start = std::chrono::steady_clock::now();
   const auto baggage = Baggage::parse(header);
-  const auto elapsed = std::chrono::steady_clock::now() - start;
   REQUIRE(baggage);
   CHECK(baggage->size() == 64);
-  CHECK(elapsed < std::chrono::seconds(10));  // quadratic work would take minutes
+  CHECK(*baggage->get("a") == "1");
+}
+
+TEST_CASE("a later value of a kept baggage key replaces it only if the header still fits",
+          "[w3c][baggage]") {
+  const std::string big(5000, 'x');
+  // a's later value fits: it replaces the first in place.
+  auto baggage = Baggage::parse("a=1,b=" + big + ",a=" + std::string(3000, 'y'));
+  REQUIRE(baggage);
+  CHECK(baggage->to_header() == "a=" + std::string(3000, 'y') + ",b=" + big);
+  // It does not fit beside b: that later member is dropped, the kept value stays.
+  baggage = Baggage::parse("a=1;p,b=" + big + ",a=" + big);
+  REQUIRE(baggage);
+  CHECK(baggage->to_header() == "a=1;p,b=" + big);
+  // A member dropped for room is forgotten: a later one with its key that fits is appended.
+  baggage = Baggage::parse("a=" + big + ",b=" + big + ",c=3,b=2");
+  REQUIRE(baggage);
+  CHECK(baggage->to_header() == "a=" + big + ",c=3,b=2");
+}
+
+TEST_CASE("a baggage member's size counts its value as it would be sent", "[w3c][baggage]") {
+  // %41 decodes to A (1 byte on the wire); %FF is not UTF-8 and becomes U+FFFD (%EF%BF%BD, 9
+  // bytes); %20, a space, is sent as %20 (3 bytes).
+  const std::string key = "k";
+  const std::size_t room = Baggage::max_bytes - key.size() - 1;  // for the value
+  const auto fits = [&](const std::string& value, std::size_t sent) {
+    const auto baggage = Baggage::parse(key + "=" + value);
+    REQUIRE(baggage);
+    CHECK(baggage->size() == (sent <= room ? 1U : 0U));
+    if (!baggage->empty()) CHECK(baggage->to_header().size() == key.size() + 1 + sent);
+  };
+  std::string a_escaped;
+  for (std::size_t i = 0; i < room; ++i) a_escaped += "%41";
+  fits(a_escaped, room);
+  fits(a_escaped + "%41", room + 1);
+  std::string invalid;
+  for (std::size_t i = 0; i < room / 9; ++i) invalid += "%FF";
+  fits(invalid, room / 9 * 9);
+  fits(invalid + "%FF", room / 9 * 9 + 9);
+  std::string spaces;
+  for (std::size_t i = 0; i < room / 3; ++i) spaces += "%20";
+  fits(spaces, room / 3 * 3);
+  fits(spaces + "x", room / 3 * 3 + 1);
 }
 
 TEST_CASE("setting baggage validates keys and properties and replaces in place", "[w3c][baggage]") {
@@ -705,6 +746,33 @@ TEST_CASE("two traceparent headers make the traceparent invalid", "[w3c][carrier
       {"traceparent", "00-12345678901234567890123456789011-1234567890123456-01"},
       {"traceparent", "00-12345678901234567890123456789012-1234567890123456-01"}};
   CHECK(ucm::w3c::extract(ucm::ContextFrame{}, headers).get(ucm::w3c::trace_context) == nullptr);
+}
+
+TEST_CASE("repeated traceparent headers read as one value joined by a comma", "[w3c][carrier]") {
+  // A later version reads its first 55 characters and the dash after them, so the comma may
+  // come after its extra fields; each case parses as the joined value does.
+  const std::string later = "cc-12345678901234567890123456789011-1234567890123456-01";
+  const auto extracted = [](std::initializer_list<std::string> values) {
+    std::multimap<std::string, std::string> headers;
+    std::string joined;
+    for (const std::string& v : values) {
+      if (!headers.empty()) joined += ",";
+      joined += v;
+      headers.emplace("traceparent", v);
+    }
+    const ucm::ContextFrame frame = ucm::w3c::extract(ucm::ContextFrame{}, headers);
+    const TraceContext* context = frame.get(ucm::w3c::trace_context);
+    const std::optional<TraceContext> parsed = TraceContext::parse(joined);
+    CHECK(parsed.has_value() == (context != nullptr));
+    if (parsed && context != nullptr) CHECK(*parsed == *context);
+    return context != nullptr;
+  };
+  CHECK(extracted({later + "-extra", "anything"}));
+  CHECK(extracted({"  " + later + "-", ""}));
+  CHECK_FALSE(extracted({later, "-extra"}));  // the comma is where the dash must be
+  CHECK_FALSE(extracted({later + " ", "x"}));
+  CHECK_FALSE(extracted({"", later + "-extra"}));
+  CHECK_FALSE(extracted({later.substr(0, 20), later.substr(20) + "-x"}));
 }
 
 TEST_CASE("misspelled header names are not read", "[w3c][carrier]") {

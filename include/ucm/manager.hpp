@@ -43,56 +43,26 @@ namespace detail {
 template <class Payload>
 class Registration;
 
-/// Staging for the values of one build: a small buffer on the stack, one heap block beyond it
-/// or for values aligned beyond `std::max_align_t`. Offsets into it are aligned for each value,
-/// so its start is aligned for the most aligned one.
-class Staging {
- public:
-  Staging(std::size_t bytes, std::size_t alignment) : alignment_(alignment) {
-    if (bytes > inline_.size() || alignment > alignof(std::max_align_t)) {
-      heap_ = ::operator new (bytes, std::align_val_t{alignment});
-    }
-  }
-  Staging(const Staging&) = delete;
-  Staging& operator=(const Staging&) = delete;
-  ~Staging() {
-    if (heap_ != nullptr) ::operator delete (heap_, std::align_val_t{alignment_});
-  }
-  std::byte* data() noexcept {
-    return heap_ != nullptr ? static_cast<std::byte*>(heap_) : inline_.data();
-  }
-
- private:
-  alignas(std::max_align_t) std::array<std::byte, 512> inline_;
-  std::size_t alignment_;
-  void* heap_ = nullptr;
-};
-
 }  // namespace detail
 
 /// What a builder sees of the build in progress: the values made by the builders registered
-/// before it. Passed as the optional second argument of a builder.
+/// before it. Passed as the optional second argument of a builder. Builders run in a call window
+/// on the stores built before them, so `variable.get()` reads the same; the view is kept for
+/// builders written for it.
 class BuildView {
  public:
   /// The value `variable` gets in this build if its builder already ran (registered earlier);
-  /// otherwise `variable.get()` in the context the build runs in.
+  /// otherwise `variable.get()` in the context the build runs in. The same as `variable.get()`
+  /// inside the builder.
   template <class T>
   [[nodiscard]] const T* get(const ContextVariable<T>& variable) const noexcept {
-    const detail::VariableId id = detail::VariableAccess::id(variable);
-    for (std::size_t i = 0; i < built_; ++i) {
-      if (ids_[i] == id) return static_cast<const T*>(values_[i]);
-    }
     return variable.get();
   }
 
  private:
   template <class Payload>
   friend class ContextManager;
-  BuildView(const detail::VariableId* ids, void* const* values) noexcept
-      : ids_(ids), values_(values) {}
-  const detail::VariableId* ids_;
-  void* const* values_;
-  std::size_t built_ = 0;
+  BuildView() noexcept = default;
 };
 
 namespace detail {
@@ -112,12 +82,10 @@ class Registration {
   Registration& operator=(const Registration&) = delete;
   virtual ~Registration() = default;
 
-  /// Runs the builder and constructs its value at `destination`.
-  virtual void build_into(void* destination, const Payload& payload,
-                          const BuildView& view) const = 0;
-  /// A binding that moves the staged value at `staged` into a frame.
-  virtual Binding binding(void* staged) const noexcept = 0;
-  virtual void destroy(void* staged) const noexcept = 0;
+  /// A new frame: `above` (one reference, kept by the caller) plus this context's value, which
+  /// the builder makes in place in the new frame's block (one reference, returned).
+  virtual FrameData* build(FrameData* above, const Payload& payload,
+                           const BuildView& view) const = 0;
 
   const std::string& name() const noexcept { return name_; }
   VariableId id() const noexcept { return id_; }
@@ -143,17 +111,30 @@ class TypedRegistration final : public Registration<Payload> {
                               sizeof(T), alignof(T)),
         builder_(std::move(builder)) {}
 
-  void build_into(void* destination, const Payload& payload, const BuildView& view) const override {
-    if constexpr (std::invocable<const Builder&, const Payload&, const BuildView&>) {
-      ::new (destination) T(std::invoke(builder_, payload, view));
-    } else {
-      ::new (destination) T(std::invoke(builder_, payload));
-    }
+  FrameData* build(FrameData* above, const Payload& payload, const BuildView& view) const override {
+    struct Source {
+      const TypedRegistration* self;
+      const Payload* payload;
+      const BuildView* view;
+    } source{this, &payload, &view};
+    Binding b;
+    b.id = this->id();
+    b.kind = Binding::Kind::construct;
+    b.size = sizeof(T);
+    b.alignment = alignof(T);
+    // The builder's result initialises the value in the frame's block: no staging, no move.
+    b.construct = [](void* destination, void* from) {
+      const Source& s = *static_cast<const Source*>(from);
+      if constexpr (std::invocable<const Builder&, const Payload&, const BuildView&>) {
+        ::new (destination) T(std::invoke(s.self->builder_, *s.payload, *s.view));
+      } else {
+        ::new (destination) T(std::invoke(s.self->builder_, *s.payload));
+      }
+    };
+    b.destroy = destroy_function<T>();
+    b.source = &source;
+    return build_frame(above, &b, 1);
   }
-  Binding binding(void* staged) const noexcept override {
-    return move_binding<T>(this->id(), *static_cast<T*>(staged));
-  }
-  void destroy(void* staged) const noexcept override { static_cast<T*>(staged)->~T(); }
 
  private:
   Builder builder_;
@@ -165,8 +146,8 @@ class TypedRegistration final : public Registration<Payload> {
 ///
 /// Register each context once, at start-up, with a builder that makes its value from the request
 /// payload (an HTTP request, a message: whatever the boundary has). At each request, `run_all`
-/// builds every value, in registration order, into **one** frame (one allocation however many
-/// contexts) and runs the handler in one call window:
+/// builds every value, in registration order, into **one** frame and runs the handler in one
+/// call window:
 ///
 ///     ucm::ContextManager<HttpRequest> contexts;
 ///     contexts.register_context("trace", trace, [](const HttpRequest& r) { return Trace::from(r);
@@ -175,8 +156,11 @@ class TypedRegistration final : public Registration<Payload> {
 ///             });
 ///     contexts.run_all(request, handle, request);
 ///
-/// Builders run in registration order; a builder may take `(const Payload&, const BuildView&)`
-/// and read, through the view, the values built before it (register dependencies first).
+/// Builders run in registration order, each in a call window holding the values built before
+/// it: a builder, and any code it calls, reads them through their variables' `get()` (register
+/// dependencies first). A builder may also take `(const Payload&, const BuildView&)` and read
+/// them through the view. Cost: one frame block per context, from this thread's block cache
+/// (no allocation in the steady state), and one call window per builder.
 /// Registration is safe while other threads build: the registry is copied on write and readers
 /// take no lock. Registered variables must outlive their registration. Several independent
 /// managers may coexist, but a variable belongs to at most one name per manager.
@@ -266,8 +250,9 @@ class ContextManager {
   }
 
   /// One frame: the current frame plus every registered context's value built from `payload`,
-  /// builders run in registration order. One frame allocation however many contexts (values are
-  /// staged on the stack, then moved in). If a builder throws, nothing is applied.
+  /// builders run in registration order, each seeing the values built before it through
+  /// `get()`. Each value is made in place in its frame block (no copy, no move). If a builder
+  /// throws, nothing is applied: the slots are as they were and the values built are destroyed.
   [[nodiscard]] ContextFrame build(const Payload& payload) const {
     return detail::FrameAccess::adopt(build_frame(payload));
   }
@@ -337,64 +322,38 @@ class ContextManager {
     return nullptr;
   }
 
+  // NOTE: each store is built into a frame of its own over the stores built before it, and each
+  // builder runs in a call window on the frame below its own: it, and anything it calls, reads
+  // the earlier stores through get(), and whatever it captures keeps them alive (they live in
+  // counted frames, never in a buffer of this function). The result is the last of these frames:
+  // one frame, one call window, one block per store (from this thread's block cache, so no
+  // allocation in the steady state; a handful of stores is a chain of deltas, longer ones are
+  // flattened every max_delta_depth levels, as with nested windows). A builder that throws
+  // leaves the slots as they were: its window restores them and the frames built so far are
+  // released. A builder's `enter` ends with its window.
   detail::FrameData* build_frame(const Payload& payload) const {
     const Reader reader(*this);
     const Registry& registry = reader.registry();
-    const std::size_t n = registry.size();
-
-    std::size_t bytes = 0;
-    std::size_t alignment = alignof(std::max_align_t);
-    for (const auto& r : registry) {
-      bytes = detail::align_up(bytes, r->alignment()) + r->size();
-      alignment = std::max(alignment, r->alignment());
-    }
-    detail::Staging staging(std::max<std::size_t>(bytes, 1), alignment);
-
-    // Small per-build arrays on the stack for the usual handful of contexts.
-    constexpr std::size_t inline_count = 16;
-    std::array<detail::VariableId, inline_count> ids_inline;
-    std::array<void*, inline_count> values_inline;
-    std::array<detail::Binding, inline_count> bindings_inline;
-    std::vector<detail::VariableId> ids_heap;
-    std::vector<void*> values_heap;
-    std::vector<detail::Binding> bindings_heap;
-    detail::VariableId* ids = ids_inline.data();
-    void** values = values_inline.data();
-    detail::Binding* bindings = bindings_inline.data();
-    if (n > inline_count) {
-      ids_heap.resize(n);
-      values_heap.resize(n);
-      bindings_heap.resize(n);
-      ids = ids_heap.data();
-      values = values_heap.data();
-      bindings = bindings_heap.data();
-    }
-
-    BuildView view(ids, values);
-    std::size_t offset = 0;
+    detail::FrameData* const base = detail::slots().current;
+    if (registry.empty()) return detail::build_frame(base, nullptr, 0);
+    const BuildView view;
+    detail::FrameData* built = nullptr;  // one reference once a store is built
     try {
-      for (; view.built_ < n; ++view.built_) {
-        const Registration& r = *registry[view.built_];
-        offset = detail::align_up(offset, r.alignment());
-        void* destination = staging.data() + offset;
-        offset += r.size();
-        r.build_into(destination, payload, view);
-        ids[view.built_] = r.id();
-        values[view.built_] = destination;
-        bindings[view.built_] = r.binding(destination);
+      for (const auto& r : registry) {
+        detail::FrameData* const above = built != nullptr ? built : base;
+        detail::FrameData* next = nullptr;
+        {
+          const detail::CallWindow window(above, false);
+          next = r->build(above, payload, view);
+        }
+        detail::release(built);
+        built = next;
       }
-      detail::FrameData* frame = detail::build_frame(detail::slots().current, bindings, n);
-      destroy_staged(registry, values, n);
-      return frame;
     } catch (...) {
-      destroy_staged(registry, values, view.built_);
+      detail::release(built);
       throw;
     }
-  }
-
-  static void destroy_staged(const Registry& registry, void* const* values,
-                             std::size_t built) noexcept {
-    for (std::size_t i = built; i-- > 0;) registry[i]->destroy(values[i]);
+    return built;
   }
 
   std::atomic<const Registry*> registry_;

@@ -3,6 +3,7 @@
 
 #include <memory>
 
+#include "ucm/propagation/w3c.hpp"
 #include "ucm/scope.hpp"
 
 namespace plugin {
@@ -36,5 +37,21 @@ ucm::Task<int> task(const ucm::ContextVariable<int>& v) {
   const int* set = v.get_inherited();
   co_return seen * 1000 + (set != nullptr ? *set : -1);
 }
+
+void inject(std::map<std::string, std::string>& headers) { ucm::w3c::inject(headers); }
+
+void extract_and_run(const std::map<std::string, std::string>& headers, void (*fn)()) {
+  ucm::w3c::extract(headers).inherit(fn);
+}
+
+namespace {
+ucm::w3c::BaggageCodecRegistration registration;
+}  // namespace
+
+void register_codec(const ucm::ContextVariable<int>& v, const char* key) {
+  registration = ucm::w3c::register_baggage_codec(v, key);
+}
+
+void unregister_codec() { registration.reset(); }
 
 }  // namespace plugin

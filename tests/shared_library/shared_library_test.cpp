@@ -6,10 +6,14 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <map>
+#include <string>
 #include <thread>
 
 #include "shared_library/plugin.hpp"
 #include "ucm/misuse.hpp"
+#include "ucm/propagation/w3c.hpp"
+#include "ucm/scope.hpp"
 #include "ucm/task.hpp"
 #include "ucm/variable.hpp"
 #include "ucm/with.hpp"
@@ -68,4 +72,51 @@ TEST_CASE("a Task made in the library, run on another thread", "[shared-library]
     result = program_variable.run(5, [] { return ucm::sync_wait(plugin::task(program_variable)); });
   }).join();
   CHECK(result == 5 * 1000 + 6);
+}
+
+namespace {
+const std::string traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+std::string seen_baggage;
+void read_baggage_in_program() {
+  const ucm::w3c::Baggage* b = ucm::w3c::baggage.get();
+  const std::string* user = b != nullptr ? b->get("user") : nullptr;
+  seen_baggage = user != nullptr ? *user : "none";
+}
+}  // namespace
+
+TEST_CASE("inject in the library sends what extract in the program bound",
+          "[shared-library][w3c]") {
+  const std::map<std::string, std::string> received{
+      {"traceparent", traceparent}, {"tracestate", "k=v"}, {"baggage", "user=alice"}};
+  const ucm::ContextFrameScope scope(ucm::w3c::extract(received));
+  std::map<std::string, std::string> sent;
+  plugin::inject(sent);
+  CHECK(sent["traceparent"] == traceparent);
+  CHECK(sent["tracestate"] == "k=v");
+  CHECK(sent["baggage"] == "user=alice");
+}
+
+TEST_CASE("the program reads what extract in the library bound", "[shared-library][w3c]") {
+  seen_baggage.clear();
+  plugin::extract_and_run({{"baggage", "user=bob"}}, &read_baggage_in_program);
+  CHECK(seen_baggage == "bob");
+}
+
+TEST_CASE("a baggage codec registered on one side of the library boundary serves the other",
+          "[shared-library][w3c][codec]") {
+  plugin::register_codec(program_variable, "tenant");
+  std::map<std::string, std::string> sent;
+  program_variable.run(7, [&] { ucm::w3c::inject(sent); });  // in the program
+  CHECK(sent["baggage"] == "tenant=7");
+  const ucm::ContextFrame extracted = ucm::w3c::extract(
+      ucm::ContextFrame(), std::map<std::string, std::string>{{"baggage", "tenant=8"}});
+  CHECK(extracted.get(program_variable) != nullptr);
+  CHECK(plugin::get(program_variable) == -1);
+  plugin::unregister_codec();
+  {
+    const auto registration = ucm::w3c::register_baggage_codec(program_variable, "tenant");
+    sent.clear();
+    program_variable.run(9, [&] { plugin::inject(sent); });  // in the library
+    CHECK(sent["baggage"] == "tenant=9");
+  }
 }

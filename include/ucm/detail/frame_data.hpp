@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <exception>
 #include <limits>
 #include <new>
 #include <stdexcept>
@@ -37,14 +38,51 @@
 
 namespace ucm::detail {
 
-/// A variable's identity: drawn once from a process-wide counter and never reused, so a
-/// variable created later never sees values stored under an earlier one at the same address.
+/// A variable's identity: unique in the process and never reused, so a variable created later
+/// never sees values stored under an earlier one at the same address, and two variables never
+/// share an id even where ucm's state is duplicated (see next_variable_id).
 using VariableId = std::uint64_t;
 
+/// A block of ids: the addresses of its bytes. Reserved from operator new and never freed, so
+/// no other block, of this copy of ucm or of another, can ever cover the same addresses.
+struct VariableIdBlock {
+  static constexpr std::size_t bytes = std::size_t{1} << 16;  // ids per block
+  VariableIdBlock* previous;  // every block stays reachable from the newest (no leak reported)
+  std::atomic<std::size_t> used;
+};
+static_assert(sizeof(VariableIdBlock) <= VariableIdBlock::bytes);
+
+/// A new id: the address of the next unused byte of this copy's current block, never 0.
+///
+// NOTE: a counter would give the same ids in two copies of this function's static: with clang,
+// which emits no STB_GNU_UNIQUE for inline statics, two plugins loaded with RTLD_LOCAL each have
+// one, and a frame passed between them would show one plugin's value under the other's
+// variable, of another type. Addresses inside memory the process-wide allocator gave one copy,
+// and that nobody frees, are unique whatever is duplicated. Consecutive ids still differ in
+// their low bits, which the frames' hash indexes use. The cost: one atomic increment, and one
+// allocation of 64 KiB (mostly never touched) per 65,536 variables created.
 UCM_SHARED_STATE inline VariableId next_variable_id() noexcept {
-  // Relaxed: the id only has to be unique; nothing is published through it.
-  static std::atomic<VariableId> counter{0};
-  return counter.fetch_add(1, std::memory_order_relaxed) + 1;
+  static std::atomic<VariableIdBlock*> current{nullptr};
+  VariableIdBlock* block = current.load(std::memory_order_acquire);
+  for (;;) {
+    if (block != nullptr) {
+      // Relaxed: the id only has to be unique; nothing is published through it.
+      const std::size_t k = block->used.fetch_add(1, std::memory_order_relaxed);
+      if (k < VariableIdBlock::bytes) return reinterpret_cast<std::uintptr_t>(block) + k;
+    }
+    // No block yet, or this one is used up: reserve the next. Out of memory here terminates:
+    // a variable's constructor is noexcept, and no id can be made without a block.
+    void* memory = ::operator new(VariableIdBlock::bytes, std::nothrow);
+    if (memory == nullptr) std::terminate();
+    auto* next = ::new (memory) VariableIdBlock{block, {1}};  // id 0 of the block is ours
+    if (current.compare_exchange_strong(block, next, std::memory_order_acq_rel,
+                                        std::memory_order_acquire)) {
+      return reinterpret_cast<std::uintptr_t>(next);
+    }
+    // Another thread installed a block first (now in `block`): ours gave out no id, free it.
+    next->~VariableIdBlock();
+    ::operator delete(memory);
+  }
 }
 
 /// A value constructed inside a frame's block, destroyed when the frame dies.

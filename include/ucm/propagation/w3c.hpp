@@ -23,7 +23,6 @@
 #include <functional>
 #include <memory>
 #include <mutex>
-#include <numeric>
 #include <optional>
 #include <random>
 #include <stdexcept>
@@ -171,6 +170,10 @@ using TraceId = ByteId<16>;
 /// The 8-byte parent-id (span id) of W3C Trace Context: one operation in the trace.
 using SpanId = ByteId<8>;
 
+namespace detail {
+struct HeaderLists;
+}  // namespace detail
+
 // =============================================================================================
 // tracestate
 // =============================================================================================
@@ -214,32 +217,7 @@ class TraceState {
   /// OWS around commas and empty members are accepted. Never throws (allocation failure also
   /// gives `nullopt`).
   [[nodiscard]] static std::optional<TraceState> parse(std::string_view header) noexcept {
-    try {
-      TraceState state;
-      bool valid = true;
-      ucm::w3c::detail::for_each_list_member(header, [&](std::string_view piece) {
-        if (!valid) return;
-        const std::string_view member = detail::trim_ows(piece);
-        if (member.empty()) return;
-        const std::size_t eq = member.find('=');
-        if (eq == std::string_view::npos) {
-          valid = false;
-          return;
-        }
-        const std::string_view key = member.substr(0, eq);
-        const std::string_view value = member.substr(eq + 1);
-        if (!is_valid_key(key) || !is_valid_value(value) || state.members_.size() == max_members ||
-            state.find(key) != state.members_.end()) {
-          valid = false;
-          return;
-        }
-        state.members_.push_back(Member{std::string(key), std::string(value)});
-      });
-      if (!valid) return std::nullopt;
-      return state;
-    } catch (...) {
-      return std::nullopt;
-    }
+    return parse_list(&header, 1);
   }
 
   /// The header value: `key=value` pairs joined by `,`, no whitespace. Empty for an empty list
@@ -299,6 +277,37 @@ class TraceState {
   friend bool operator==(const TraceState&, const TraceState&) = default;
 
  private:
+  friend struct detail::HeaderLists;
+
+  /// `parse` of the list `pieces` form joined by `,` (repeated headers), without joining them.
+  /// Memory: the members kept (at most 32 of at most 513 characters), whatever the input; it
+  /// stops at the first invalid member.
+  static std::optional<TraceState> parse_list(const std::string_view* pieces,
+                                              std::size_t count) noexcept {
+    try {
+      TraceState state;
+      const bool valid =
+          ucm::w3c::detail::for_each_list_member(pieces, count, [&](std::string_view piece) {
+            const std::string_view member = detail::trim_ows(piece);
+            if (member.empty()) return true;
+            const std::size_t eq = member.find('=');
+            if (eq == std::string_view::npos) return false;
+            const std::string_view key = member.substr(0, eq);
+            const std::string_view value = member.substr(eq + 1);
+            if (!is_valid_key(key) || !is_valid_value(value) ||
+                state.members_.size() == max_members || state.find(key) != state.members_.end()) {
+              return false;
+            }
+            state.members_.push_back(Member{std::string(key), std::string(value)});
+            return true;
+          });
+      if (!valid) return std::nullopt;
+      return state;
+    } catch (...) {
+      return std::nullopt;
+    }
+  }
+
   [[nodiscard]] const_iterator find(std::string_view key) const noexcept {
     return std::find_if(members_.begin(), members_.end(),
                         [key](const Member& m) { return m.key == key; });
@@ -463,7 +472,8 @@ struct BaggageMember {
 /// Limits: a header carries at most 64 members and 8192 bytes (the spec's minimums, which
 /// every conforming peer accepts). When a list exceeds them, members are taken in order and a
 /// member that does not fit is dropped while later ones that fit are kept (OpenTelemetry's
-/// rule). `parse` applies the same rule, so a parsed Baggage always formats in full.
+/// rule). `parse` applies the same rule as it reads the header (see there), so a parsed
+/// Baggage always formats in full, and parsing takes memory for what it keeps only.
 ///
 ///     ucm::w3c::Baggage b;
 ///     b.set("user.id", "alice");
@@ -490,44 +500,20 @@ class Baggage {
   /// baggage-octet in a value, a `%` not followed by two hex digits, a malformed property.
   /// The whole header is then ignored, never applied in part. OWS around members, keys,
   /// values and properties is trimmed; empty members and empty properties are skipped.
-  /// Members beyond the limits are dropped (see the class comment). Never throws.
+  ///
+  /// Members are taken in header order, each kept only if it fits the limits (counting its
+  /// size as `to_header` would send it): a new key is appended while fewer than 64 members are
+  /// kept and the header stays within 8192 bytes; a key already kept takes the later value and
+  /// properties in place (first position, last value) if the header stays within 8192 bytes
+  /// with them, else that later member is dropped. A dropped member is forgotten: a later one
+  /// with its key that fits is appended. A header without duplicate keys that fits the limits
+  /// parses whole.
+  ///
+  /// Linear time, and memory for the members kept only (at most 64 and 8192 bytes), however
+  /// long the header: members that are not kept are checked in place, never copied. Never
+  /// throws.
   [[nodiscard]] static std::optional<Baggage> parse(std::string_view header) noexcept {
-    try {
-      Baggage baggage;
-      bool valid = true;
-      std::string decoded;
-      ucm::w3c::detail::for_each_list_member(header, [&](std::string_view piece) {
-        if (!valid) return;
-        const std::string_view member = detail::trim_ows(piece);
-        if (member.empty()) return;
-        const std::size_t semicolon = member.find(';');
-        const std::string_view pair = member.substr(0, semicolon);
-        const std::size_t eq = pair.find('=');
-        if (eq == std::string_view::npos) {
-          valid = false;
-          return;
-        }
-        const std::string_view key = detail::trim_ows(pair.substr(0, eq));
-        const std::string_view raw_value = detail::trim_ows(pair.substr(eq + 1));
-        if (!is_valid_key(key) || !detail::is_baggage_value_text(raw_value) ||
-            !detail::percent_decode(raw_value, decoded)) {
-          valid = false;
-          return;
-        }
-        BaggageMember parsed{std::string(key), decoded, {}};
-        if (semicolon != std::string_view::npos) {
-          valid = parse_properties(member.substr(semicolon + 1), parsed.properties);
-          if (!valid) return;
-        }
-        baggage.members_.push_back(std::move(parsed));
-      });
-      if (!valid) return std::nullopt;
-      baggage.deduplicate();
-      baggage.apply_limits();
-      return baggage;
-    } catch (...) {
-      return std::nullopt;
-    }
+    return parse_list(&header, 1);
   }
 
   /// The header value: `key=value;property` members joined by `,`, values percent-encoded
@@ -615,8 +601,50 @@ class Baggage {
   friend bool operator==(const Baggage&, const Baggage&) = default;
 
  private:
-  /// Parses `;`-separated properties (the text after the first `;`).
-  static bool parse_properties(std::string_view text, std::vector<BaggageProperty>& out) {
+  friend struct detail::HeaderLists;
+
+  /// One member as it appears in a header, checked against the grammar but not decoded: views
+  /// into the header.
+  struct RawMember {
+    std::string_view key;
+    std::string_view value;       // percent-encoded, OWS trimmed
+    std::string_view properties;  // the text after the first `;` (empty for none)
+    std::size_t size;             // what the member takes in a header ucm sends
+  };
+
+  /// Which kept member has a key: a hash index over at most max_members keys, so checking a
+  /// member of a long header for a duplicate costs one hash of its key, not a scan.
+  class KeptKeys {
+   public:
+    /// The position of `key` among `kept`, or max_members.
+    std::size_t find(std::string_view key, const RawMember* kept) const noexcept {
+      for (std::size_t slot = hash(key);; slot = (slot + 1) % slots) {
+        if (index_[slot] == 0) return max_members;
+        if (kept[index_[slot] - 1].key == key) return index_[slot] - 1U;
+      }
+    }
+    void insert(std::string_view key, std::size_t position) noexcept {
+      std::size_t slot = hash(key);
+      while (index_[slot] != 0) slot = (slot + 1) % slots;
+      index_[slot] = static_cast<std::uint8_t>(position + 1);
+    }
+
+   private:
+    static constexpr std::size_t slots = 2 * max_members;  // always a free slot
+    static std::size_t hash(std::string_view key) noexcept {
+      std::uint64_t h = 14695981039346656037ULL;  // FNV-1a
+      for (const char c : key) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ULL;
+      return static_cast<std::size_t>(h % slots);
+    }
+    std::array<std::uint8_t, slots> index_{};
+  };
+  static_assert(max_members < 255);
+
+  /// Calls `fn(key, value)` (`value`: as on the wire, or nullopt for `;key`) for each property
+  /// of `text` (the text after a member's first `;`), skipping empty ones. False when one is
+  /// malformed (then `fn` may have seen some).
+  template <class F>
+  static bool for_each_property(std::string_view text, F&& fn) {
     std::size_t start = 0;
     while (start <= text.size()) {
       std::size_t end = text.find(';', start);
@@ -628,70 +656,94 @@ class Baggage {
       const std::string_view key = detail::trim_ows(property.substr(0, eq));
       if (!detail::is_token(key)) return false;
       if (eq == std::string_view::npos) {
-        out.push_back(BaggageProperty{std::string(key), std::nullopt});
+        fn(key, std::optional<std::string_view>());
       } else {
         const std::string_view value = detail::trim_ows(property.substr(eq + 1));
         if (!detail::is_baggage_value_text(value)) return false;
-        out.push_back(BaggageProperty{std::string(key), std::string(value)});
+        fn(key, std::optional<std::string_view>(value));
       }
     }
     return true;
   }
 
-  /// Merges duplicate keys: first position, last value. O(n log n) whatever the input, so a
-  /// hostile header with many members costs no quadratic time.
-  void deduplicate() {
-    if (members_.size() < 2) return;
-    std::vector<std::size_t> order(members_.size());
-    std::iota(order.begin(), order.end(), std::size_t{0});
-    std::stable_sort(order.begin(), order.end(), [this](std::size_t a, std::size_t b) {
-      return members_[a].key < members_[b].key;
-    });
-    std::vector<bool> removed(members_.size(), false);
-    bool any = false;
-    for (std::size_t i = 0; i < order.size();) {
-      std::size_t j = i + 1;
-      while (j < order.size() && members_[order[j]].key == members_[order[i]].key) ++j;
-      if (j - i > 1) {
-        BaggageMember& first = members_[order[i]];
-        BaggageMember& last = members_[order[j - 1]];
-        first.value = std::move(last.value);
-        first.properties = std::move(last.properties);
-        for (std::size_t k = i + 1; k < j; ++k) removed[order[k]] = true;
-        any = true;
-      }
-      i = j;
+  /// Checks `member` (OWS trimmed, not empty) against the grammar and views its parts in
+  /// `out`, with its size as `to_header` would send it. False when it is malformed.
+  static bool scan_member(std::string_view member, RawMember& out) noexcept {
+    const std::size_t semicolon = member.find(';');
+    const std::string_view pair = member.substr(0, semicolon);
+    const std::size_t eq = pair.find('=');
+    if (eq == std::string_view::npos) return false;
+    out.key = detail::trim_ows(pair.substr(0, eq));
+    out.value = detail::trim_ows(pair.substr(eq + 1));
+    if (!is_valid_key(out.key) || !detail::is_baggage_value_text(out.value) ||
+        !detail::is_percent_encoded(out.value)) {
+      return false;
     }
-    if (any) erase_marked(removed);
+    out.properties =
+        semicolon == std::string_view::npos ? std::string_view() : member.substr(semicolon + 1);
+    std::size_t size = out.key.size() + 1 + detail::decoded_encoded_size(out.value);
+    const bool valid = for_each_property(
+        out.properties, [&size](std::string_view key, std::optional<std::string_view> value) {
+          size += 1 + key.size() + (value ? 1 + value->size() : 0);
+        });
+    out.size = size;
+    return valid;
   }
 
-  /// Drops the members that do not fit the limits (the rule `to_header` applies).
-  void apply_limits() {
-    std::vector<bool> removed(members_.size(), false);
-    bool any = false;
-    std::size_t count = 0;
-    std::size_t used = 0;
-    for (std::size_t i = 0; i < members_.size(); ++i) {
-      const std::size_t needed = encoded_size(members_[i]) + (count == 0 ? 0 : 1);
-      if (count == max_members || used + needed > max_bytes) {
-        removed[i] = true;
-        any = true;
-        continue;
+  /// `parse` of the list `pieces` form joined by `,` (repeated headers), without joining them.
+  ///
+  // NOTE: one pass over the header applies the limits as it goes, keeping views of at most
+  // max_members members on the stack; only those are decoded and copied at the end. A header
+  // of megabytes, valid or not, costs no more memory than one that fits (tested by counting
+  // allocations: a hostile header once cost 25 times its size).
+  static std::optional<Baggage> parse_list(const std::string_view* pieces,
+                                           std::size_t count) noexcept {
+    std::array<RawMember, max_members> kept;
+    std::size_t kept_count = 0;
+    std::size_t used = 0;  // bytes of the kept members, separators included
+    KeptKeys keys;
+    const bool valid =
+        ucm::w3c::detail::for_each_list_member(pieces, count, [&](std::string_view piece) {
+          const std::string_view text = detail::trim_ows(piece);
+          if (text.empty()) return true;
+          RawMember member;
+          if (!scan_member(text, member)) return false;
+          if (member.size > max_bytes) return true;  // can never fit
+          const std::size_t same = keys.find(member.key, kept.data());
+          if (same != max_members) {
+            const std::size_t after = used - kept[same].size + member.size;
+            if (after <= max_bytes) {
+              kept[same] = member;
+              used = after;
+            }
+            return true;
+          }
+          const std::size_t needed = member.size + (kept_count == 0 ? 0 : 1);
+          if (kept_count == max_members || used + needed > max_bytes) return true;
+          keys.insert(member.key, kept_count);
+          kept[kept_count++] = member;
+          used += needed;
+          return true;
+        });
+    if (!valid) return std::nullopt;
+    try {
+      Baggage baggage;
+      baggage.members_.reserve(kept_count);
+      for (std::size_t i = 0; i < kept_count; ++i) {
+        BaggageMember& member = baggage.members_.emplace_back();
+        member.key.assign(kept[i].key);
+        detail::percent_decode(kept[i].value, member.value);
+        const auto add = [&member](std::string_view key, std::optional<std::string_view> value) {
+          BaggageProperty& property = member.properties.emplace_back();
+          property.key.assign(key);
+          if (value) property.value.emplace(*value);
+        };
+        for_each_property(kept[i].properties, add);
       }
-      used += needed;
-      ++count;
+      return baggage;
+    } catch (...) {
+      return std::nullopt;
     }
-    if (any) erase_marked(removed);
-  }
-
-  void erase_marked(const std::vector<bool>& removed) {
-    std::size_t out = 0;
-    for (std::size_t i = 0; i < members_.size(); ++i) {
-      if (removed[i]) continue;
-      if (out != i) members_[out] = std::move(members_[i]);
-      ++out;
-    }
-    members_.resize(out);
   }
 
   static std::size_t encoded_size(const BaggageMember& member) noexcept {
@@ -715,17 +767,74 @@ class Baggage {
   std::vector<BaggageMember> members_;
 };
 
+namespace detail {
+
+/// Parsing a header given as the pieces a carrier holds (repeated headers, read as one list
+/// joined by `,`) without copying them.
+struct HeaderLists {
+  /// `TraceContext::parse` of `pieces` joined by `,`, copying at most 56 characters.
+  static std::optional<TraceContext> traceparent(const std::string_view* pieces,
+                                                 std::size_t count) noexcept {
+    if (count == 1) return TraceContext::parse(pieces[0]);
+    // Joined, the value holds a comma, which a version-00 value cannot (it is 55 characters of
+    // hex digits and dashes), and a later version reads only its first 55 characters and the
+    // `-` after them: those 56 characters after the leading OWS decide.
+    constexpr std::size_t decisive = 56;
+    std::array<char, decisive> prefix{};
+    std::size_t n = 0;
+    bool leading = true;
+    const auto add = [&](char c) {
+      if (n == decisive || (leading && detail::is_ows(c))) return;
+      leading = false;
+      prefix[n++] = c;
+    };
+    for (std::size_t i = 0; i < count && n < decisive; ++i) {
+      if (i != 0) add(',');
+      for (std::size_t k = 0; k < pieces[i].size() && n < decisive; ++k) add(pieces[i][k]);
+    }
+    if (n < decisive || prefix[decisive - 1] != '-') return std::nullopt;
+    return TraceContext::parse(std::string_view(prefix.data(), decisive));
+  }
+  static std::optional<TraceState> tracestate(const std::string_view* pieces,
+                                              std::size_t count) noexcept {
+    return TraceState::parse_list(pieces, count);
+  }
+  static std::optional<Baggage> baggage(const std::string_view* pieces,
+                                        std::size_t count) noexcept {
+    return Baggage::parse_list(pieces, count);
+  }
+};
+
+}  // namespace detail
+
 // =============================================================================================
 // The context variables
 // =============================================================================================
 
+namespace detail {
+// One instance per program, like the core's state (see UCM_SHARED_STATE): as inline variables,
+// a shared library built with -fvisibility=hidden would have copies of its own, with other
+// ids, and its `inject` would not see what the program's `extract` bound. ucm's own code reads
+// them through these functions, which work even before the references below are initialised.
+UCM_SHARED_STATE inline ucm::ContextVariable<TraceContext>& trace_context_variable() noexcept {
+  static ucm::ContextVariable<TraceContext> instance;
+  return instance;
+}
+UCM_SHARED_STATE inline ucm::ContextVariable<Baggage>& baggage_variable() noexcept {
+  static ucm::ContextVariable<Baggage> instance;
+  return instance;
+}
+}  // namespace detail
+
 /// The trace context of the current operation: what `inject` sends as `traceparent` and
-/// `tracestate`, and what `extract` binds from them. No default.
-inline ucm::ContextVariable<TraceContext> trace_context;
+/// `tracestate`, and what `extract` binds from them. No default. One variable per program, also
+/// across shared libraries built with hidden visibility.
+inline ucm::ContextVariable<TraceContext>& trace_context = detail::trace_context_variable();
 
 /// The baggage of the current request: what `inject` sends as `baggage` (together with the
 /// variables registered through `register_baggage_codec`), and what `extract` binds. No default.
-inline ucm::ContextVariable<Baggage> baggage;
+/// One variable per program, like `trace_context`.
+inline ucm::ContextVariable<Baggage>& baggage = detail::baggage_variable();
 
 // =============================================================================================
 // Carriers
@@ -751,23 +860,24 @@ template <class R>
 concept header_value = optional_text<std::remove_cvref_t<R>> ||
     std::is_pointer_v<std::remove_cvref_t<R>> || std::convertible_to<R, std::string_view>;
 
+/// A view of what a carrier's `get` returned (valid while the result lives), or nullopt when
+/// the header is absent.
 template <class R>
-std::optional<std::string> to_header_value(R&& result) {
-  using Raw = std::remove_cvref_t<R>;
-  if constexpr (optional_text<Raw>) {
+std::optional<std::string_view> header_view(const R& result) {
+  if constexpr (optional_text<R>) {
     if (!result.has_value()) return std::nullopt;
-    return std::string(std::string_view(*result));
-  } else if constexpr (std::is_pointer_v<Raw>) {
+    return std::string_view(*result);
+  } else if constexpr (std::is_pointer_v<R>) {
     if (result == nullptr) return std::nullopt;
-    if constexpr (std::convertible_to<Raw, const char*>) {
-      return std::string(result);
+    if constexpr (std::convertible_to<R, const char*>) {
+      return std::string_view(result);
     } else {
-      return std::string(std::string_view(*result));
+      return std::string_view(*result);
     }
   } else {
     const std::string_view text(result);
     if (text.empty()) return std::nullopt;
-    return std::string(text);
+    return text;
   }
 }
 
@@ -798,28 +908,35 @@ concept header_map = requires(M& map, const M& cmap, const typename M::key_type&
   map.emplace(std::string(), std::string());
 };
 
-/// All values of header `name` in `map`, joined by `,` (RFC 7230 combination): an exact-key
-/// lookup first (which a case-insensitive comparator makes case-insensitive), then, only when
-/// that finds nothing, a case-insensitive scan.
-template <header_map M>
-std::optional<std::string> map_get(const M& map, std::string_view name) {
-  std::optional<std::string> joined;
-  const auto append = [&joined](std::string_view value) {
-    if (!joined) {
-      joined.emplace(value);
+/// Calls `read(pieces, count)` with all values of header `name` in `map`, in order, to be read
+/// as one list joined by `,` (RFC 7230 combination), viewed in the map, not copied: an
+/// exact-key lookup first (which a case-insensitive comparator makes case-insensitive), then,
+/// only when that finds nothing, a case-insensitive scan. Returns false, without calling
+/// `read`, when there is none.
+template <header_map M, class F>
+bool map_read(const M& map, std::string_view name, F&& read) {
+  std::array<std::string_view, 4> few;
+  std::vector<std::string_view> many;  // only for a header repeated more than 4 times
+  std::size_t count = 0;
+  const auto add = [&](std::string_view value) {
+    if (count < few.size()) {
+      few[count] = value;
     } else {
-      joined->push_back(',');
-      joined->append(value);
+      if (many.empty()) many.assign(few.begin(), few.end());
+      many.push_back(value);
     }
+    ++count;
   };
   const typename M::key_type key(std::string{name});
-  for (auto [it, end] = map.equal_range(key); it != end; ++it) append(it->second);
-  if (!joined) {
+  for (auto [it, end] = map.equal_range(key); it != end; ++it) add(std::string_view(it->second));
+  if (count == 0) {
     for (const auto& entry : map) {
-      if (iequals(std::string_view(entry.first), name)) append(entry.second);
+      if (iequals(std::string_view(entry.first), name)) add(std::string_view(entry.second));
     }
   }
-  return joined;
+  if (count == 0) return false;
+  read(count <= few.size() ? few.data() : many.data(), count);
+  return true;
 }
 
 /// Removes every entry of `map` whose key equals `name` case-insensitively.
@@ -834,13 +951,20 @@ void map_erase(M& map, std::string_view name) {
   }
 }
 
-template <class C>
-std::optional<std::string> carrier_get(const C& carrier, std::string_view name) {
+/// Calls `read(pieces, count)` with the value(s) of header `name` in `carrier`, viewed where
+/// the carrier keeps them (a header of megabytes is never copied); false, without calling it,
+/// when the header is absent.
+template <class C, class F>
+bool read_header(const C& carrier, std::string_view name, F&& read) {
   if constexpr (custom_reader<C>) {
     const std::string key(name);
-    return to_header_value(carrier.get(key));
+    const auto& result = carrier.get(key);  // a temporary lives as long as the reference
+    const std::optional<std::string_view> value = header_view(result);
+    if (!value) return false;
+    read(&*value, std::size_t{1});
+    return true;
   } else {
-    return map_get(carrier, name);
+    return map_read(carrier, name, std::forward<F>(read));
   }
 }
 
@@ -1016,7 +1140,9 @@ struct BaggageCodecRegistry {
   std::shared_ptr<const BaggageCodecList> codecs = std::make_shared<const BaggageCodecList>();
 };
 
-inline BaggageCodecRegistry& baggage_codec_registry() {
+/// One per program (see UCM_SHARED_STATE): a codec registered in one shared library is used by
+/// `inject` and `extract` in another.
+UCM_SHARED_STATE inline BaggageCodecRegistry& baggage_codec_registry() {
   static BaggageCodecRegistry registry;
   return registry;
 }
@@ -1164,9 +1290,10 @@ namespace detail {
 
 template <class C>
 void inject_from(const ContextFrame* frame, C& carrier) {
-  const TraceContext* trace =
-      frame != nullptr ? frame->get(w3c::trace_context) : w3c::trace_context.get();
-  const Baggage* bag = frame != nullptr ? frame->get(w3c::baggage) : w3c::baggage.get();
+  const ContextVariable<TraceContext>& trace_var = trace_context_variable();
+  const ContextVariable<Baggage>& baggage_var = baggage_variable();
+  const TraceContext* trace = frame != nullptr ? frame->get(trace_var) : trace_var.get();
+  const Baggage* bag = frame != nullptr ? frame->get(baggage_var) : baggage_var.get();
 
   if (trace != nullptr && trace->is_valid()) {
     carrier_set(carrier, traceparent_header, trace->traceparent());
@@ -1247,31 +1374,35 @@ void inject(const ContextFrame& frame, C&& carrier) { detail::inject_from(&frame
 template <class C>
 requires ReadableCarrier<C>
 [[nodiscard]] ContextFrame extract(ContextFrame base, const C& carrier) noexcept {
+  // Each header is parsed where the carrier keeps it: a header of megabytes costs no copy.
   std::optional<TraceContext> trace;
   try {
-    if (std::optional<std::string> traceparent = detail::carrier_get(carrier, traceparent_header)) {
-      trace = TraceContext::parse(*traceparent);
-    }
+    detail::read_header(carrier, traceparent_header,
+                        [&](const std::string_view* pieces, std::size_t count) {
+                          trace = detail::HeaderLists::traceparent(pieces, count);
+                        });
   } catch (...) {
     trace.reset();
   }
   if (trace) {
     // Parsed only after a valid traceparent; its failure never affects the traceparent.
     try {
-      if (std::optional<std::string> header = detail::carrier_get(carrier, tracestate_header)) {
-        if (std::optional<TraceState> state = TraceState::parse(*header)) {
-          trace->state = std::move(*state);
-        }
-      }
+      detail::read_header(carrier, tracestate_header,
+                          [&](const std::string_view* pieces, std::size_t count) {
+                            if (auto state = detail::HeaderLists::tracestate(pieces, count)) {
+                              trace->state = std::move(*state);
+                            }
+                          });
     } catch (...) {
     }
   }
   std::optional<Baggage> bag;
   try {
-    if (std::optional<std::string> header = detail::carrier_get(carrier, baggage_header)) {
-      bag = Baggage::parse(*header);
-      if (bag && bag->empty()) bag.reset();
-    }
+    detail::read_header(carrier, baggage_header,
+                        [&](const std::string_view* pieces, std::size_t count) {
+                          bag = detail::HeaderLists::baggage(pieces, count);
+                          if (bag && bag->empty()) bag.reset();
+                        });
   } catch (...) {
     bag.reset();
   }
@@ -1279,17 +1410,20 @@ requires ReadableCarrier<C>
   ContextFrame result = std::move(base);
   if (trace) {
     try {
-      result = result.with(w3c::trace_context, std::move(*trace));
+      result = result.with(detail::trace_context_variable(), std::move(*trace));
     } catch (...) {
     }
   }
   if (bag) {
     try {
-      ContextFrame next = result.with(w3c::baggage, *bag);
+      const ContextVariable<Baggage>& baggage_var = detail::baggage_variable();
+      const ContextFrame with_baggage = result.with(baggage_var, std::move(*bag));
+      const Baggage& received = *with_baggage.get(baggage_var);
+      ContextFrame next = with_baggage;
       const std::shared_ptr<const detail::BaggageCodecList> codecs = detail::baggage_codecs();
       for (const auto& codec : *codecs) {
         if (!codec->active.load(std::memory_order_acquire)) continue;
-        const std::string* value = bag->get(codec->key);
+        const std::string* value = received.get(codec->key);
         if (value == nullptr) continue;
         try {
           if (std::optional<ContextFrame> decoded = codec->decode(next, *value)) {

@@ -193,29 +193,103 @@ inline void repair_utf8(std::string& text) {
   text = std::move(out);
 }
 
-/// Decodes the percent-encoding of a baggage value (`%XX`, either case of hex digit) into
-/// `out`, then repairs ill-formed UTF-8 with U+FFFD as the Baggage spec requires. A `%` not
-/// followed by two hex digits makes the value malformed: returns false.
-inline bool percent_decode(std::string_view text, std::string& out) {
-  out.clear();
-  out.reserve(text.size());
-  bool high_bytes = false;
+/// Whether every `%` of `text` is followed by two hex digits (either case).
+constexpr bool is_percent_encoded(std::string_view text) noexcept {
   for (std::size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    if (c != '%') {
-      out.push_back(c);
-      continue;
+    if (text[i] != '%') continue;
+    if (i + 2 >= text.size() || hex_value(text[i + 1]) < 0 || hex_value(text[i + 2]) < 0) {
+      return false;
     }
-    if (i + 2 >= text.size()) return false;
-    const int hi = hex_value(text[i + 1]);
-    const int lo = hex_value(text[i + 2]);
-    if (hi < 0 || lo < 0) return false;
-    const auto byte = static_cast<unsigned char>(hi * 16 + lo);
-    high_bytes = high_bytes || byte >= 0x80;
-    out.push_back(static_cast<char>(byte));
     i += 2;
   }
-  if (high_bytes) repair_utf8(out);
+  return true;
+}
+
+/// Decodes a baggage value whose escapes are valid (`is_percent_encoded`): `%XX` becomes its
+/// byte, then every maximal ill-formed UTF-8 subpart of the result becomes U+FFFD, exactly as
+/// `repair_utf8` would repair it. One pass and no buffer: `emit(byte)` receives the decoded
+/// value byte by byte, so its size can be known without building it.
+template <class Emit>
+constexpr void decode_baggage_value(std::string_view text, Emit&& emit) {
+  std::size_t i = 0;
+  const auto peek = [&]() noexcept {
+    if (text[i] != '%') return static_cast<unsigned char>(text[i]);
+    return static_cast<unsigned char>(hex_value(text[i + 1]) * 16 + hex_value(text[i + 2]));
+  };
+  const auto advance = [&]() noexcept { i += text[i] == '%' ? 3 : 1; };
+  const auto emit_replacement = [&] {
+    emit(static_cast<unsigned char>(0xEF));
+    emit(static_cast<unsigned char>(0xBF));
+    emit(static_cast<unsigned char>(0xBD));
+  };
+  while (i < text.size()) {
+    const unsigned char lead = peek();
+    advance();
+    if (lead < 0x80) {
+      emit(lead);
+      continue;
+    }
+    // The same classes as repair_utf8.
+    std::size_t need = 0;
+    unsigned char lo = 0x80;
+    unsigned char hi = 0xBF;
+    if (lead >= 0xC2 && lead <= 0xDF) {
+      need = 1;
+    } else if (lead >= 0xE0 && lead <= 0xEF) {
+      need = 2;
+      if (lead == 0xE0) lo = 0xA0;
+      if (lead == 0xED) hi = 0x9F;
+    } else if (lead >= 0xF0 && lead <= 0xF4) {
+      need = 3;
+      if (lead == 0xF0) lo = 0x90;
+      if (lead == 0xF4) hi = 0x8F;
+    } else {
+      emit_replacement();
+      continue;
+    }
+    unsigned char sequence[4] = {lead, 0, 0, 0};
+    std::size_t got = 0;
+    while (got < need && i < text.size()) {
+      const unsigned char c = peek();
+      if (c < (got == 0 ? lo : 0x80) || c > (got == 0 ? hi : 0xBF)) break;  // not consumed
+      sequence[++got] = c;
+      advance();
+    }
+    if (got == need) {
+      for (std::size_t k = 0; k <= need; ++k) emit(sequence[k]);
+    } else {
+      emit_replacement();
+    }
+  }
+}
+
+/// The length of `text` decoded by `decode_baggage_value`.
+constexpr std::size_t decoded_size(std::string_view text) noexcept {
+  std::size_t size = 0;
+  decode_baggage_value(text, [&size](unsigned char) noexcept { ++size; });
+  return size;
+}
+
+/// The length `percent_encode` gives `text` decoded by `decode_baggage_value`: what the value
+/// takes in a header ucm sends.
+constexpr std::size_t decoded_encoded_size(std::string_view text) noexcept {
+  std::size_t size = 0;
+  decode_baggage_value(text, [&size](unsigned char byte) noexcept {
+    const auto c = static_cast<char>(byte);
+    size += (is_baggage_octet(c) && c != '%') ? 1 : 3;
+  });
+  return size;
+}
+
+/// Decodes the percent-encoding of a baggage value (`%XX`, either case of hex digit) into
+/// `out`, then repairs ill-formed UTF-8 with U+FFFD as the Baggage spec requires. A `%` not
+/// followed by two hex digits makes the value malformed: returns false (`out` is then empty).
+inline bool percent_decode(std::string_view text, std::string& out) {
+  out.clear();
+  if (!is_percent_encoded(text)) return false;
+  out.reserve(decoded_size(text));
+  decode_baggage_value(text,
+                       [&out](unsigned char byte) { out.push_back(static_cast<char>(byte)); });
   return true;
 }
 
@@ -254,19 +328,25 @@ constexpr bool iequals(std::string_view a, std::string_view b) noexcept {
   return true;
 }
 
-/// Calls `fn(piece)` for each comma-separated piece of `list`, OWS included (callers trim).
+/// Calls `fn(piece)` for each comma-separated piece of the list that `pieces` form when joined
+/// by `,` (the values of a repeated header, RFC 7230), OWS included (callers trim), without
+/// joining them, until `fn` returns false. Returns whether it went through the whole list.
 template <class F>
-void for_each_list_member(std::string_view list, F&& fn) {
-  std::size_t start = 0;
-  while (true) {
-    const std::size_t comma = list.find(',', start);
-    if (comma == std::string_view::npos) {
-      fn(list.substr(start));
-      return;
+bool for_each_list_member(const std::string_view* pieces, std::size_t count, F&& fn) {
+  for (std::size_t p = 0; p < count; ++p) {
+    const std::string_view list = pieces[p];
+    std::size_t start = 0;
+    while (true) {
+      const std::size_t comma = list.find(',', start);
+      if (comma == std::string_view::npos) {
+        if (!fn(list.substr(start))) return false;
+        break;
+      }
+      if (!fn(list.substr(start, comma - start))) return false;
+      start = comma + 1;
     }
-    fn(list.substr(start, comma - start));
-    start = comma + 1;
   }
+  return true;
 }
 
 }  // namespace ucm::w3c::detail
