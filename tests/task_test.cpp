@@ -97,8 +97,7 @@ struct RawSlots {
 bool thread_is_clean() noexcept {
   const RawSlots s = RawSlots::now();
   return s.current == nullptr && s.inherited == nullptr && s.base == nullptr &&
-         s.owned == nullptr && s.merged == nullptr && s.returned == 0 &&
-         s.window == nullptr;
+         s.owned == nullptr && s.merged == nullptr && s.returned == 0 && s.window == nullptr;
 }
 
 template <class T>
@@ -617,9 +616,8 @@ TEST_CASE("co_await of a Task that already completed returns its result and keep
   CHECK(Tracked::live == live_before);
 }
 
-TEST_CASE(
-    "the inherited frame lasts until the next co_await of a Task or the end of its window",
-    "[task][return-path][threads]") {
+TEST_CASE("the inherited frame lasts until the next co_await of a Task or the end of its window",
+          "[task][return-path][threads]") {
   ContextVariable<std::string> span;
   ThreadPool pool(2);
   std::atomic<int> wrong{0};
@@ -639,7 +637,7 @@ TEST_CASE(
     co_await setting("first");
     wrong += span.get_inherited() == nullptr || *span.get_inherited() != "first";
     wrong += span.get() != nullptr;  // never falls back to the child's value
-    co_await Hop{&pool};  // a foreign awaitable is not a Task: the inherited frame stays
+    co_await Hop{&pool};             // a foreign awaitable is not a Task: the inherited frame stays
     wrong += span.get_inherited() == nullptr || *span.get_inherited() != "first";
     co_await setting("second");
     wrong += span.get_inherited() == nullptr || *span.get_inherited() != "second";

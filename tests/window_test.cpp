@@ -403,17 +403,16 @@ TEST_CASE("destroying a finished Task whose foreign awaiter's resumption is queu
     auto driver = [&]() -> Task<> {
       // A run loop runs on this thread: the child is queued, starts, and parks.
       foreign.emplace(v.run(Tracked("awaiter"), awaiting));
-      co_await ucm::when_all(
-          [&]() -> Task<> {
-            // The child finishes here, with no symmetric transfer left (as after 64 nested
-            // hand-offs): its foreign awaiter's helper waits in this thread's run queue.
-            ucm::detail::run_queue().budget = 0;
-            parked.resume();
-            // Destroying the awaiting coroutine destroys the finished Task (a local of it) and,
-            // with it, the queued helper: it must leave the queue.
-            foreign.reset();
-            co_return;
-          }());
+      co_await ucm::when_all([&]() -> Task<> {
+        // The child finishes here, with no symmetric transfer left (as after 64 nested
+        // hand-offs): its foreign awaiter's helper waits in this thread's run queue.
+        ucm::detail::run_queue().budget = 0;
+        parked.resume();
+        // Destroying the awaiting coroutine destroys the finished Task (a local of it) and,
+        // with it, the queued helper: it must leave the queue.
+        foreign.reset();
+        co_return;
+      }());
     };
     ucm::sync_wait(driver());
     CHECK(v.get() == nullptr);

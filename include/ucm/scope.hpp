@@ -23,8 +23,8 @@ template <class T>
 class [[nodiscard]] ContextVariableScope {
  public:
   template <class V>
-  requires std::constructible_from<T, V&&>
-  ContextVariableScope(const ContextVariable<T>& variable, V&& value)
+  requires std::constructible_from<T, V&&> ContextVariableScope(const ContextVariable<T>& variable,
+                                                                V&& value)
       : frame_(variable.make_frame(std::forward<V>(value))) {
     detail::open_call(detail::slots(), saved_, frame_);
   }
@@ -73,7 +73,8 @@ class [[nodiscard]] ContextFrameScope {
 };
 
 /// Resets this thread's slots to the empty frame (and releases what `enter` set in the innermost
-/// window, and what a return path left there). Windows still open restore their own saved frames when they close.
+/// window, and what a return path left there). Windows still open restore their own saved frames
+/// when they close.
 inline void clear() noexcept {
   detail::Slots& s = detail::slots();
   detail::FrameData* const owned = s.owned;

@@ -167,9 +167,7 @@ class PromiseExtras {
     return rare_ == nullptr || !rare_->merge_out ? nullptr : &rare_->merge_out;
   }
   /// Leaves `result` for the awaiter (when_all's own coroutine). May throw (allocation).
-  void set_merge_out(MergeResult&& result) {
-    ensure().merge_out = std::move(result);
-  }
+  void set_merge_out(MergeResult&& result) { ensure().merge_out = std::move(result); }
 
   /// Keeps the resumption helper (whose promise is `node`) of a foreign coroutine awaiting this
   /// coroutine's Task, to be destroyed with it unless it ran. Returns where it is kept, for the

@@ -129,8 +129,8 @@ struct ThreadState {
     registered,    // ThreadExitGuard releases the slots and `kept` at exit
     done,          // the guard has run: the thread is exiting
   };
-  std::uintptr_t chain;             // this thread's chain id, 0 until first needed
-  std::vector<Returned>* kept;      // see ChainAnchor::kept
+  std::uintptr_t chain;         // this thread's chain id, 0 until first needed
+  std::vector<Returned>* kept;  // see ChainAnchor::kept
   Exit exit;
 };
 
@@ -246,7 +246,8 @@ inline void release_kept(ChainAnchor& anchor) noexcept {
   }
 }
 
-// ---- windows -------------------------------------------------------------------------------------
+// ---- windows
+// -------------------------------------------------------------------------------------
 
 /// What a window saves: all the slots. Its address is the window's token (Slots::window).
 using SavedSlots = Slots;
@@ -342,9 +343,7 @@ class CallWindow {
   }
   CallWindow(const CallWindow&) = delete;
   CallWindow& operator=(const CallWindow&) = delete;
-  ~CallWindow() {
-    close_window(slots_, saved_, own_ ? frame_ : nullptr, own_ ? nullptr : frame_);
-  }
+  ~CallWindow() { close_window(slots_, saved_, own_ ? frame_ : nullptr, own_ ? nullptr : frame_); }
 
  private:
   Slots& slots_;

@@ -179,9 +179,9 @@ inline void hand_to_child(Slots& s, PromiseBase& parent, PromiseBase& child) noe
 /// Direct hand-off from a finished child back to its parent, which runs next on this thread: the
 /// child's final `current` is left in the thread's `inherited` slot, for the return path the
 /// parent runs as it resumes (TaskAwaiterBase::finish), the child keeps its final `owned` and
-/// `returned` (its promise releases them), and the parent's slots are installed. If the child holds the stash (it
-/// was the root of this run), the stash moves to the parent, since the child is about to be
-/// destroyed; the parent's own is free, as it was suspended.
+/// `returned` (its promise releases them), and the parent's slots are installed. If the child holds
+/// the stash (it was the root of this run), the stash moves to the parent, since the child is about
+/// to be destroyed; the parent's own is free, as it was suspended.
 inline void hand_to_parent(ThreadRefs thread, PromiseBase& child, PromiseBase& parent) noexcept {
   Slots& s = thread.slots;
   s.inherited = s.current;
