@@ -18,14 +18,8 @@ using ucm::ContextVariable;
 using ucm::ContextVariableScope;
 
 namespace {
-std::atomic<int> reports{0};
-void count_report(const char*) noexcept { ++reports; }
-
-struct HandlerGuard {
-  ucm::misuse_handler previous = ucm::set_misuse_handler(&count_report);
-  HandlerGuard() { reports = 0; }
-  ~HandlerGuard() { ucm::set_misuse_handler(previous); }
-};
+using HandlerGuard = ucm_test::MisuseCounter;
+auto& reports = ucm_test::MisuseCounter::reports;
 }  // namespace
 
 TEST_CASE("a scope closed out of order restores what it saved and reports misuse", "[misuse]") {

@@ -20,6 +20,7 @@
 #include <variant>
 #include <vector>
 
+#include "coroutine_support.hpp"
 #include "test_support.hpp"
 #include "thread_pool.hpp"
 #include "ucm/ucm.hpp"
@@ -29,20 +30,12 @@ using ucm::ContextFrameScope;
 using ucm::ContextVariable;
 using ucm::ContextVariableScope;
 using ucm::Task;
+using ucm_test::Detached;
+using ucm_test::Hop;
 using ucm_test::ThreadPool;
 using ucm_test::Tracked;
 
 namespace {
-
-/// A tiny scheduler: resumes the awaiting coroutine on a pool thread.
-struct Hop {
-  ThreadPool* pool;
-  bool await_ready() const noexcept { return false; }
-  void await_suspend(std::coroutine_handle<> h) const {
-    pool->post([h] { h.resume(); });
-  }
-  void await_resume() const noexcept {}
-};
 
 /// Records the handle it was given, then resumes it on a pool thread.
 struct RecordingHop {
@@ -54,28 +47,6 @@ struct RecordingHop {
     pool->post([h] { h.resume(); });
   }
   void await_resume() const noexcept {}
-};
-
-/// A user's own coroutine type that knows nothing of ucm: starts eagerly, keeps its frame at the
-/// end so the test can destroy it.
-struct Detached {
-  struct promise_type {
-    Detached get_return_object() noexcept {
-      return Detached{std::coroutine_handle<promise_type>::from_promise(*this)};
-    }
-    std::suspend_never initial_suspend() noexcept { return {}; }
-    std::suspend_always final_suspend() noexcept { return {}; }
-    void return_void() noexcept {}
-    void unhandled_exception() noexcept { std::terminate(); }
-  };
-  std::coroutine_handle<promise_type> handle;
-  Detached(const Detached&) = delete;
-  Detached& operator=(const Detached&) = delete;
-  Detached(Detached&& other) noexcept : handle(std::exchange(other.handle, nullptr)) {}
-  explicit Detached(std::coroutine_handle<promise_type> h) noexcept : handle(h) {}
-  ~Detached() {
-    if (handle) handle.destroy();
-  }
 };
 
 /// The thread's raw slots, to check they are left exactly as they were.

@@ -6,6 +6,8 @@
 #include <string>
 #include <utility>
 
+#include "ucm/misuse.hpp"
+
 namespace ucm_test {
 
 /// A value that counts live instances and copies, to prove values are released and never copied
@@ -24,6 +26,17 @@ struct Tracked {
   Tracked& operator=(const Tracked&) = delete;
   Tracked& operator=(Tracked&&) = delete;
   ~Tracked() { --live; }
+};
+
+/// Counts misuse reports instead of aborting, while it lives.
+struct MisuseCounter {
+  static inline std::atomic<int> reports{0};
+  static void count(const char*) noexcept { ++reports; }
+  ucm::misuse_handler previous = ucm::set_misuse_handler(&count);
+  MisuseCounter() { reports = 0; }
+  MisuseCounter(const MisuseCounter&) = delete;
+  MisuseCounter& operator=(const MisuseCounter&) = delete;
+  ~MisuseCounter() { ucm::set_misuse_handler(previous); }
 };
 
 }  // namespace ucm_test

@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "coroutine_support.hpp"
 #include "test_support.hpp"
 #include "thread_pool.hpp"
 #include "ucm/task.hpp"
@@ -25,51 +26,15 @@ using ucm::ContextFrameScope;
 using ucm::ContextVariable;
 using ucm::ContextVariableScope;
 using ucm::Task;
+using ucm_test::Detached;
+using ucm_test::Hop;
 using ucm_test::ThreadPool;
 using ucm_test::Tracked;
 
 namespace {
 
-struct Hop {
-  ThreadPool* pool;
-  bool await_ready() const noexcept { return false; }
-  void await_suspend(std::coroutine_handle<> h) const {
-    pool->post([h] { h.resume(); });
-  }
-  void await_resume() const noexcept {}
-};
-
-std::atomic<int> reports{0};
-void count_report(const char*) noexcept { ++reports; }
-
-struct HandlerGuard {
-  ucm::misuse_handler previous = ucm::set_misuse_handler(&count_report);
-  HandlerGuard() { reports = 0; }
-  HandlerGuard(const HandlerGuard&) = delete;
-  HandlerGuard& operator=(const HandlerGuard&) = delete;
-  ~HandlerGuard() { ucm::set_misuse_handler(previous); }
-};
-
-/// A user's own eager coroutine type that knows nothing of ucm; keeps its frame at the end.
-struct Detached {
-  struct promise_type {
-    Detached get_return_object() noexcept {
-      return Detached{std::coroutine_handle<promise_type>::from_promise(*this)};
-    }
-    std::suspend_never initial_suspend() noexcept { return {}; }
-    std::suspend_always final_suspend() noexcept { return {}; }
-    void return_void() noexcept {}
-    void unhandled_exception() noexcept { std::terminate(); }
-  };
-  std::coroutine_handle<promise_type> handle;
-  explicit Detached(std::coroutine_handle<promise_type> h) noexcept : handle(h) {}
-  Detached(Detached&& other) noexcept : handle(std::exchange(other.handle, nullptr)) {}
-  Detached(const Detached&) = delete;
-  Detached& operator=(const Detached&) = delete;
-  ~Detached() {
-    if (handle) handle.destroy();
-  }
-};
+using HandlerGuard = ucm_test::MisuseCounter;
+auto& reports = ucm_test::MisuseCounter::reports;
 
 /// Suspends and keeps the handle, for the test to resume it.
 struct Parked {
