@@ -384,3 +384,128 @@ TEST_CASE("destroying a finished Task whose foreign awaiter's resumption is queu
   }
   CHECK(Tracked::live == before);
 }
+
+// ---- from a review of the above (each failed before its fix)
+// -------------------------------------
+
+TEST_CASE("destroying a suspended Task awaited by a foreign coroutine destroys its values outside",
+          "[window][task][lifetime]") {
+  ContextVariable<int> rid;
+  ContextVariable<Span> span;
+  std::vector<int> seen;
+  std::vector<ContextFrame> captured;
+  std::coroutine_handle<> parked;
+  auto child = [&]() -> Task<> { co_await Parked{&parked}; };
+  {
+    auto foreign = [&]() -> Detached {
+      ucm::with(rid, 7).with(span, Span(rid, seen, captured)).enter();
+      co_await child();
+    };
+    Detached d = foreign();
+    ucm::clear();  // the foreign awaiter's capture now holds the last reference
+  }  // the foreign coroutine, then the suspended Task and the helper with the capture, die here
+  CHECK(seen == std::vector<int>{0});  // the value's destructor saw the destroying thread's context
+  captured.clear();
+}
+
+TEST_CASE("a foreign coroutine resumed after the Task it started in ended has a chain of its own",
+          "[window][misuse][task]") {
+  HandlerGuard guard;
+  ContextVariable<int> v;
+  std::coroutine_handle<> parked;
+  std::optional<Detached> d;
+  int seen = -1;
+  auto foreign = [&]() -> Detached {
+    co_await ucm::propagate(Parked{&parked});
+    std::optional<ContextVariableScope<int>> a;
+    std::optional<ContextVariableScope<int>> b;
+    a.emplace(v, 1);
+    b.emplace(v, 2);
+    a.reset();  // out of order: in the chain of this resumption, not the ended Task's
+    b.reset();
+    seen = v.get() == nullptr ? 0 : *v.get();
+  };
+  auto task = [&]() -> Task<> {
+    d.emplace(foreign());
+    co_return;
+  };
+  ucm::sync_wait(task());
+  parked.resume();
+  CHECK(reports == 2);
+  CHECK(seen == 1);  // b restored what it saved: a's frame, kept
+  d.reset();
+}
+
+namespace {
+/// Opens a scope it never closes (open), or closes that scope (!open) and reports what it sees.
+struct LaterCoroutine {
+  ContextVariable<int> v;
+  std::unique_ptr<ContextVariableScope<int>> leaked;
+  std::uintptr_t chain_a = 0;
+  std::uintptr_t chain_b = 0;
+  int seen = -1;
+  std::size_t merged = 0;
+  Task<> run(bool open) {
+    if (open) {
+      leaked = std::make_unique<ContextVariableScope<int>>(v, 1);
+      chain_a = ucm::detail::slots().chain;
+    } else {
+      ContextVariableScope own(v, 3);  // its first window: draws its chain id
+      chain_b = ucm::detail::slots().chain;
+      leaked.reset();  // opened in another coroutine: restores nothing here
+      seen = v.get() == nullptr ? 0 : *v.get();
+      merged = ContextFrame::inherited_all().size();
+    }
+    co_return;
+  }
+};
+}  // namespace
+
+TEST_CASE("a scope closed in a later coroutine is never taken for that coroutine's own",
+          "[window][misuse][task]") {
+  HandlerGuard guard;
+  LaterCoroutine c;
+  {
+    ContextVariableScope outer(c.v, 42);
+    ucm::sync_wait(c.run(true));
+  }                              // the frame the first coroutine started from is freed here
+  ucm::sync_wait(c.run(false));  // likely at the same address (glibc reuses it at once)
+  CHECK(c.chain_a != c.chain_b);
+  CHECK(c.seen == 3);
+  CHECK(reports == 1);
+}
+
+TEST_CASE("a scope closed in a later coroutine never restores a merge that has gone",
+          "[window][misuse][task]") {
+  HandlerGuard guard;
+  LaterCoroutine c;
+  auto noop = []() -> Task<> { co_return; };
+  auto parent = [&]() -> Task<> {
+    co_await ucm::when_all(noop(), noop());
+    co_await c.run(true);  // starts with the parent's merge view
+  };
+  ucm::sync_wait(parent());  // the parent's merge block is freed
+  ucm::sync_wait(c.run(false));
+  CHECK(c.chain_a != c.chain_b);
+  CHECK(c.merged == 1);
+  CHECK(reports == 1);
+}
+
+TEST_CASE("an enter inside a window closed on another thread is released at thread exit",
+          "[window][misuse][leak]") {
+  HandlerGuard guard;
+  const int before = Tracked::live;
+  {
+    ContextVariable<Tracked> v;
+    std::unique_ptr<ContextVariableScope<Tracked>> scope;
+    std::thread t([&] {
+      scope = std::make_unique<ContextVariableScope<Tracked>>(v, Tracked("scope"));
+      v.enter(Tracked("entered"));  // in the scope's level; the thread exits with it
+    });
+    t.join();
+    scope.reset();  // closed on another thread: restores nothing, keeps its frames
+  }
+  CHECK(reports == 1);
+  CHECK(Tracked::live <= before + 1);  // the entered value went with its thread; the scope's
+                                       // own value is kept until the process exits
+}

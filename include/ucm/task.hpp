@@ -235,7 +235,7 @@ class WhenAllAwaiter {
     // Every branch is queued before any runs, so none can finish before all are started.
     for (std::size_t i = 0; i < count_; ++i) {
       PromiseBase& b = *branches_[i];
-      b.own_ = call_slots(w.own_, b.anchor_);
+      b.own_ = call_slots(w.own_, &b);
       b.set_continuation(&latch_, Continuation::branch);
       push_ready(q, &b);
     }
@@ -299,7 +299,7 @@ T sync_wait(Task<T> task) {
     helper.handle.promise().event_ = &done;
     // Borrowed pointers are safe: this thread blocks until the task completes.
     helper.handle.promise().own_ =
-        detail::call_slots(detail::slots_after_resume(), helper.handle.promise().anchor_);
+        detail::call_slots(detail::slots_after_resume(), &helper.handle.promise());
     detail::run_nested(&helper.handle.promise());
     done.wait();
   }

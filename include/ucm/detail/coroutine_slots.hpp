@@ -37,22 +37,22 @@ inline ThreadRefs thread_refs_after_resume() noexcept { return after_resume<&thr
 /// The slots a coroutine starts with when `awaiter` (the awaiting coroutine's or thread's slots)
 /// awaits it: `co_await child` is a call, so the child sees the awaiter's `current`, `base`,
 /// `inherited` and merge view (values active in the awaiter stay active: child-of), owns nothing
-/// yet, and its body is a window of its own in a chain of its own (`anchor`, its promise's), so
-/// `enter` inside it is released with it.
+/// yet, and its body is a window of its own (`body`, a token no scope has: its promise's address)
+/// in a chain of its own, so `enter` inside it is released with it.
 ///
 // NOTE: the pointers are borrowed, not counted. That is safe because every way of starting a
 // coroutine keeps the awaiter's frames alive until the child completes: a parent Task stays
 // suspended (its frames are held by its scopes, its slots and, by the same argument, its own
 // awaiter), sync_wait blocks its thread, and a foreign awaiter holds counted references in its
 // awaiter object.
-inline Slots call_slots(const Slots& awaiter, const ChainAnchor& anchor) noexcept {
+inline Slots call_slots(const Slots& awaiter, const void* body) noexcept {
   Slots s{};
   s.current = awaiter.current;
   s.inherited = awaiter.inherited;
   s.base = awaiter.base;
   s.merged = awaiter.merged;
-  s.window = &anchor;
-  s.chain = chain_id(anchor);
+  s.window = body;
+  s.chain = unassigned_coroutine_chain;
   return s;
 }
 
@@ -116,7 +116,11 @@ inline void take_return(Slots& s) noexcept {
   if (returned_frame(f) == s.returned) [[likely]]
     return;  // a tagged merge never equals a frame's address
   const Returned old = s.returned;
-  if (f != s.base && f != nullptr) {
+  // No reference for a frame this window's level keeps alive anyway: the base (alive for the
+  // coroutine's whole run), the empty frame, or `current` when it is not an `enter`'s (the frame
+  // of the window itself, or the one the coroutine started from): a child that changed nothing,
+  // awaited inside a scope.
+  if (f != s.base && f != nullptr && (f != s.current || f == s.owned)) {
     retain(f);  // before the old one goes: it may hold the last reference to `f`
     s.returned = returned_frame(f);
   } else {
@@ -146,6 +150,8 @@ class PromiseExtras {
   PromiseExtras& operator=(const PromiseExtras&) = delete;
 
   [[nodiscard]] bool empty() const noexcept { return rare_ == nullptr; }
+  /// Takes over what `other` holds (empty before).
+  void take(PromiseExtras& other) noexcept { rare_ = std::exchange(other.rare_, nullptr); }
   [[nodiscard]] std::uintptr_t word() const noexcept {
     return reinterpret_cast<std::uintptr_t>(rare_);
   }
@@ -201,15 +207,11 @@ struct CapturedContext {
   ContextFrame current;
   ContextFrame inherited;
   ContextFrame base;
-  const void* window = nullptr;
-  std::uintptr_t chain = 0;
 
-  void capture(Slots& s) noexcept {
+  void capture(const Slots& s) noexcept {
     current = FrameAccess::borrow(s.current);
     inherited = FrameAccess::borrow(s.inherited);
     base = FrameAccess::borrow(s.base);
-    window = s.window;
-    chain = chain_of(s);
   }
 };
 
@@ -248,8 +250,12 @@ struct ResumeTarget {
   Slots mine{};
   mine.current = FrameAccess::data(current);
   mine.base = FrameAccess::data(base);
-  mine.window = t->context.window;
-  mine.chain = t->context.chain;
+  // A window and chain of its own: the coroutine may have been started in another chain (a Task
+  // that has ended since, a thread that has exited), whose windows must not be restored here. A
+  // scope that spans the suspension therefore closes in another chain: reported as misuse, and
+  // nothing is restored (see misordered_exit).
+  mine.window = t;
+  mine.chain = unassigned_coroutine_chain;
   if (merge) {
     mine.inherited = FrameAccess::data(merge[0]);
     mine.merged = merge.view();

@@ -109,17 +109,17 @@ inline Slots& slots_after_resume() noexcept { return after_resume<&slots>(); }
 /// one that does not (a scope destroyed on another thread, or after its coroutine was gone) must
 /// not restore pointers from a chain that may already have freed them.
 ///
-/// A thread's chain id is odd, drawn from a process-wide counter (never reused, unlike the address
-/// of an exited thread's slots); a coroutine's is the address of its ChainAnchor (even).
-struct ChainAnchor {
-  /// Frames kept because a window of this chain closed out of order: a window still open in the
-  /// chain may restore a pointer to them. Released when the coroutine is destroyed.
-  std::vector<Returned>* kept = nullptr;
-};
-static_assert(alignof(ChainAnchor) > 1, "a coroutine's chain id is even");
+/// A chain's id is drawn, the first time a window opens in it, from a process-wide sequence (in
+/// blocks per thread, so drawing one costs no atomic): never reused, unlike the address of an
+/// exited thread's slots or of a destroyed coroutine's promise. Until then a thread's slots hold
+/// 0 and a coroutine's `unassigned_coroutine_chain`.
+inline constexpr std::uintptr_t unassigned_coroutine_chain = 2;
+inline constexpr std::uintptr_t first_chain_id = 16;
+inline constexpr std::uintptr_t chain_id_block = 1024;
 
-inline std::uintptr_t chain_id(const ChainAnchor& anchor) noexcept {
-  return reinterpret_cast<std::uintptr_t>(&anchor);
+UCM_SHARED_STATE inline std::atomic<std::uintptr_t>& chain_ids() noexcept {
+  static std::atomic<std::uintptr_t> next{first_chain_id};
+  return next;
 }
 
 /// What a thread keeps beyond its slots. Trivially destructible and constant-initialised.
@@ -129,30 +129,16 @@ struct ThreadState {
     registered,    // ThreadExitGuard releases the slots and `kept` at exit
     done,          // the guard has run: the thread is exiting
   };
-  std::uintptr_t chain;         // this thread's chain id, 0 until first needed
-  std::vector<Returned>* kept;  // see ChainAnchor::kept
+  std::uintptr_t chain;       // this thread's own chain id, 0 until its first window
+  std::uintptr_t next_chain;  // the block of chain ids this thread draws from
+  std::uintptr_t end_chain;
+  std::vector<Returned>* kept;  // frames misordered windows kept (see keep_for_chain)
   Exit exit;
 };
 
 UCM_SHARED_STATE inline ThreadState& thread_state() noexcept {
   static thread_local constinit ThreadState instance{};
   return instance;
-}
-
-UCM_SHARED_STATE inline std::uintptr_t next_thread_chain() noexcept {
-  // Relaxed: the id only has to be unique.
-  static std::atomic<std::uintptr_t> counter{0};
-  return counter.fetch_add(1, std::memory_order_relaxed) * 2 + 1;
-}
-
-/// The chain `s` is, assigning this thread's id the first time a window opens at its top.
-inline std::uintptr_t chain_of(Slots& s) noexcept {
-  if (s.chain == 0) [[unlikely]] {
-    ThreadState& t = thread_state();
-    if (t.chain == 0) t.chain = next_thread_chain();
-    s.chain = t.chain;
-  }
-  return s.chain;
 }
 
 /// Releases, at thread exit, what the slots own at the top of the thread (`enter`, and what it
@@ -220,15 +206,13 @@ inline void keep_in(std::vector<Returned>*& list, Returned r) noexcept {
   }
 }
 
-/// Keeps `r` for as long as `chain` may restore a pointer to it: in the coroutine's anchor (until
-/// it is destroyed), in this thread's list (until it exits), or, for a chain this thread does not
-/// own, until the process exits.
+/// Keeps `r` for as long as `chain` may restore a pointer to it: this thread's own chain until
+/// the thread exits; any other (a coroutine's, which may go on elsewhere, or another thread's)
+/// until the process exits.
 [[gnu::cold]] inline void keep_for_chain(std::uintptr_t chain, Returned r) noexcept {
   if (r == 0) return;
   ThreadState& t = thread_state();
-  if ((chain & 1) == 0 && chain != 0) {
-    keep_in(reinterpret_cast<ChainAnchor*>(chain)->kept, r);
-  } else if (chain != 0 && chain == t.chain && register_thread_exit()) {
+  if (chain != 0 && chain == t.chain && register_thread_exit()) {
     keep_in(t.kept, r);
   } else {
     KeptForever& k = kept_forever();
@@ -238,16 +222,41 @@ inline void keep_in(std::vector<Returned>*& list, Returned r) noexcept {
   }
 }
 
-/// Releases what a ChainAnchor kept (a coroutine's end).
-inline void release_kept(ChainAnchor& anchor) noexcept {
-  if (std::vector<Returned>* kept = std::exchange(anchor.kept, nullptr)) {
-    for (Returned r : *kept) release_returned(r);
-    delete kept;
+/// A new chain id (see unassigned_coroutine_chain).
+inline std::uintptr_t fresh_chain_id() noexcept {
+  ThreadState& t = thread_state();
+  if (t.next_chain == t.end_chain) {
+    // Relaxed: the ids only have to be unique.
+    t.next_chain = chain_ids().fetch_add(chain_id_block, std::memory_order_relaxed);
+    t.end_chain = t.next_chain + chain_id_block;
+  }
+  return t.next_chain++;
+}
+
+/// The first window of a chain: draws its id. A thread's own chain also registers the thread-exit
+/// guard, since what `enter` leaves in a window later closed on another thread stays in these
+/// slots until the thread exits.
+[[gnu::cold, gnu::noinline]] inline void assign_chain(Slots& s) noexcept {
+  if (s.chain == 0) {
+    ThreadState& t = thread_state();
+    if (t.chain == 0) {
+      t.chain = fresh_chain_id();
+      (void)register_thread_exit();
+    }
+    s.chain = t.chain;
+  } else {
+    s.chain = fresh_chain_id();
   }
 }
 
-// ---- windows
-// -------------------------------------------------------------------------------------
+/// The chain `s` is (see unassigned_coroutine_chain).
+inline std::uintptr_t chain_of(Slots& s) noexcept {
+  if (s.chain <= unassigned_coroutine_chain) [[unlikely]]
+    assign_chain(s);
+  return s.chain;
+}
+
+// ---- windows ------------------------------------------------------------------------------------
 
 /// What a window saves: all the slots. Its address is the window's token (Slots::window).
 using SavedSlots = Slots;
@@ -292,13 +301,9 @@ inline void open_continuation(Slots& s, SavedSlots& saved, FrameData* f) noexcep
     keep_for_chain(saved.chain, returned);
     keep_for_chain(saved.chain, returned_frame(own));
     keep_for_chain(saved.chain, returned_frame(borrowed));
-    // The restored token no longer says whether this is the top of the thread (enter_frame
-    // registers the exit guard only there): register it now, so an `owned` left behind is
-    // released at exit.
-    if (saved.chain == thread_state().chain) (void)register_thread_exit();
     report_misuse(
         "a ucm window (scope) was closed out of order: it restored what it saved, and its frames "
-        "are kept until its thread or coroutine ends");
+        "are kept until its thread exits (a coroutine's: until the process exits)");
   } else {
     // Closed in another chain (another thread, or after its coroutine ended): nothing it saved
     // belongs here, so this chain is left as it is, and what the window held goes to the

@@ -96,8 +96,8 @@ class PromiseBase : public ReadyNode {
  public:
   // `own_` and `stash_` are written before they are read (by whoever starts the coroutine, and at
   // each installation); of them only `own_.owned` and `own_.returned` are read by the destructor
-  // of a Task never started, which also reads `extras_` and `anchor_` (initialised by their own
-  // member initialisers).
+  // of a Task never started, which also reads `extras_` (initialised by its own member
+  // initialiser).
   PromiseBase() noexcept {
     own_.owned = nullptr;
     own_.returned = 0;
@@ -108,8 +108,8 @@ class PromiseBase : public ReadyNode {
   ~PromiseBase() {
     // One test for the common case: nothing to release, no return path, no extras (which keep
     // the helper of a foreign awaiter, if any), nothing kept by misuse.
-    if ((reinterpret_cast<std::uintptr_t>(own_.owned) | own_.returned | extras_.word() |
-         reinterpret_cast<std::uintptr_t>(anchor_.kept)) != 0) [[unlikely]]
+    if ((reinterpret_cast<std::uintptr_t>(own_.owned) | own_.returned | extras_.word()) != 0)
+        [[unlikely]]
       release_rare();
   }
 
@@ -122,7 +122,6 @@ class PromiseBase : public ReadyNode {
     // Also destroys the helper of a foreign coroutine that awaited this Task and was never
     // resumed (this Task was destroyed first).
     extras_.clear();
-    release_kept(anchor_);
   }
 
   /// At a resumption by a loop or a foreign resumer: stash the thread's slots, install ours.
@@ -161,7 +160,6 @@ class PromiseBase : public ReadyNode {
   // started (every start sets it). One word, so the common case (a parent) is one test.
   std::uintptr_t continuation_ = 0;
   PromiseExtras extras_;  // a when_all's merge for its awaiter; a foreign awaiter's helper
-  ChainAnchor anchor_;    // the coroutine body's chain of windows (see call_slots)
 };
 
 /// Direct hand-off from a running parent to a child that runs next on this thread: the parent's
@@ -172,8 +170,8 @@ inline void hand_to_child(Slots& s, PromiseBase& parent, PromiseBase& child) noe
   copy_slots(parent.own_, s);
   s.owned = nullptr;
   s.returned = 0;
-  s.window = &child.anchor_;
-  s.chain = chain_id(child.anchor_);
+  s.window = &child;
+  s.chain = unassigned_coroutine_chain;
 }
 
 /// Direct hand-off from a finished child back to its parent, which runs next on this thread: the
@@ -266,11 +264,15 @@ class AwaitSuspendWindow {
   AwaitSuspendWindow(Slots& thread, const Slots& task) noexcept
       : slots_(thread),
         current_(FrameAccess::borrow(task.current)),
-        inherited_(FrameAccess::borrow(task.inherited)),
-        base_(FrameAccess::borrow(task.base)) {
-    open_continuation(slots_, saved_, FrameAccess::data(current_));
-    slots_.inherited = FrameAccess::data(inherited_);
-    slots_.base = FrameAccess::data(base_);
+        // Each distinct frame counted once (they are often the same).
+        inherited_(task.inherited == task.current ? ContextFrame()
+                                                  : FrameAccess::borrow(task.inherited)),
+        base_(task.base == task.current || task.base == task.inherited
+                  ? ContextFrame()
+                  : FrameAccess::borrow(task.base)) {
+    open_continuation(slots_, saved_, task.current);
+    slots_.inherited = task.inherited;
+    slots_.base = task.base;
   }
   AwaitSuspendWindow(const AwaitSuspendWindow&) = delete;
   AwaitSuspendWindow& operator=(const AwaitSuspendWindow&) = delete;
@@ -369,7 +371,7 @@ class TaskAwaiterBase {
     }
     // The budget is spent: the child starts from the queue.
     p.leave(thread);
-    c.own_ = call_slots(p.own_, c.anchor_);
+    c.own_ = call_slots(p.own_, &c);
     schedule(q, &c);
     // NOTE: the child may have completed and resumed the parent already: nothing touches `this`.
     return std::noop_coroutine();
@@ -475,8 +477,8 @@ class ForeignTaskAwaiter {
     start.current = FrameAccess::data(t.context.current);
     start.inherited = FrameAccess::data(t.context.inherited);
     start.base = FrameAccess::data(t.context.base);
-    start.window = &c.anchor_;
-    start.chain = chain_id(c.anchor_);
+    start.window = &c;
+    start.chain = unassigned_coroutine_chain;
     c.own_ = start;
     c.set_continuation(&helper.handle.promise(), Continuation::helper);
     schedule(run_queue_after_resume(), &c);
@@ -708,7 +710,10 @@ class TaskPromise final : public TaskPromiseBase, public TaskResult<T> {
   copy_slots(saved, s);
   copy_slots(s, p.own_);
   p.own_ = Slots{};  // now the thread's, for the locals' destructors
-  ChainAnchor kept{std::exchange(p.anchor_.kept, nullptr)};
+  // The foreign awaiter's helper, if any, holds the frames these slots borrow: it goes after the
+  // restore, with the rest.
+  PromiseExtras extras;
+  extras.take(p.extras_);
   h.destroy();
   FrameData* const owned = s.owned;
   const Returned returned = s.returned;
@@ -716,7 +721,7 @@ class TaskPromise final : public TaskPromiseBase, public TaskResult<T> {
   // After the restore: the values' destructors see the destroying thread's context.
   release(owned);
   release_returned(returned);
-  release_kept(kept);
+  extras.clear();
 }
 
 /// Destroys a Task's coroutine: at once when it has finished or never started (no locals),

@@ -19,6 +19,8 @@ struct ReadyNode {
   /// Called on the resuming thread just before `handle` is resumed through the queue or handed
   /// control by `hand_off`: a Task's promise installs its slots there. Null: nothing to do.
   void (*prepare)(ReadyNode*) noexcept = nullptr;
+  /// Whether it is linked in a run queue (see unlink_ready).
+  bool queued = false;
 
   /// Prepares and returns the handle to resume now, on this thread.
   std::coroutine_handle<> ready_to_run() noexcept {
@@ -68,6 +70,7 @@ inline RunQueue& run_queue_after_resume() noexcept { return after_resume<&run_qu
 /// Appends `n` without running anything.
 inline void push_ready(RunQueue& q, ReadyNode* n) noexcept {
   n->next = nullptr;
+  n->queued = true;
   if (q.tail != nullptr) {
     q.tail->next = n;
   } else {
@@ -77,8 +80,11 @@ inline void push_ready(RunQueue& q, ReadyNode* n) noexcept {
 }
 
 /// Takes `n` out of `q` if it is waiting there (a coroutine destroyed while its resumption was
-/// queued on this thread). Walks the queue: only for that rare case.
-[[gnu::cold]] inline void unlink_ready(RunQueue& q, ReadyNode* n) noexcept {
+/// queued on this thread). Walks the queue only for a node that is queued.
+inline void unlink_ready(RunQueue& q, ReadyNode* n) noexcept {
+  if (!n->queued) [[likely]]
+    return;
+  n->queued = false;
   ReadyNode* previous = nullptr;
   for (ReadyNode* m = q.head; m != nullptr; previous = m, m = m->next) {
     if (m != n) continue;
@@ -96,6 +102,7 @@ inline void push_ready(RunQueue& q, ReadyNode* n) noexcept {
   while (ReadyNode* n = q.head) {
     q.head = n->next;
     if (q.head == nullptr) q.tail = nullptr;
+    n->queued = false;
     q.budget = transfer_budget;
     // The node may be reused (even re-appended) as soon as its coroutine runs: nothing touches
     // it after this.
