@@ -366,11 +366,12 @@ Task<detail::when_all_range_t<T>> when_all(std::vector<Task<T>> tasks) {
 ///
 /// What a foreign coroutine cannot have: slots of its own. While it runs its context is the
 /// thread's, so values it reads, and `enter`s it makes, carry across each propagated co_await
-/// (the capture holds them), but a ContextVariableScope open across a co_await that suspends is
-/// not safe there: when the coroutine suspends, the scope is still open on the thread that ran
-/// it (that thread's own windows then close out of order), and the frame the scope restores may
-/// be gone by the time it closes. Close scopes before each co_await, or write the coroutine as a
-/// ucm::Task, which has its own slots. (This is the limit the contract states for Asio's own
+/// (the capture holds them), but a ContextVariableScope cannot span a co_await that suspends:
+/// when the coroutine suspends, the scope is still open on the thread that ran it (that thread's
+/// own windows then close out of order), and once resumed the coroutine runs in a chain of
+/// windows of its own, so the scope closes as misuse and restores nothing (the frames it saved may
+/// be gone). Close scopes before each co_await, or write the coroutine as a ucm::Task, which has
+/// its own slots. (This is the limit the contract states for Asio's own
 /// `asio::awaitable` coroutines, for the same reason.) Lvalue awaitables are kept by reference.
 template <class A>
 [[nodiscard]] auto propagate(A&& awaitable) {
