@@ -295,8 +295,13 @@ TEST_CASE("an operation initiated with no context completes with none", "[asio][
 // propagate(token) with Asio's binders, associators and cancellation
 // =============================================================================================
 
-TEST_CASE("propagate composes with bind_executor in both orders: the handler runs on the strand",
-          "[asio][propagate][strand]") {
+namespace {
+
+/// Starts 100 timer waits on 4 I/O threads, each under its own request id `i`: `wait(i, timer,
+/// strand, handler)` starts one with `handler` (callable with an error code) bound to `strand`
+/// its own way. Checks that every handler ran on the strand, in its own request's context.
+template <class Wait>
+void check_handlers_run_on_the_strand(Wait wait) {
   IoThreads threads(4);
   auto strand = ::asio::make_strand(threads.io);
   Seen seen;
@@ -310,19 +315,38 @@ TEST_CASE("propagate composes with bind_executor in both orders: the handler run
       if (!strand.running_in_this_thread()) ++off_strand;
       ++inside_strand;
     };
-    request_id.run(i, [&] {
-      if (i % 2 == 0) {
-        timers.back()->async_wait(propagate(::asio::bind_executor(strand, handler)));
-      } else {
-        timers.back()->async_wait(::asio::bind_executor(strand, propagate(handler)));
-      }
-    });
+    request_id.run(i, [&] { wait(i, *timers.back(), strand, handler); });
   }
   threads.finish();
   CHECK(seen.ran == 100);
   CHECK(seen.wrong == 0);
   CHECK(off_strand == 0);
   CHECK(inside_strand == 100);
+}
+
+}  // namespace
+
+TEST_CASE("propagate composes with bind_executor in both orders: the handler runs on the strand",
+          "[asio][propagate][strand]") {
+  check_handlers_run_on_the_strand([](int i, auto& timer, auto& strand, auto& handler) {
+    if (i % 2 == 0) {
+      timer.async_wait(propagate(::asio::bind_executor(strand, handler)));
+    } else {
+      timer.async_wait(::asio::bind_executor(strand, propagate(handler)));
+    }
+  });
+}
+
+TEST_CASE("ContextFrame::bind keeps the wrapped handler's executor: the handler runs on the strand",
+          "[asio][bind][strand]") {
+  check_handlers_run_on_the_strand([](int i, auto& timer, auto& strand, auto& handler) {
+    if (i % 2 == 0) {
+      timer.async_wait(ContextFrame::bind(::asio::bind_executor(strand, handler)));
+    } else {  // posted to the io_context, handed on to the strand
+      ::asio::post(timer.get_executor(), ContextFrame::bind(::asio::bind_executor(
+                                             strand, [handler]() mutable { handler({}); })));
+    }
+  });
 }
 
 namespace {
@@ -366,6 +390,17 @@ auto inspect_handler(Token&& token, Inspect inspect) {
         std::move(handler)();
       },
       token);
+}
+
+/// Whether `a` and `b` have the same type and are equal (a different type, such as the default
+/// executor instead of a strand, is a runtime failure, not a compile error).
+template <class A, class B>
+bool same_as(const A& a, const B& b) {
+  if constexpr (std::is_same_v<A, B>) {
+    return a == b;
+  } else {
+    return false;
+  }
 }
 
 }  // namespace
@@ -418,6 +453,32 @@ TEST_CASE("the wrapped handler keeps its associated executor, allocator and canc
     CHECK(unconnected_slot);
   }
   CHECK(calls == 1);
+}
+
+TEST_CASE("ContextFrame::bind keeps the wrapped handler's allocator and cancellation slot",
+          "[asio][bind][associators]") {
+  ::asio::io_context io;
+  auto strand = ::asio::make_strand(io);
+  ::asio::cancellation_signal signal;
+  int calls = 0;
+  bool same_executor = false;
+  bool same_allocator = false;
+  bool same_slot = false;
+  auto bound = request_id.run(3, [&] {
+    return ContextFrame::bind(::asio::bind_cancellation_slot(
+        signal.slot(),
+        ::asio::bind_allocator(TaggedAllocator<void>(42),
+                               ::asio::bind_executor(strand, [&] { calls += seen_id(); }))));
+  });
+  inspect_handler(std::move(bound), [&](const auto& h) {
+    same_executor = same_as(::asio::get_associated_executor(h), strand);
+    same_allocator = same_as(::asio::get_associated_allocator(h), TaggedAllocator<void>(42));
+    same_slot = same_as(::asio::get_associated_cancellation_slot(h), signal.slot());
+  });
+  CHECK(same_executor);
+  CHECK(same_allocator);
+  CHECK(same_slot);
+  CHECK(calls == 3);
 }
 
 TEST_CASE("a timer is cancelled through a cancellation slot bound outside or inside propagate",

@@ -34,6 +34,81 @@
 #include "ucm/detail/task_promise.hpp"
 #include "ucm/frame.hpp"
 
+// =============================================================================================
+// The binder behind ContextFrame::bind, propagate's handlers and ContextExecutor's functions
+// =============================================================================================
+
+namespace ucm::detail {
+
+// The deprecated handler hooks of BoundContinuation (ucm/detail/bound_continuation.hpp),
+// forwarded to the wrapped callable as Asio's own adapters (as_tuple, redirect_error) do: legacy
+// composed operations and `io_context::strand::wrap` still rely on them in Asio 1.22. They are
+// found by argument-dependent lookup, so they live in the binder's namespace.
+template <class F>
+inline ::asio::asio_handler_allocate_is_deprecated asio_handler_allocate(
+    std::size_t size, BoundContinuation<F>* this_handler) {
+#if defined(ASIO_NO_DEPRECATED)
+  ::asio_handler_alloc_helpers::allocate(size, this_handler->get());
+  return ::asio::asio_handler_allocate_is_no_longer_used();
+#else
+  return ::asio_handler_alloc_helpers::allocate(size, this_handler->get());
+#endif
+}
+
+template <class F>
+inline ::asio::asio_handler_deallocate_is_deprecated asio_handler_deallocate(
+    void* pointer, std::size_t size, BoundContinuation<F>* this_handler) {
+  ::asio_handler_alloc_helpers::deallocate(pointer, size, this_handler->get());
+#if defined(ASIO_NO_DEPRECATED)
+  return ::asio::asio_handler_deallocate_is_no_longer_used();
+#endif
+}
+
+template <class F>
+inline bool asio_handler_is_continuation(BoundContinuation<F>* this_handler) {
+  return ::asio_handler_cont_helpers::is_continuation(this_handler->get());
+}
+
+template <class Function, class F>
+inline ::asio::asio_handler_invoke_is_deprecated asio_handler_invoke(
+    Function& function, BoundContinuation<F>* this_handler) {
+  ::asio_handler_invoke_helpers::invoke(function, this_handler->get());
+#if defined(ASIO_NO_DEPRECATED)
+  return ::asio::asio_handler_invoke_is_no_longer_used();
+#endif
+}
+
+template <class Function, class F>
+inline ::asio::asio_handler_invoke_is_deprecated asio_handler_invoke(
+    const Function& function, BoundContinuation<F>* this_handler) {
+  ::asio_handler_invoke_helpers::invoke(function, this_handler->get());
+#if defined(ASIO_NO_DEPRECATED)
+  return ::asio::asio_handler_invoke_is_no_longer_used();
+#endif
+}
+
+}  // namespace ucm::detail
+
+namespace asio {
+
+/// Every associator (executor, allocator, cancellation slot) of the binder behind
+/// `ContextFrame::bind`, `propagate`'s handlers and ContextExecutor's functions is the wrapped
+/// callable's: `propagate(bind_executor(strand, h))` and
+/// `ContextFrame::bind(bind_executor(strand, h))` complete on the strand, and
+/// `bind_cancellation_slot(slot, propagate(h))` / `propagate(bind_cancellation_slot(slot, h))`
+/// are both cancellable.
+template <template <class, class> class Associator, class F, class DefaultCandidate>
+struct associator<Associator, ::ucm::detail::BoundContinuation<F>, DefaultCandidate>
+    : Associator<F, DefaultCandidate> {
+  static typename Associator<F, DefaultCandidate>::type get(
+      const ::ucm::detail::BoundContinuation<F>& h,
+      const DefaultCandidate& c = DefaultCandidate()) noexcept {
+    return Associator<F, DefaultCandidate>::get(h.get(), c);
+  }
+};
+
+}  // namespace asio
+
 namespace ucm::asio {
 
 // =============================================================================================
@@ -44,89 +119,11 @@ namespace detail {
 
 /// The completion handler `propagate` hands to an operation: the frame captured at initiation
 /// and the handler made from the wrapped token. Calling it runs the handler in a continuation
-/// window of the frame (a few pointer swaps, no allocation). The associated executor, allocator
-/// and cancellation slot are the wrapped handler's (see the `::asio::associator` specialisation
-/// below), so the completion is delivered exactly where it would be without `propagate`.
+/// window of the frame (a few pointer swaps, no allocation); its associators are the wrapped
+/// handler's (see the `::asio::associator` specialisation above), so the completion is
+/// delivered exactly where it would be without `propagate`.
 template <class Handler>
-class PropagatingHandler {
- public:
-  template <class H>
-  PropagatingHandler(ContextFrame frame, H&& handler)
-      : frame_(std::move(frame)), handler_(std::forward<H>(handler)) {}
-
-  /// One-shot call, the usual one: the frame moves to the stack first, so the window stays valid
-  /// even if the handler destroys the object it was called on.
-  template <class... Args>
-  requires std::invocable<Handler&&, Args...>
-  decltype(auto) operator()(Args&&... args) && {
-    const ContextFrame frame = std::move(frame_);
-    ucm::detail::ContinuationWindow window(ucm::detail::FrameAccess::data(frame));
-    return std::invoke(std::move(handler_), std::forward<Args>(args)...);
-  }
-
-  template <class... Args>
-  requires std::invocable<Handler&, Args...>
-  decltype(auto) operator()(Args&&... args) & {
-    ucm::detail::ContinuationWindow window(ucm::detail::FrameAccess::data(frame_));
-    return std::invoke(handler_, std::forward<Args>(args)...);
-  }
-
-  /// The wrapped handler.
-  [[nodiscard]] Handler& get() noexcept { return handler_; }
-  [[nodiscard]] const Handler& get() const noexcept { return handler_; }
-  /// The frame captured at initiation.
-  [[nodiscard]] const ContextFrame& frame() const noexcept { return frame_; }
-
- private:
-  ContextFrame frame_;
-  Handler handler_;
-};
-
-// The deprecated handler hooks, forwarded to the wrapped handler as Asio's own adapters
-// (as_tuple, redirect_error) do: legacy composed operations and `io_context::strand::wrap`
-// still rely on them in Asio 1.22.
-template <class Handler>
-inline ::asio::asio_handler_allocate_is_deprecated asio_handler_allocate(
-    std::size_t size, PropagatingHandler<Handler>* this_handler) {
-#if defined(ASIO_NO_DEPRECATED)
-  ::asio_handler_alloc_helpers::allocate(size, this_handler->get());
-  return ::asio::asio_handler_allocate_is_no_longer_used();
-#else
-  return ::asio_handler_alloc_helpers::allocate(size, this_handler->get());
-#endif
-}
-
-template <class Handler>
-inline ::asio::asio_handler_deallocate_is_deprecated asio_handler_deallocate(
-    void* pointer, std::size_t size, PropagatingHandler<Handler>* this_handler) {
-  ::asio_handler_alloc_helpers::deallocate(pointer, size, this_handler->get());
-#if defined(ASIO_NO_DEPRECATED)
-  return ::asio::asio_handler_deallocate_is_no_longer_used();
-#endif
-}
-
-template <class Handler>
-inline bool asio_handler_is_continuation(PropagatingHandler<Handler>* this_handler) {
-  return ::asio_handler_cont_helpers::is_continuation(this_handler->get());
-}
-
-template <class Function, class Handler>
-inline ::asio::asio_handler_invoke_is_deprecated asio_handler_invoke(
-    Function& function, PropagatingHandler<Handler>* this_handler) {
-  ::asio_handler_invoke_helpers::invoke(function, this_handler->get());
-#if defined(ASIO_NO_DEPRECATED)
-  return ::asio::asio_handler_invoke_is_no_longer_used();
-#endif
-}
-
-template <class Function, class Handler>
-inline ::asio::asio_handler_invoke_is_deprecated asio_handler_invoke(
-    const Function& function, PropagatingHandler<Handler>* this_handler) {
-  ::asio_handler_invoke_helpers::invoke(function, this_handler->get());
-#if defined(ASIO_NO_DEPRECATED)
-  return ::asio::asio_handler_invoke_is_no_longer_used();
-#endif
-}
+using PropagatingHandler = ::ucm::detail::BoundContinuation<Handler>;
 
 /// Wraps an operation's initiation: when the operation is really initiated (the call for a
 /// callback, the `co_await` for `use_awaitable`, the launch for `deferred`), it captures
@@ -244,20 +241,6 @@ class async_result<::ucm::asio::propagate_t<CompletionToken>, Signatures...>
   }
 };
 
-/// Every associator (executor, allocator, cancellation slot) of a PropagatingHandler is the
-/// wrapped handler's: `propagate(bind_executor(strand, h))` completes on the strand and
-/// `bind_cancellation_slot(slot, propagate(h))` / `propagate(bind_cancellation_slot(slot, h))`
-/// are both cancellable.
-template <template <class, class> class Associator, class Handler, class DefaultCandidate>
-struct associator<Associator, ::ucm::asio::detail::PropagatingHandler<Handler>, DefaultCandidate>
-    : Associator<Handler, DefaultCandidate> {
-  static typename Associator<Handler, DefaultCandidate>::type get(
-      const ::ucm::asio::detail::PropagatingHandler<Handler>& h,
-      const DefaultCandidate& c = DefaultCandidate()) noexcept {
-    return Associator<Handler, DefaultCandidate>::get(h.get(), c);
-  }
-};
-
 }  // namespace asio
 
 namespace ucm::asio {
@@ -271,29 +254,10 @@ class ContextExecutor;
 
 namespace detail {
 
-/// A submitted function and the frame captured at submission.
+/// A submitted function and the frame captured at submission: calling it runs the function in a
+/// continuation window of the frame.
 template <class Function>
-class ContextFunction {
- public:
-  template <class F>
-  ContextFunction(ContextFrame frame, F&& function)
-      : frame_(std::move(frame)), function_(std::forward<F>(function)) {}
-
-  void operator()() && {
-    const ContextFrame frame = std::move(frame_);  // see PropagatingHandler::operator()&&
-    ucm::detail::ContinuationWindow window(ucm::detail::FrameAccess::data(frame));
-    std::move(function_)();
-  }
-
-  void operator()() & {
-    ucm::detail::ContinuationWindow window(ucm::detail::FrameAccess::data(frame_));
-    function_();
-  }
-
- private:
-  ContextFrame frame_;
-  Function function_;
-};
+using ContextFunction = ::ucm::detail::BoundContinuation<Function>;
 
 template <class T>
 inline constexpr bool is_context_executor = false;
