@@ -497,12 +497,29 @@ inline constexpr bool first_is = false;
 template <class E, class First, class... Rest>
 inline constexpr bool first_is<E, First, Rest...> = std::same_as<std::decay_t<First>, E>;
 
-/// Whether a ucm::Task awaiting an operation has given up its slots yet (see
-/// TaskOperation::suspend_in_task): until it has, a handler running on another thread must not
-/// resume it.
+/// Whether an initiation on another thread is still running in a ucm::Task's context (see
+/// TaskOperation::suspend_in_task): until it is done, a handler running on another thread must
+/// not resume the Task.
 enum class Hand : unsigned char {
-  initiating,  // the Task still has its slots installed on the initiating thread
-  left,        // it has given them up (or it is not a ucm::Task): the handler may resume it
+  initiating,  // the initiating thread still runs the initiation in a window of the Task's frame
+  left,        // it is done (or the coroutine is not a ucm::Task): the handler may resume it
+};
+
+/// What the handler and the awaiter of one operation share, so that either may go first: the
+/// awaiter goes when its coroutine is destroyed while the operation is pending (the handler then
+/// drops the completion), the handler when it is called or destroyed uncalled. The last to go
+/// frees it. One small allocation per operation; the results stay in the coroutine frame.
+struct OperationLink {
+  static constexpr unsigned char awaiter_gone = 1;
+  static constexpr unsigned char handler_gone = 2;
+  std::atomic<unsigned char> gone{0};
+
+  /// Records that `who` went; true if the other had gone already: the caller frees the link.
+  bool leave(unsigned char who) noexcept {
+    // acq_rel: the handler that finds the awaiter gone must not touch the frame, and whoever
+    // frees the link sees everything the other did with it.
+    return (gone.fetch_or(who, std::memory_order_acq_rel) & ~who) != 0;
+  }
 };
 
 /// The state of one awaited operation, in the coroutine frame: the coroutine and its results.
@@ -513,60 +530,136 @@ struct TaskCompletion {
   std::atomic<Hand> hand{Hand::left};
 };
 
+/// How an operation's completion handler ran with respect to the initiation (see TaskHandler).
+enum class Inline : unsigned char {
+  no,         // not inside it: the handler resumes the coroutine wherever Asio runs it
+  resumed,    // inside it, and it resumed the coroutine there, inside the handler's invocation
+  completed,  // inside it, too deeply nested to resume there: continue as the initiation returns
+};
+
+/// How many initiations may nest on one thread's stack before a completion inside one no longer
+/// resumes its coroutine there. Each level is an await_suspend, Asio's dispatch and the
+/// coroutine's resumption (a few hundred bytes of stack), so a coroutine that keeps dispatching
+/// onto the strand it runs on stays within 16 levels, and on that strand.
+inline constexpr unsigned inline_resume_limit = 16;
+
 /// Marks, on the initiating thread's stack, the operation being initiated by await_suspend, so
 /// that a handler invoked inside the initiation (a dispatch from within its executor) can tell.
 struct InitiationMarker {
   const void* completion;
-  bool completed_inline;
   InitiationMarker* previous;
+  unsigned depth;         // initiations on this thread's stack, this one included
+  Inline outcome;
+  ::ucm::detail::FrameData* window;  // a ucm::Task's: the frame its initiation runs in
 };
 
 inline InitiationMarker*& initiation_marker() noexcept {
   static thread_local constinit InitiationMarker* marker = nullptr;
   return marker;
 }
-/// This thread's marker, from await_suspend, which may be inlined into a coroutine body (see
+
+/// Runs `launch` with `marker` (on the caller's stack) pushed on this thread's markers, and, for
+/// a ucm::Task, in a continuation window of `marker.window`. Not inlined: it reaches this
+/// thread's state afresh, even when await_suspend is inlined into a coroutine body (see
 /// after_resume in ucm/detail/config.hpp).
-inline InitiationMarker*& current_initiation() noexcept {
-  return ::ucm::detail::after_resume<&initiation_marker>();
+template <class Launch>
+[[gnu::noinline]] void initiate(InitiationMarker& marker, const void* completion, Launch launch) {
+  InitiationMarker*& top = initiation_marker();
+  marker.completion = completion;
+  marker.previous = top;
+  marker.depth = top == nullptr ? 1 : top->depth + 1;
+  marker.outcome = Inline::no;
+  top = &marker;
+  try {
+    if (marker.window != nullptr) {
+      ::ucm::detail::ContinuationWindow window(marker.window);
+      launch();
+    } else {
+      launch();
+    }
+  } catch (...) {
+    initiation_marker() = marker.previous;
+    // Its handler resumed the coroutine inside it, then it threw: the coroutine has moved on,
+    // so the exception has nowhere to go. (Asio's initiations never do this.)
+    if (marker.outcome == Inline::resumed) std::terminate();
+    throw;
+  }
+  initiation_marker() = marker.previous;
+  // After the window closed: the reference a handler that resumed the Task inside took on it.
+  if (marker.outcome == Inline::resumed) ::ucm::detail::release(marker.window);
 }
 
 /// The handler use_task gives the operation: stores the results and resumes the coroutine, so
 /// the coroutine continues where Asio runs the completion (an I/O thread, the handler's strand).
-/// Invoked inside the initiation itself, it only records that, and await_suspend lets the
-/// coroutine continue at once on the same thread (no recursion).
+/// Invoked inside the initiation itself (a dispatch onto an idle strand), it resumes the
+/// coroutine there too, in a run loop of its own, so the coroutine runs inside the strand's
+/// invocation until it next suspends, as with `asio::use_awaitable`; nested deeper than
+/// inline_resume_limit, it only records the completion, and the coroutine continues as the
+/// initiation returns (no unbounded recursion). If the coroutine was destroyed before the
+/// completion, it drops it. Move-only: it owns its half of the link.
 template <class... Args>
 class TaskHandler {
  public:
-  explicit TaskHandler(TaskCompletion<Args...>* completion) noexcept : completion_(completion) {}
+  TaskHandler(TaskCompletion<Args...>* completion, OperationLink* link) noexcept
+      : completion_(completion), link_(link) {}
+  TaskHandler(TaskHandler&& other) noexcept
+      : completion_(other.completion_), link_(std::exchange(other.link_, nullptr)) {}
+  TaskHandler& operator=(TaskHandler&&) = delete;
+  ~TaskHandler() {
+    // Destroyed uncalled (its io_context destroyed with the operation pending): the coroutine is
+    // never resumed; its owner must destroy it.
+    if (link_ != nullptr && link_->leave(OperationLink::handler_gone)) delete link_;
+  }
 
   template <class... Actual>
   requires std::constructible_from<std::tuple<std::decay_t<Args>...>, Actual &&...> void operator()(
       Actual&&... args) {
+    OperationLink* const link = std::exchange(link_, nullptr);
+    if (link->leave(OperationLink::handler_gone)) {
+      delete link;  // the coroutine was destroyed while the operation was pending: nobody waits
+      return;
+    }
+    // NOTE: from here the awaiter frees the link, and the coroutine frame (which holds
+    // `completion`) lives at least until the coroutine is resumed below.
     TaskCompletion<Args...>* const completion = completion_;
     completion->results.emplace(std::forward<Actual>(args)...);
     // Any initiation on this thread's stack, not only the innermost: an initiation may resume
     // a coroutine inline that initiates another operation, which completes this one.
-    for (InitiationMarker* m = current_initiation(); m != nullptr; m = m->previous) {
-      if (m->completion == completion) {
-        m->completed_inline = true;
+    for (InitiationMarker* m = initiation_marker(); m != nullptr; m = m->previous) {
+      if (m->completion != completion) continue;
+      if (m->depth > inline_resume_limit) {
+        m->outcome = Inline::completed;
         return;
       }
+      m->outcome = Inline::resumed;
+      // The coroutine may end before the initiation returns, and the initiation still runs in a
+      // window of its frame: keep that frame alive until then (suspend_in_task releases it).
+      ::ucm::detail::retain(m->window);
+      resume_here(completion->continuation);
+      return;
     }
-    // A Task still initiating on another thread is a few instructions from giving up its slots
-    // (its initiation returned or is returning): wait for that, so the Task continues here,
-    // where Asio runs the completion, and never on two threads at once. Acquire: sees the slots
-    // it saved.
+    // A Task's initiation still running on another thread is a few instructions from its end
+    // (it returned or is returning): wait for it, so that the frame it runs in outlives it.
+    // Acquire: sees what the Task saved before its initiation.
     for (unsigned spins = 0; completion->hand.load(std::memory_order_acquire) == Hand::initiating;
          ++spins) {
       if (spins >= 64) std::this_thread::yield();  // it may have been descheduled
     }
-    // The coroutine frame (which holds `completion`) lives at least until it is resumed here.
     completion->continuation.resume();
   }
 
  private:
+  /// Resumes the coroutine inside this invocation, and everything it makes ready, in a run loop
+  /// of its own (as sync_wait does): what it hands control to runs here too, not later in a loop
+  /// further down this thread's stack, outside the executor that runs this handler.
+  static void resume_here(std::coroutine_handle<> coroutine) noexcept {
+    ::ucm::detail::ReadyNode node;
+    node.handle = coroutine;
+    ::ucm::detail::run_nested(&node);
+  }
+
   TaskCompletion<Args...>* completion_;
+  OperationLink* link_;
 };
 
 /// An operation's initiation and its arguments, kept until the operation is awaited.
@@ -659,6 +752,9 @@ class [[nodiscard]] TaskOperation<R(Args...)> {
   TaskOperation& operator=(TaskOperation&&) = delete;
   ~TaskOperation() {
     if (launcher_ != nullptr) operations_->destroy(launcher_);
+    // Destroyed while the operation is pending (its coroutine was destroyed): the handler will
+    // drop the completion, or it went already (destroyed uncalled) and the link is freed here.
+    if (link_ != nullptr && link_->leave(OperationLink::awaiter_gone)) delete link_;
   }
 
   /// Whether the initiation and its arguments are stored inline (no allocation). For tests.
@@ -666,9 +762,9 @@ class [[nodiscard]] TaskOperation<R(Args...)> {
     return launcher_ == static_cast<const void*>(storage_);
   }
 
-  /// In a ucm::Task the operation is initiated with the Task's slots still installed (an
-  /// initiation that captures the context, such as a post or co_spawn on a ContextExecutor,
-  /// captures the Task's), and the Task gives them up only afterwards (see suspend_in_task).
+  /// In a ucm::Task the operation is initiated in the Task's context (an initiation that
+  /// captures the context, such as a post or co_spawn on a ContextExecutor, captures the
+  /// Task's), and the Task's slots are handled here (see suspend_in_task).
   using ucm_slot_aware = void;
 
   bool await_ready() const noexcept { return false; }
@@ -684,47 +780,61 @@ class [[nodiscard]] TaskOperation<R(Args...)> {
 
   auto await_resume() {
     if (task_ != nullptr) task_->enter_root(::ucm::detail::thread_refs_after_resume());
+    // The handler has gone: it resumed this coroutine, or completed inside the initiation.
+    delete std::exchange(link_, nullptr);
     return take_results();
   }
 
  private:
-  /// Any other coroutine: initiates, and the handler resumes the coroutine wherever it runs.
+  /// Any other coroutine: initiates in the thread's context, and the handler resumes the
+  /// coroutine wherever it runs.
   bool suspend(std::coroutine_handle<> continuation) {
+    link_ = new OperationLink;  // may throw: nothing happened yet
     completion_.continuation = continuation;
-    InitiationMarker*& current = current_initiation();
-    InitiationMarker marker{&completion_, false, current};
-    current = &marker;
-    try {
-      operations_->launch(launcher_, Handler(&completion_));
-    } catch (...) {
-      current_initiation() = marker.previous;
-      throw;
-    }
-    // NOTE: the handler may have resumed the coroutine on another thread already, and that may
-    // have destroyed this awaiter: from here on only the stack and this thread's marker.
-    current_initiation() = marker.previous;
-    return !marker.completed_inline;  // false: completed inside the initiation, continue now
+    InitiationMarker marker;
+    marker.window = nullptr;
+    launch(marker);
+    // NOTE: the handler may have resumed the coroutine, here or on another thread, and that may
+    // have destroyed this awaiter: from here on only the stack.
+    return marker.outcome != Inline::completed;  // false: completed inside, continue now
   }
 
-  /// A ucm::Task: initiates with the Task's slots installed, then gives them up. A handler that
-  /// runs on another thread before that waits for it (`hand`, see TaskHandler).
+  /// A ucm::Task: gives up its slots, then initiates in a continuation window of its current
+  /// frame, so the initiation captures the Task's values and a handler that resumes the Task
+  /// inside the initiation installs its slots as any resumption does. A handler that runs on
+  /// another thread before the initiation is over waits for it (`hand`, see TaskHandler).
   bool suspend_in_task(std::coroutine_handle<> continuation, ::ucm::detail::PromiseBase& task) {
+    link_ = new OperationLink;  // may throw: nothing happened yet
+    const ::ucm::detail::ThreadRefs thread = ::ucm::detail::thread_refs_after_resume();
+    InitiationMarker marker;
+    // Borrowed: what holds it (the Task's scopes, `enter`s, awaiter) stays while the Task waits.
+    marker.window = thread.slots.current;
+    completion_.continuation = continuation;
     completion_.hand.store(Hand::initiating, std::memory_order_relaxed);
-    bool suspended = false;
+    task_ = &task;
+    task.leave(thread);
     try {
-      suspended = suspend(continuation);
+      launch(marker);
     } catch (...) {
-      // The Task resumes with the exception. An initiation that threw after taking the handler
-      // is broken anyway; at least its handler must not wait for a hand that never comes.
+      // The Task resumes with the exception, not through await_resume: its slots again. An
+      // initiation that threw after taking the handler is broken anyway; at least its handler
+      // must not wait for an initiation that is over.
       completion_.hand.store(Hand::left, std::memory_order_release);
+      task.enter_root(::ucm::detail::thread_refs_after_resume());
       throw;
     }
-    if (!suspended) return false;  // completed inside the initiation
-    task_ = &task;
-    task.leave(::ucm::detail::thread_refs_after_resume());
-    // Release: publishes task_ and the saved slots to the handler's thread.
+    // NOTE: resumed inside the initiation, the Task may have ended and been destroyed already.
+    if (marker.outcome == Inline::resumed) return true;
+    const bool completed = marker.outcome == Inline::completed;
+    // Release: the initiation, which ran in a window of the Task's frame, is over.
     completion_.hand.store(Hand::left, std::memory_order_release);
-    return true;  // NOTE: the handler may resume the Task at once: no access to `this`
+    return !completed;  // NOTE: the handler may resume the Task at once: no access to `this`
+  }
+
+  /// Launches the operation with a TaskHandler, through `initiate`.
+  void launch(InitiationMarker& marker) {
+    initiate(marker, &completion_,
+             [this] { operations_->launch(launcher_, Handler(&completion_, link_)); });
   }
 
   auto take_results() {
@@ -754,6 +864,7 @@ class [[nodiscard]] TaskOperation<R(Args...)> {
   void* launcher_;
   const Operations* operations_;
   TaskCompletion<Args...> completion_;
+  OperationLink* link_ = nullptr;  // shared with the handler, from await_suspend to await_resume
   ::ucm::detail::PromiseBase* task_ = nullptr;  // the Task to install again when it resumes
 };
 
