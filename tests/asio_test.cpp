@@ -1124,8 +1124,9 @@ Starter start(ucm::Task<>& task) { co_await task; }
 /// in a scope: `resumed` is set if it ever continues.
 ucm::Task<> wait_on(::asio::io_context& io, ::asio::steady_timer* timer, int id, bool& resumed) {
   ucm::ContextVariableScope scope(request_id, id);
-  ::asio::steady_timer own(io, 30s);
-  co_await (timer != nullptr ? timer : &own)->async_wait(ucm::asio::use_task);
+  std::optional<::asio::steady_timer> own;
+  if (timer == nullptr) timer = &own.emplace(io, 30s);
+  co_await timer->async_wait(ucm::asio::use_task);
   resumed = true;
 }
 
@@ -1158,10 +1159,11 @@ TEST_CASE("a Task destroyed while its use_task operation is pending drops the co
   }
   SECTION("the io_context is destroyed first, then the Task") {
     auto other = std::make_unique<::asio::io_context>();
-    ::asio::steady_timer timer(*other, 30s);
-    ucm::Task<> task = wait_on(*other, &timer, 4, resumed);
+    auto timer = std::make_unique<::asio::steady_timer>(*other, 30s);
+    ucm::Task<> task = wait_on(*other, timer.get(), 4, resumed);
     Starter started = start(task);
-    other.reset();         // the handler goes uncalled: the Task is never resumed
+    timer.reset();         // cancels the wait: its completion is queued
+    other.reset();         // and destroyed uncalled: the Task is never resumed
     task = ucm::Task<>{};  // then the awaiter goes
   }
   SECTION("a coroutine that knows nothing of ucm, destroyed while it waits") {

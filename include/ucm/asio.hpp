@@ -670,8 +670,12 @@ struct Launcher {
 
   template <class Handler>
   void launch(Handler handler) {
-    std::apply([&](InitArgs&... a) { std::move(initiation)(std::move(handler), std::move(a)...); },
-               args);
+    // Moved to the stack first: a completion inside the initiation may resume the coroutine,
+    // which may end and free the frame that holds this launcher while the initiation still runs.
+    Launcher self(std::move(*this));
+    std::apply(
+        [&](InitArgs&... a) { std::move(self.initiation)(std::move(handler), std::move(a)...); },
+        self.args);
   }
 };
 
