@@ -20,6 +20,7 @@
 #include <concepts>
 #include <coroutine>
 #include <cstddef>
+#include <cstdint>
 #include <exception>
 #include <functional>
 #include <new>
@@ -30,6 +31,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "ucm/detail/frame_data.hpp"
 #include "ucm/detail/slots.hpp"
 #include "ucm/detail/task_promise.hpp"
 #include "ucm/frame.hpp"
@@ -505,22 +507,57 @@ enum class Hand : unsigned char {
   left,        // it is done (or the coroutine is not a ucm::Task): the handler may resume it
 };
 
-/// What the handler and the awaiter of one operation share, so that either may go first: the
-/// awaiter goes when its coroutine is destroyed while the operation is pending (the handler then
-/// drops the completion), the handler when it is called or destroyed uncalled. The last to go
-/// frees it. One small allocation per operation; the results stay in the coroutine frame.
+/// What the handler and the awaiter of one operation share, so that the handler can tell whether
+/// the coroutine was destroyed while the operation was pending (it then drops the completion),
+/// and the link is freed once, by whichever of the two goes last. One small allocation per
+/// operation; the results stay in the coroutine frame.
+///
+/// The common path takes no locked instruction: a handler called while its awaiter lives
+/// resumes the coroutine, whose await_resume frees the link, so the handler only reads it. The
+/// rare ways to go (an awaiter destroyed while pending, a handler destroyed uncalled) record it
+/// with an atomic or, as they may meet (a Task destroyed while its io_context shuts down).
+// NOTE: an awaiter destroyed concurrently with its handler's call is a Task destroyed while
+// another thread resumes it, which nothing can make safe. Destroyed before the call (the Task's
+// destruction cancels the operation, or comes before its completion is run), the handler's
+// acquire load sees it: the destruction happens before the call.
 struct OperationLink {
   static constexpr unsigned char awaiter_gone = 1;
   static constexpr unsigned char handler_gone = 2;
   std::atomic<unsigned char> gone{0};
 
-  /// Records that `who` went; true if the other had gone already: the caller frees the link.
+  /// Records that `who` went (the rare ways); true if the other had gone already: the caller
+  /// frees the link.
   bool leave(unsigned char who) noexcept {
-    // acq_rel: the handler that finds the awaiter gone must not touch the frame, and whoever
-    // frees the link sees everything the other did with it.
+    // acq_rel: whoever frees the link sees everything the other did with it.
     return (gone.fetch_or(who, std::memory_order_acq_rel) & ~who) != 0;
   }
+
+  /// Whether the awaiter went before its handler was called: the coroutine was destroyed.
+  [[nodiscard]] bool awaiter_went() const noexcept {
+    // Acquire: pairs with the awaiter's leave, so the handler then frees the link safely.
+    return (gone.load(std::memory_order_acquire) & awaiter_gone) != 0;
+  }
 };
+
+/// The cache class of a link's block (see new_link).
+inline std::uint32_t link_class() noexcept {
+  return ::ucm::detail::cache_class(sizeof(OperationLink), ::ucm::detail::block_alignment);
+}
+
+/// A new link, in a block from this thread's frame block cache: a few instructions where
+/// operator new and delete cost tens of nanoseconds. Not inlined, like the frame builders, so
+/// that it reaches the cache afresh even from a coroutine body (see after_resume in
+/// ucm/detail/config.hpp).
+[[gnu::noinline]] inline OperationLink* new_link() {
+  return ::new (::ucm::detail::allocate_block(sizeof(OperationLink), ::ucm::detail::block_alignment,
+                                              link_class())) OperationLink;
+}
+
+/// Frees a link from new_link.
+[[gnu::noinline]] inline void delete_link(OperationLink* link) noexcept {
+  link->~OperationLink();
+  ::ucm::detail::free_cached_block(link, ::ucm::detail::block_alignment, link_class());
+}
 
 /// The state of one awaited operation, in the coroutine frame: the coroutine and its results.
 template <class... Args>
@@ -548,7 +585,7 @@ inline constexpr unsigned inline_resume_limit = 16;
 struct InitiationMarker {
   const void* completion;
   InitiationMarker* previous;
-  unsigned depth;         // initiations on this thread's stack, this one included
+  unsigned depth;  // initiations on this thread's stack, this one included
   Inline outcome;
   ::ucm::detail::FrameData* window;  // a ucm::Task's: the frame its initiation runs in
 };
@@ -608,19 +645,21 @@ class TaskHandler {
   ~TaskHandler() {
     // Destroyed uncalled (its io_context destroyed with the operation pending): the coroutine is
     // never resumed; its owner must destroy it.
-    if (link_ != nullptr && link_->leave(OperationLink::handler_gone)) delete link_;
+    if (link_ != nullptr && link_->leave(OperationLink::handler_gone)) delete_link(link_);
   }
 
   template <class... Actual>
   requires std::constructible_from<std::tuple<std::decay_t<Args>...>, Actual &&...> void operator()(
       Actual&&... args) {
     OperationLink* const link = std::exchange(link_, nullptr);
-    if (link->leave(OperationLink::handler_gone)) {
-      delete link;  // the coroutine was destroyed while the operation was pending: nobody waits
+    if (link->awaiter_went()) {
+      delete_link(
+          link);  // the coroutine was destroyed while the operation was pending: nobody waits
       return;
     }
-    // NOTE: from here the awaiter frees the link, and the coroutine frame (which holds
-    // `completion`) lives at least until the coroutine is resumed below.
+    // NOTE: from here the awaiter frees the link (the results tell it the handler was called),
+    // and the coroutine frame (which holds `completion`) lives at least until the coroutine is
+    // resumed below.
     TaskCompletion<Args...>* const completion = completion_;
     completion->results.emplace(std::forward<Actual>(args)...);
     // Any initiation on this thread's stack, not only the innermost: an initiation may resume
@@ -758,7 +797,12 @@ class [[nodiscard]] TaskOperation<R(Args...)> {
     if (launcher_ != nullptr) operations_->destroy(launcher_);
     // Destroyed while the operation is pending (its coroutine was destroyed): the handler will
     // drop the completion, or it went already (destroyed uncalled) and the link is freed here.
-    if (link_ != nullptr && link_->leave(OperationLink::awaiter_gone)) delete link_;
+    // Results without await_resume: the handler completed inside an initiation that then threw,
+    // and touches the link no more.
+    if (link_ != nullptr &&
+        (completion_.results.has_value() || link_->leave(OperationLink::awaiter_gone))) {
+      delete_link(link_);
+    }
   }
 
   /// Whether the initiation and its arguments are stored inline (no allocation). For tests.
@@ -785,7 +829,7 @@ class [[nodiscard]] TaskOperation<R(Args...)> {
   auto await_resume() {
     if (task_ != nullptr) task_->enter_root(::ucm::detail::thread_refs_after_resume());
     // The handler has gone: it resumed this coroutine, or completed inside the initiation.
-    delete std::exchange(link_, nullptr);
+    delete_link(std::exchange(link_, nullptr));
     return take_results();
   }
 
@@ -793,7 +837,7 @@ class [[nodiscard]] TaskOperation<R(Args...)> {
   /// Any other coroutine: initiates in the thread's context, and the handler resumes the
   /// coroutine wherever it runs.
   bool suspend(std::coroutine_handle<> continuation) {
-    link_ = new OperationLink;  // may throw: nothing happened yet
+    link_ = new_link();  // may throw: nothing happened yet
     completion_.continuation = continuation;
     InitiationMarker marker;
     marker.window = nullptr;
@@ -808,7 +852,7 @@ class [[nodiscard]] TaskOperation<R(Args...)> {
   /// inside the initiation installs its slots as any resumption does. A handler that runs on
   /// another thread before the initiation is over waits for it (`hand`, see TaskHandler).
   bool suspend_in_task(std::coroutine_handle<> continuation, ::ucm::detail::PromiseBase& task) {
-    link_ = new OperationLink;  // may throw: nothing happened yet
+    link_ = new_link();  // may throw: nothing happened yet
     const ::ucm::detail::ThreadRefs thread = ::ucm::detail::thread_refs_after_resume();
     InitiationMarker marker;
     // Borrowed: what holds it (the Task's scopes, `enter`s, awaiter) stays while the Task waits.
