@@ -458,13 +458,17 @@ struct use_task_t {
 ///
 /// The operation is initiated when it is awaited (lazily, like `asio::use_awaitable`). The
 /// coroutine is resumed from the completion handler, wherever Asio runs it (an I/O thread, or
-/// the strand of `asio::bind_executor(strand, ucm::asio::use_task)`); if the operation completes
-/// inside its own initiation (`asio::dispatch` from within the executor), the coroutine simply
-/// continues on the same thread, without recursion. A `ucm::Task` initiates the operation with
-/// its own slots installed (what the initiation captures is the Task's context) and restores
-/// them on every resumption, so a ContextVariableScope spanning the `co_await` stays correct. In
-/// other coroutine types use `ucm::propagate(op(use_task))` (see ucm/task.hpp); without it they
-/// resume with the completing thread's context.
+/// the strand of `asio::bind_executor(strand, ucm::asio::use_task)`). That holds too when the
+/// operation completes inside its own initiation (`co_await asio::dispatch(strand, use_task)` on
+/// an idle strand): the coroutine continues inside the handler's invocation, so it is still on
+/// the strand afterwards, as with `asio::use_awaitable`; such inline completions nest at most 16
+/// deep on one thread's stack, after which the coroutine continues as the initiation returns
+/// (still inside the invocation that ran the previous level), so a loop of them never grows the
+/// stack. A `ucm::Task` initiates the operation in its own context (what the initiation captures
+/// is the Task's values) and restores its slots on every resumption, so a ContextVariableScope
+/// spanning the `co_await` stays correct. In other coroutine types use
+/// `ucm::propagate(op(use_task))` (see ucm/task.hpp); without it they resume with the completing
+/// thread's context.
 ///
 /// Results follow `asio::use_awaitable`: a leading `std::error_code` is thrown as
 /// `std::system_error` when set, a leading `std::exception_ptr` is rethrown when set, and the
@@ -473,21 +477,22 @@ struct use_task_t {
 /// of catching it, use `asio::redirect_error(ucm::asio::use_task, ec)` or
 /// `asio::experimental::as_tuple(ucm::asio::use_task)`.
 ///
-/// Cost: no allocation beyond the operation's own when the initiation and its arguments fit in
-/// 128 bytes (every Asio 1.22 operation tried: timers, sockets, accept, composed reads and
-/// writes, post, co_spawn); they and the results are stored in the awaiter, in the coroutine
-/// frame. Composes with
-/// Asio's adapters (`bind_executor`, `bind_cancellation_slot`, `redirect_error`, `as_tuple`).
-/// If the operation's handler is destroyed without being called (its io_context destroyed with
-/// the operation pending), the coroutine is never resumed; its owner must destroy it.
+/// Lifetime: a coroutine (a `ucm::Task` going out of scope) may be destroyed while suspended on
+/// an operation: the completion that comes afterwards is dropped, nothing is written into the
+/// freed frame and nothing leaks (the Task's own I/O objects, destroyed with it, cancel the
+/// operation; one that outlives it completes later, or is destroyed with its io_context). The
+/// destruction must come before the completion runs, not during it: nothing can make destroying
+/// a coroutine while another thread resumes it safe, so destroy a Task from the strand or thread
+/// that runs its completions, or while they cannot run (its io_context stopped). If the
+/// operation's handler is destroyed without being called, the coroutine is never resumed; its
+/// owner must destroy it.
 ///
-/// Limits: the results live in the coroutine frame and the handler points to them, so a Task
-/// must not be destroyed while suspended on an operation that can still complete (cancel the
-/// operation and let it complete, or destroy its io_context, first); `asio::use_awaitable`,
-/// whose handler owns the frame, has no such rule. And an operation that completes inside its
-/// own initiation continues the coroutine after the initiation returned, so after
-/// `co_await asio::dispatch(strand, use_task)` run inline on an idle strand the coroutine is no
-/// longer on the strand (use `bind_executor(strand, use_task)` for work that must run on it).
+/// Cost: one block from the thread's frame block cache for the state the handler shares with
+/// the awaiter (no locked instruction on the common path), and no other allocation beyond the
+/// operation's own when the initiation and its arguments fit in 128 bytes (every Asio 1.22
+/// operation tried: timers, sockets, accept, composed reads and writes, post, co_spawn); they and
+/// the results are stored in the awaiter, in the coroutine frame. Composes with Asio's adapters
+/// (`bind_executor`, `bind_cancellation_slot`, `redirect_error`, `as_tuple`).
 inline constexpr use_task_t use_task{};
 
 namespace detail {
