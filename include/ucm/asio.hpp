@@ -514,8 +514,8 @@ enum class Hand : unsigned char {
 
 /// What the handler and the awaiter of one operation share, so that the handler can tell whether
 /// the coroutine was destroyed while the operation was pending (it then drops the completion),
-/// and the link is freed once, by whichever of the two goes last. One small allocation per
-/// operation; the results stay in the coroutine frame.
+/// and the link is freed once, by whichever of the two goes last. One block per operation (see
+/// new_link); the results stay in the coroutine frame.
 ///
 /// The common path takes no locked instruction: a handler called while its awaiter lives
 /// resumes the coroutine, whose await_resume frees the link, so the handler only reads it. The
@@ -581,8 +581,9 @@ enum class Inline : unsigned char {
 
 /// How many initiations may nest on one thread's stack before a completion inside one no longer
 /// resumes its coroutine there. Each level is an await_suspend, Asio's dispatch and the
-/// coroutine's resumption (a few hundred bytes of stack), so a coroutine that keeps dispatching
-/// onto the strand it runs on stays within 16 levels, and on that strand.
+/// coroutine's resumption (about 500 bytes of stack with g++ -O2, 3 KB under AddressSanitizer),
+/// so a coroutine that keeps dispatching onto the strand it runs on stays within 16 levels, and
+/// on that strand.
 inline constexpr unsigned inline_resume_limit = 16;
 
 /// Marks, on the initiating thread's stack, the operation being initiated by await_suspend, so
