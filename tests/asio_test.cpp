@@ -16,10 +16,13 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <coroutine>
 #include <cstddef>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -295,8 +298,13 @@ TEST_CASE("an operation initiated with no context completes with none", "[asio][
 // propagate(token) with Asio's binders, associators and cancellation
 // =============================================================================================
 
-TEST_CASE("propagate composes with bind_executor in both orders: the handler runs on the strand",
-          "[asio][propagate][strand]") {
+namespace {
+
+/// Starts 100 timer waits on 4 I/O threads, each under its own request id `i`: `wait(i, timer,
+/// strand, handler)` starts one with `handler` (callable with an error code) bound to `strand`
+/// its own way. Checks that every handler ran on the strand, in its own request's context.
+template <class Wait>
+void check_handlers_run_on_the_strand(Wait wait) {
   IoThreads threads(4);
   auto strand = ::asio::make_strand(threads.io);
   Seen seen;
@@ -310,19 +318,38 @@ TEST_CASE("propagate composes with bind_executor in both orders: the handler run
       if (!strand.running_in_this_thread()) ++off_strand;
       ++inside_strand;
     };
-    request_id.run(i, [&] {
-      if (i % 2 == 0) {
-        timers.back()->async_wait(propagate(::asio::bind_executor(strand, handler)));
-      } else {
-        timers.back()->async_wait(::asio::bind_executor(strand, propagate(handler)));
-      }
-    });
+    request_id.run(i, [&] { wait(i, *timers.back(), strand, handler); });
   }
   threads.finish();
   CHECK(seen.ran == 100);
   CHECK(seen.wrong == 0);
   CHECK(off_strand == 0);
   CHECK(inside_strand == 100);
+}
+
+}  // namespace
+
+TEST_CASE("propagate composes with bind_executor in both orders: the handler runs on the strand",
+          "[asio][propagate][strand]") {
+  check_handlers_run_on_the_strand([](int i, auto& timer, auto& strand, auto& handler) {
+    if (i % 2 == 0) {
+      timer.async_wait(propagate(::asio::bind_executor(strand, handler)));
+    } else {
+      timer.async_wait(::asio::bind_executor(strand, propagate(handler)));
+    }
+  });
+}
+
+TEST_CASE("ContextFrame::bind keeps the wrapped handler's executor: the handler runs on the strand",
+          "[asio][bind][strand]") {
+  check_handlers_run_on_the_strand([](int i, auto& timer, auto& strand, auto& handler) {
+    if (i % 2 == 0) {
+      timer.async_wait(ContextFrame::bind(::asio::bind_executor(strand, handler)));
+    } else {  // posted to the io_context, handed on to the strand
+      ::asio::post(timer.get_executor(), ContextFrame::bind(::asio::bind_executor(
+                                             strand, [handler]() mutable { handler({}); })));
+    }
+  });
 }
 
 namespace {
@@ -366,6 +393,17 @@ auto inspect_handler(Token&& token, Inspect inspect) {
         std::move(handler)();
       },
       token);
+}
+
+/// Whether `a` and `b` have the same type and are equal (a different type, such as the default
+/// executor instead of a strand, is a runtime failure, not a compile error).
+template <class A, class B>
+bool same_as(const A& a, const B& b) {
+  if constexpr (std::is_same_v<A, B>) {
+    return a == b;
+  } else {
+    return false;
+  }
 }
 
 }  // namespace
@@ -418,6 +456,32 @@ TEST_CASE("the wrapped handler keeps its associated executor, allocator and canc
     CHECK(unconnected_slot);
   }
   CHECK(calls == 1);
+}
+
+TEST_CASE("ContextFrame::bind keeps the wrapped handler's allocator and cancellation slot",
+          "[asio][bind][associators]") {
+  ::asio::io_context io;
+  auto strand = ::asio::make_strand(io);
+  ::asio::cancellation_signal signal;
+  int calls = 0;
+  bool same_executor = false;
+  bool same_allocator = false;
+  bool same_slot = false;
+  auto bound = request_id.run(3, [&] {
+    return ContextFrame::bind(::asio::bind_cancellation_slot(
+        signal.slot(),
+        ::asio::bind_allocator(TaggedAllocator<void>(42),
+                               ::asio::bind_executor(strand, [&] { calls += seen_id(); }))));
+  });
+  inspect_handler(std::move(bound), [&](const auto& h) {
+    same_executor = same_as(::asio::get_associated_executor(h), strand);
+    same_allocator = same_as(::asio::get_associated_allocator(h), TaggedAllocator<void>(42));
+    same_slot = same_as(::asio::get_associated_cancellation_slot(h), signal.slot());
+  });
+  CHECK(same_executor);
+  CHECK(same_allocator);
+  CHECK(same_slot);
+  CHECK(calls == 3);
 }
 
 TEST_CASE("a timer is cancelled through a cancellation slot bound outside or inside propagate",
@@ -1024,4 +1088,176 @@ TEST_CASE("use_task works in a coroutine type that knows nothing of ucm, through
   threads.finish();
   CHECK(after == 4);
   CHECK(without == -1);
+}
+
+// =============================================================================================
+// use_task: a Task destroyed while its operation is pending, operations completed inline
+// =============================================================================================
+
+namespace {
+
+/// A coroutine type that knows nothing of ucm, to start a Task without waiting for it: `start`
+/// runs the Task until it first suspends and leaves it there. The Task must be completed or
+/// destroyed before the Starter is.
+struct Starter {
+  struct promise_type {
+    Starter get_return_object() noexcept {
+      return Starter{std::coroutine_handle<promise_type>::from_promise(*this)};
+    }
+    std::suspend_never initial_suspend() noexcept { return {}; }
+    std::suspend_always final_suspend() noexcept { return {}; }
+    void return_void() noexcept {}
+    void unhandled_exception() noexcept { std::terminate(); }
+  };
+  explicit Starter(std::coroutine_handle<promise_type> h) noexcept : handle(h) {}
+  Starter(Starter&& other) noexcept : handle(std::exchange(other.handle, nullptr)) {}
+  Starter& operator=(Starter&&) = delete;
+  ~Starter() {
+    if (handle) handle.destroy();
+  }
+  std::coroutine_handle<promise_type> handle;
+};
+
+Starter start(ucm::Task<>& task) { co_await task; }
+
+/// Waits on `timer` (or, when null, on a timer of its own that the Task's destruction cancels),
+/// in a scope: `resumed` is set if it ever continues.
+ucm::Task<> wait_on(::asio::io_context& io, ::asio::steady_timer* timer, int id, bool& resumed) {
+  ucm::ContextVariableScope scope(request_id, id);
+  std::optional<::asio::steady_timer> own;
+  if (timer == nullptr) timer = &own.emplace(io, 30s);
+  co_await timer->async_wait(ucm::asio::use_task);
+  resumed = true;
+}
+
+}  // namespace
+
+TEST_CASE("a Task destroyed while its use_task operation is pending drops the completion",
+          "[asio][use_task][lifetime]") {
+  ::asio::io_context io;
+  ::asio::steady_timer outside(io, 30s);  // outlives the Task
+  bool resumed = false;
+  SECTION("the operation completes after the Task was destroyed") {
+    ucm::Task<> task = wait_on(io, &outside, 1, resumed);
+    Starter started = start(task);
+    task = ucm::Task<>{};  // destroyed while suspended on the wait
+    outside.cancel();      // completes the wait with operation_aborted: nobody to resume
+    CHECK(io.run() == 1);
+  }
+  SECTION("the Task's own timer, cancelled by the Task's destruction") {
+    ucm::Task<> task = wait_on(io, nullptr, 2, resumed);
+    Starter started = start(task);
+    task = ucm::Task<>{};
+    CHECK(io.run() == 1);
+  }
+  SECTION("the io_context is destroyed with the completion still queued") {
+    auto other = std::make_unique<::asio::io_context>();
+    ucm::Task<> task = wait_on(*other, nullptr, 3, resumed);
+    Starter started = start(task);
+    task = ucm::Task<>{};
+    other.reset();  // destroys the handler uncalled
+  }
+  SECTION("the io_context is destroyed first, then the Task") {
+    auto other = std::make_unique<::asio::io_context>();
+    auto timer = std::make_unique<::asio::steady_timer>(*other, 30s);
+    ucm::Task<> task = wait_on(*other, timer.get(), 4, resumed);
+    Starter started = start(task);
+    timer.reset();         // cancels the wait: its completion is queued
+    other.reset();         // and destroyed uncalled: the Task is never resumed
+    task = ucm::Task<>{};  // then the awaiter goes
+  }
+  SECTION("a coroutine that knows nothing of ucm, destroyed while it waits") {
+    auto direct = [&]() -> Starter {
+      co_await outside.async_wait(ucm::asio::use_task);
+      resumed = true;
+    };
+    std::optional<Starter> waiting(direct());
+    waiting.reset();
+    outside.cancel();
+    CHECK(io.run() == 1);
+  }
+  CHECK_FALSE(resumed);
+  CHECK(slots_empty());
+}
+
+TEST_CASE("Tasks destroyed while their use_task operations are pending on 4 I/O threads",
+          "[asio][use_task][lifetime][threads]") {
+  IoThreads threads(4);
+  constexpr int tasks = 200;
+  std::vector<std::unique_ptr<::asio::steady_timer>> outside;
+  std::vector<ucm::Task<>> waiting;
+  std::vector<Starter> starters;
+  bool resumed = false;  // written only if a Task continued, which would be a data race too
+  for (int i = 0; i < tasks; ++i) {
+    ::asio::steady_timer* timer = nullptr;
+    if (i % 2 == 1) {
+      outside.push_back(std::make_unique<::asio::steady_timer>(threads.io, 30s));
+      timer = outside.back().get();
+    }
+    waiting.push_back(wait_on(threads.io, timer, i, resumed));
+    starters.push_back(start(waiting.back()));
+  }
+  // Each destruction cancels the Task's own timer: its completion runs on an I/O thread while
+  // the next Tasks are being destroyed here. The outside timers complete once cancelled below.
+  waiting.clear();
+  for (auto& timer : outside) timer->cancel();
+  threads.finish();
+  CHECK_FALSE(resumed);
+  CHECK(threads.dirty_threads == 0);
+  CHECK(slots_empty());
+}
+
+TEST_CASE("an operation completed inside its initiation continues the Task on the strand",
+          "[asio][use_task][strand]") {
+  IoThreads threads(2);
+  auto strand = ::asio::make_strand(threads.io);
+  bool on_strand = false;
+  bool stayed = false;
+  bool off_strand_later = false;
+  auto task = [&]() -> ucm::Task<> {
+    ucm::ContextVariableScope scope(request_id, 12);
+    co_await ::asio::post(threads.io, ucm::asio::use_task);  // onto an I/O thread
+    // The strand is idle: it runs the completion inside the dispatch, and the Task continues
+    // there, inside the strand's invocation, as with asio::use_awaitable.
+    co_await ::asio::dispatch(strand, ucm::asio::use_task);
+    on_strand = strand.running_in_this_thread() && seen_id() == 12;
+    // Each of these completes inside its initiation too. The Task stays on the strand, and the
+    // nesting is bounded: the stack does not grow with the count.
+    int wrong = 0;
+    for (int i = 0; i < 20000; ++i) {
+      co_await ::asio::dispatch(strand, ucm::asio::use_task);
+      wrong += !strand.running_in_this_thread() || seen_id() != 12;
+    }
+    stayed = wrong == 0;
+    co_await ::asio::post(threads.io, ucm::asio::use_task);  // off the strand
+    off_strand_later = !strand.running_in_this_thread() && seen_id() == 12;
+  };
+  request_id.run(-7, [&] { ucm::sync_wait(task()); });
+  threads.finish();
+  CHECK(on_strand);
+  CHECK(stayed);
+  CHECK(off_strand_later);
+  CHECK(threads.dirty_threads == 0);
+}
+
+TEST_CASE(
+    "a Task that ends inside its operation's initiation leaves the initiation a valid context",
+    "[asio][use_task][lifetime]") {
+  int after_handler = 0;
+  int child_saw = 0;
+  auto child = [&]() -> ucm::Task<> {
+    ucm::ContextVariableScope scope(request_id, 21);  // a frame freed as the child ends
+    co_await ::asio::async_initiate<const ucm::asio::use_task_t&, void()>(
+        [&](auto handler) {
+          std::move(handler)();       // the child continues and ends inside this call
+          after_handler = seen_id();  // still the child's value: its frame is kept until here
+        },
+        ucm::asio::use_task);
+    child_saw = seen_id();
+  };
+  auto parent = [&]() -> ucm::Task<> { co_await child(); };  // destroys the child as it ends
+  request_id.run(-7, [&] { ucm::sync_wait(parent()); });
+  CHECK(child_saw == 21);
+  CHECK(after_handler == 21);
+  CHECK(slots_empty());
 }

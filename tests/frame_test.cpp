@@ -5,6 +5,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <stdexcept>
@@ -174,6 +175,52 @@ TEST_CASE("ContextFrame::bind captures now and restores later, forwarding argume
   CHECK(copy() == "captured");
   CHECK(std::move(copy)() == "captured");
   CHECK(v.get() == nullptr);
+}
+
+namespace {
+
+/// Whether `ContextFrame::bind(f)` compiles for an `F`.
+template <class F>
+concept frame_bindable = requires(F&& f) {
+  ContextFrame::bind(std::forward<F>(f));
+};
+
+struct Callable {
+  int operator()(int x) const { return x; }
+};
+struct NotCallable {};
+int twice(int x) { return 2 * x; }
+
+// Whatever may be called with some arguments binds, whatever never can is rejected at the bind
+// (a requires-clause: the expression is ill-formed, not an error inside the library).
+static_assert(frame_bindable<Callable>);
+static_assert(frame_bindable<Callable&>);
+static_assert(frame_bindable<const Callable&>);
+static_assert(frame_bindable<decltype([](auto&&...) {})>);  // generic lambdas too
+static_assert(frame_bindable<int (*)(int)>);
+static_assert(frame_bindable<int (&)(int)>);  // decays to a function pointer
+static_assert(frame_bindable<decltype(&Callable::operator())>);
+static_assert(frame_bindable<decltype(&Tracked::text)>);
+static_assert(frame_bindable<NotCallable>);  // a class type: what it accepts is known at the call
+static_assert(!frame_bindable<int>);
+static_assert(!frame_bindable<const double&>);
+static_assert(!frame_bindable<int*>);
+static_assert(!frame_bindable<void*>);
+static_assert(!frame_bindable<const char (&)[4]>);  // decays to an object pointer
+static_assert(!frame_bindable<std::nullptr_t>);
+
+}  // namespace
+
+TEST_CASE("ContextFrame::bind accepts functions, function pointers and member pointers",
+          "[frame][bind]") {
+  ContextVariable<int> v;
+  auto by_pointer = v.run(4, [] { return ContextFrame::bind(&twice); });
+  auto by_reference = v.run(4, [] { return ContextFrame::bind(twice); });
+  CHECK(by_pointer(3) == 6);
+  CHECK(by_reference(5) == 10);
+  const Callable c;
+  auto member = ContextFrame::bind(&Callable::operator());
+  CHECK(member(c, 7) == 7);
 }
 
 TEST_CASE("a bound callable sees its captured values, not the values of the thread that runs it",

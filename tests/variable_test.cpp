@@ -277,6 +277,31 @@ TEST_CASE("var.bind restores only that variable, on top of the running thread's 
   CHECK(user.run("u", copy, 1) == "captured-span/u/1");
 }
 
+namespace {
+
+/// Whether `variable.bind(f)` compiles for an `F`.
+template <class F>
+concept variable_bindable = requires(const ContextVariable<int>& variable, F&& f) {
+  variable.bind(std::forward<F>(f));
+};
+
+struct Callable {
+  int operator()() const { return 1; }
+};
+
+// Rejected at the bind (a requires-clause), not at the call: what can never be called.
+static_assert(variable_bindable<Callable>);
+static_assert(variable_bindable<const Callable&>);
+static_assert(variable_bindable<decltype([](auto&&...) {})>);
+static_assert(variable_bindable<int (*)()>);
+static_assert(variable_bindable<int (Callable::*)() const>);
+static_assert(!variable_bindable<int>);
+static_assert(!variable_bindable<int*>);
+static_assert(!variable_bindable<void*>);
+static_assert(!variable_bindable<const char (&)[4]>);
+
+}  // namespace
+
 TEST_CASE("var.bind of an unbound variable runs with that variable unbound", "[variable][bind]") {
   ContextVariable<int> v{-1};
   auto bound = v.bind([&] { return std::pair(*v.get(), v.is_bound()); });

@@ -20,6 +20,7 @@
 #include <concepts>
 #include <coroutine>
 #include <cstddef>
+#include <cstdint>
 #include <exception>
 #include <functional>
 #include <new>
@@ -30,9 +31,85 @@
 #include <type_traits>
 #include <utility>
 
+#include "ucm/detail/frame_data.hpp"
 #include "ucm/detail/slots.hpp"
 #include "ucm/detail/task_promise.hpp"
 #include "ucm/frame.hpp"
+
+// =============================================================================================
+// The binder behind ContextFrame::bind, propagate's handlers and ContextExecutor's functions
+// =============================================================================================
+
+namespace ucm::detail {
+
+// The deprecated handler hooks of BoundContinuation (ucm/detail/bound_continuation.hpp),
+// forwarded to the wrapped callable as Asio's own adapters (as_tuple, redirect_error) do: legacy
+// composed operations and `io_context::strand::wrap` still rely on them in Asio 1.22. They are
+// found by argument-dependent lookup, so they live in the binder's namespace.
+template <class F>
+inline ::asio::asio_handler_allocate_is_deprecated asio_handler_allocate(
+    std::size_t size, BoundContinuation<F>* this_handler) {
+#if defined(ASIO_NO_DEPRECATED)
+  ::asio_handler_alloc_helpers::allocate(size, this_handler->get());
+  return ::asio::asio_handler_allocate_is_no_longer_used();
+#else
+  return ::asio_handler_alloc_helpers::allocate(size, this_handler->get());
+#endif
+}
+
+template <class F>
+inline ::asio::asio_handler_deallocate_is_deprecated asio_handler_deallocate(
+    void* pointer, std::size_t size, BoundContinuation<F>* this_handler) {
+  ::asio_handler_alloc_helpers::deallocate(pointer, size, this_handler->get());
+#if defined(ASIO_NO_DEPRECATED)
+  return ::asio::asio_handler_deallocate_is_no_longer_used();
+#endif
+}
+
+template <class F>
+inline bool asio_handler_is_continuation(BoundContinuation<F>* this_handler) {
+  return ::asio_handler_cont_helpers::is_continuation(this_handler->get());
+}
+
+template <class Function, class F>
+inline ::asio::asio_handler_invoke_is_deprecated asio_handler_invoke(
+    Function& function, BoundContinuation<F>* this_handler) {
+  ::asio_handler_invoke_helpers::invoke(function, this_handler->get());
+#if defined(ASIO_NO_DEPRECATED)
+  return ::asio::asio_handler_invoke_is_no_longer_used();
+#endif
+}
+
+template <class Function, class F>
+inline ::asio::asio_handler_invoke_is_deprecated asio_handler_invoke(
+    const Function& function, BoundContinuation<F>* this_handler) {
+  ::asio_handler_invoke_helpers::invoke(function, this_handler->get());
+#if defined(ASIO_NO_DEPRECATED)
+  return ::asio::asio_handler_invoke_is_no_longer_used();
+#endif
+}
+
+}  // namespace ucm::detail
+
+namespace asio {
+
+/// Every associator (executor, allocator, cancellation slot) of the binder behind
+/// `ContextFrame::bind`, `propagate`'s handlers and ContextExecutor's functions is the wrapped
+/// callable's: `propagate(bind_executor(strand, h))` and
+/// `ContextFrame::bind(bind_executor(strand, h))` complete on the strand, and
+/// `bind_cancellation_slot(slot, propagate(h))` / `propagate(bind_cancellation_slot(slot, h))`
+/// are both cancellable.
+template <template <class, class> class Associator, class F, class DefaultCandidate>
+struct associator<Associator, ::ucm::detail::BoundContinuation<F>, DefaultCandidate>
+    : Associator<F, DefaultCandidate> {
+  static typename Associator<F, DefaultCandidate>::type get(
+      const ::ucm::detail::BoundContinuation<F>& h,
+      const DefaultCandidate& c = DefaultCandidate()) noexcept {
+    return Associator<F, DefaultCandidate>::get(h.get(), c);
+  }
+};
+
+}  // namespace asio
 
 namespace ucm::asio {
 
@@ -44,89 +121,11 @@ namespace detail {
 
 /// The completion handler `propagate` hands to an operation: the frame captured at initiation
 /// and the handler made from the wrapped token. Calling it runs the handler in a continuation
-/// window of the frame (a few pointer swaps, no allocation). The associated executor, allocator
-/// and cancellation slot are the wrapped handler's (see the `::asio::associator` specialisation
-/// below), so the completion is delivered exactly where it would be without `propagate`.
+/// window of the frame (a few pointer swaps, no allocation); its associators are the wrapped
+/// handler's (see the `::asio::associator` specialisation above), so the completion is
+/// delivered exactly where it would be without `propagate`.
 template <class Handler>
-class PropagatingHandler {
- public:
-  template <class H>
-  PropagatingHandler(ContextFrame frame, H&& handler)
-      : frame_(std::move(frame)), handler_(std::forward<H>(handler)) {}
-
-  /// One-shot call, the usual one: the frame moves to the stack first, so the window stays valid
-  /// even if the handler destroys the object it was called on.
-  template <class... Args>
-  requires std::invocable<Handler&&, Args...>
-  decltype(auto) operator()(Args&&... args) && {
-    const ContextFrame frame = std::move(frame_);
-    ucm::detail::ContinuationWindow window(ucm::detail::FrameAccess::data(frame));
-    return std::invoke(std::move(handler_), std::forward<Args>(args)...);
-  }
-
-  template <class... Args>
-  requires std::invocable<Handler&, Args...>
-  decltype(auto) operator()(Args&&... args) & {
-    ucm::detail::ContinuationWindow window(ucm::detail::FrameAccess::data(frame_));
-    return std::invoke(handler_, std::forward<Args>(args)...);
-  }
-
-  /// The wrapped handler.
-  [[nodiscard]] Handler& get() noexcept { return handler_; }
-  [[nodiscard]] const Handler& get() const noexcept { return handler_; }
-  /// The frame captured at initiation.
-  [[nodiscard]] const ContextFrame& frame() const noexcept { return frame_; }
-
- private:
-  ContextFrame frame_;
-  Handler handler_;
-};
-
-// The deprecated handler hooks, forwarded to the wrapped handler as Asio's own adapters
-// (as_tuple, redirect_error) do: legacy composed operations and `io_context::strand::wrap`
-// still rely on them in Asio 1.22.
-template <class Handler>
-inline ::asio::asio_handler_allocate_is_deprecated asio_handler_allocate(
-    std::size_t size, PropagatingHandler<Handler>* this_handler) {
-#if defined(ASIO_NO_DEPRECATED)
-  ::asio_handler_alloc_helpers::allocate(size, this_handler->get());
-  return ::asio::asio_handler_allocate_is_no_longer_used();
-#else
-  return ::asio_handler_alloc_helpers::allocate(size, this_handler->get());
-#endif
-}
-
-template <class Handler>
-inline ::asio::asio_handler_deallocate_is_deprecated asio_handler_deallocate(
-    void* pointer, std::size_t size, PropagatingHandler<Handler>* this_handler) {
-  ::asio_handler_alloc_helpers::deallocate(pointer, size, this_handler->get());
-#if defined(ASIO_NO_DEPRECATED)
-  return ::asio::asio_handler_deallocate_is_no_longer_used();
-#endif
-}
-
-template <class Handler>
-inline bool asio_handler_is_continuation(PropagatingHandler<Handler>* this_handler) {
-  return ::asio_handler_cont_helpers::is_continuation(this_handler->get());
-}
-
-template <class Function, class Handler>
-inline ::asio::asio_handler_invoke_is_deprecated asio_handler_invoke(
-    Function& function, PropagatingHandler<Handler>* this_handler) {
-  ::asio_handler_invoke_helpers::invoke(function, this_handler->get());
-#if defined(ASIO_NO_DEPRECATED)
-  return ::asio::asio_handler_invoke_is_no_longer_used();
-#endif
-}
-
-template <class Function, class Handler>
-inline ::asio::asio_handler_invoke_is_deprecated asio_handler_invoke(
-    const Function& function, PropagatingHandler<Handler>* this_handler) {
-  ::asio_handler_invoke_helpers::invoke(function, this_handler->get());
-#if defined(ASIO_NO_DEPRECATED)
-  return ::asio::asio_handler_invoke_is_no_longer_used();
-#endif
-}
+using PropagatingHandler = ::ucm::detail::BoundContinuation<Handler>;
 
 /// Wraps an operation's initiation: when the operation is really initiated (the call for a
 /// callback, the `co_await` for `use_awaitable`, the launch for `deferred`), it captures
@@ -244,20 +243,6 @@ class async_result<::ucm::asio::propagate_t<CompletionToken>, Signatures...>
   }
 };
 
-/// Every associator (executor, allocator, cancellation slot) of a PropagatingHandler is the
-/// wrapped handler's: `propagate(bind_executor(strand, h))` completes on the strand and
-/// `bind_cancellation_slot(slot, propagate(h))` / `propagate(bind_cancellation_slot(slot, h))`
-/// are both cancellable.
-template <template <class, class> class Associator, class Handler, class DefaultCandidate>
-struct associator<Associator, ::ucm::asio::detail::PropagatingHandler<Handler>, DefaultCandidate>
-    : Associator<Handler, DefaultCandidate> {
-  static typename Associator<Handler, DefaultCandidate>::type get(
-      const ::ucm::asio::detail::PropagatingHandler<Handler>& h,
-      const DefaultCandidate& c = DefaultCandidate()) noexcept {
-    return Associator<Handler, DefaultCandidate>::get(h.get(), c);
-  }
-};
-
 }  // namespace asio
 
 namespace ucm::asio {
@@ -271,29 +256,10 @@ class ContextExecutor;
 
 namespace detail {
 
-/// A submitted function and the frame captured at submission.
+/// A submitted function and the frame captured at submission: calling it runs the function in a
+/// continuation window of the frame.
 template <class Function>
-class ContextFunction {
- public:
-  template <class F>
-  ContextFunction(ContextFrame frame, F&& function)
-      : frame_(std::move(frame)), function_(std::forward<F>(function)) {}
-
-  void operator()() && {
-    const ContextFrame frame = std::move(frame_);  // see PropagatingHandler::operator()&&
-    ucm::detail::ContinuationWindow window(ucm::detail::FrameAccess::data(frame));
-    std::move(function_)();
-  }
-
-  void operator()() & {
-    ucm::detail::ContinuationWindow window(ucm::detail::FrameAccess::data(frame_));
-    function_();
-  }
-
- private:
-  ContextFrame frame_;
-  Function function_;
-};
+using ContextFunction = ::ucm::detail::BoundContinuation<Function>;
 
 template <class T>
 inline constexpr bool is_context_executor = false;
@@ -492,13 +458,17 @@ struct use_task_t {
 ///
 /// The operation is initiated when it is awaited (lazily, like `asio::use_awaitable`). The
 /// coroutine is resumed from the completion handler, wherever Asio runs it (an I/O thread, or
-/// the strand of `asio::bind_executor(strand, ucm::asio::use_task)`); if the operation completes
-/// inside its own initiation (`asio::dispatch` from within the executor), the coroutine simply
-/// continues on the same thread, without recursion. A `ucm::Task` initiates the operation with
-/// its own slots installed (what the initiation captures is the Task's context) and restores
-/// them on every resumption, so a ContextVariableScope spanning the `co_await` stays correct. In
-/// other coroutine types use `ucm::propagate(op(use_task))` (see ucm/task.hpp); without it they
-/// resume with the completing thread's context.
+/// the strand of `asio::bind_executor(strand, ucm::asio::use_task)`). That holds too when the
+/// operation completes inside its own initiation (`co_await asio::dispatch(strand, use_task)` on
+/// an idle strand): the coroutine continues inside the handler's invocation, so it is still on
+/// the strand afterwards, as with `asio::use_awaitable`; such inline completions nest at most 16
+/// deep on one thread's stack, after which the coroutine continues as the initiation returns
+/// (still inside the invocation that ran the previous level), so a loop of them never grows the
+/// stack. A `ucm::Task` initiates the operation in its own context (what the initiation captures
+/// is the Task's values) and restores its slots on every resumption, so a ContextVariableScope
+/// spanning the `co_await` stays correct. In other coroutine types use
+/// `ucm::propagate(op(use_task))` (see ucm/task.hpp); without it they resume with the completing
+/// thread's context.
 ///
 /// Results follow `asio::use_awaitable`: a leading `std::error_code` is thrown as
 /// `std::system_error` when set, a leading `std::exception_ptr` is rethrown when set, and the
@@ -507,21 +477,22 @@ struct use_task_t {
 /// of catching it, use `asio::redirect_error(ucm::asio::use_task, ec)` or
 /// `asio::experimental::as_tuple(ucm::asio::use_task)`.
 ///
-/// Cost: no allocation beyond the operation's own when the initiation and its arguments fit in
-/// 128 bytes (every Asio 1.22 operation tried: timers, sockets, accept, composed reads and
-/// writes, post, co_spawn); they and the results are stored in the awaiter, in the coroutine
-/// frame. Composes with
-/// Asio's adapters (`bind_executor`, `bind_cancellation_slot`, `redirect_error`, `as_tuple`).
-/// If the operation's handler is destroyed without being called (its io_context destroyed with
-/// the operation pending), the coroutine is never resumed; its owner must destroy it.
+/// Lifetime: a coroutine (a `ucm::Task` going out of scope) may be destroyed while suspended on
+/// an operation: the completion that comes afterwards is dropped, nothing is written into the
+/// freed frame and nothing leaks (the Task's own I/O objects, destroyed with it, cancel the
+/// operation; one that outlives it completes later, or is destroyed with its io_context). The
+/// destruction must come before the completion runs, not during it: nothing can make destroying
+/// a coroutine while another thread resumes it safe, so destroy a Task from the strand or thread
+/// that runs its completions, or while they cannot run (its io_context stopped). If the
+/// operation's handler is destroyed without being called, the coroutine is never resumed; its
+/// owner must destroy it.
 ///
-/// Limits: the results live in the coroutine frame and the handler points to them, so a Task
-/// must not be destroyed while suspended on an operation that can still complete (cancel the
-/// operation and let it complete, or destroy its io_context, first); `asio::use_awaitable`,
-/// whose handler owns the frame, has no such rule. And an operation that completes inside its
-/// own initiation continues the coroutine after the initiation returned, so after
-/// `co_await asio::dispatch(strand, use_task)` run inline on an idle strand the coroutine is no
-/// longer on the strand (use `bind_executor(strand, use_task)` for work that must run on it).
+/// Cost: one block from the thread's frame block cache for the state the handler shares with
+/// the awaiter (no locked instruction on the common path), and no other allocation beyond the
+/// operation's own when the initiation and its arguments fit in 128 bytes (every Asio 1.22
+/// operation tried: timers, sockets, accept, composed reads and writes, post, co_spawn); they and
+/// the results are stored in the awaiter, in the coroutine frame. Composes with Asio's adapters
+/// (`bind_executor`, `bind_cancellation_slot`, `redirect_error`, `as_tuple`).
 inline constexpr use_task_t use_task{};
 
 namespace detail {
@@ -533,13 +504,65 @@ inline constexpr bool first_is = false;
 template <class E, class First, class... Rest>
 inline constexpr bool first_is<E, First, Rest...> = std::same_as<std::decay_t<First>, E>;
 
-/// Whether a ucm::Task awaiting an operation has given up its slots yet (see
-/// TaskOperation::suspend_in_task): until it has, a handler running on another thread must not
-/// resume it.
+/// Whether an initiation on another thread is still running in a ucm::Task's context (see
+/// TaskOperation::suspend_in_task): until it is done, a handler running on another thread must
+/// not resume the Task.
 enum class Hand : unsigned char {
-  initiating,  // the Task still has its slots installed on the initiating thread
-  left,        // it has given them up (or it is not a ucm::Task): the handler may resume it
+  initiating,  // the initiating thread still runs the initiation in a window of the Task's frame
+  left,        // it is done (or the coroutine is not a ucm::Task): the handler may resume it
 };
+
+/// What the handler and the awaiter of one operation share, so that the handler can tell whether
+/// the coroutine was destroyed while the operation was pending (it then drops the completion),
+/// and the link is freed once, by whichever of the two goes last. One block per operation (see
+/// new_link); the results stay in the coroutine frame.
+///
+/// The common path takes no locked instruction: a handler called while its awaiter lives
+/// resumes the coroutine, whose await_resume frees the link, so the handler only reads it. The
+/// rare ways to go (an awaiter destroyed while pending, a handler destroyed uncalled) record it
+/// with an atomic or, as they may meet (a Task destroyed while its io_context shuts down).
+// NOTE: an awaiter destroyed concurrently with its handler's call is a Task destroyed while
+// another thread resumes it, which nothing can make safe. Destroyed before the call (the Task's
+// destruction cancels the operation, or comes before its completion is run), the handler's
+// acquire load sees it: the destruction happens before the call.
+struct OperationLink {
+  static constexpr unsigned char awaiter_gone = 1;
+  static constexpr unsigned char handler_gone = 2;
+  std::atomic<unsigned char> gone{0};
+
+  /// Records that `who` went (the rare ways); true if the other had gone already: the caller
+  /// frees the link.
+  bool leave(unsigned char who) noexcept {
+    // acq_rel: whoever frees the link sees everything the other did with it.
+    return (gone.fetch_or(who, std::memory_order_acq_rel) & ~who) != 0;
+  }
+
+  /// Whether the awaiter went before its handler was called: the coroutine was destroyed.
+  [[nodiscard]] bool awaiter_went() const noexcept {
+    // Acquire: pairs with the awaiter's leave, so the handler then frees the link safely.
+    return (gone.load(std::memory_order_acquire) & awaiter_gone) != 0;
+  }
+};
+
+/// The cache class of a link's block (see new_link).
+inline std::uint32_t link_class() noexcept {
+  return ::ucm::detail::cache_class(sizeof(OperationLink), ::ucm::detail::block_alignment);
+}
+
+/// A new link, in a block from this thread's frame block cache: a few instructions where
+/// operator new and delete cost tens of nanoseconds. Not inlined, like the frame builders, so
+/// that it reaches the cache afresh even from a coroutine body (see after_resume in
+/// ucm/detail/config.hpp).
+[[gnu::noinline]] inline OperationLink* new_link() {
+  return ::new (::ucm::detail::allocate_block(sizeof(OperationLink), ::ucm::detail::block_alignment,
+                                              link_class())) OperationLink;
+}
+
+/// Frees a link from new_link.
+[[gnu::noinline]] inline void delete_link(OperationLink* link) noexcept {
+  link->~OperationLink();
+  ::ucm::detail::free_cached_block(link, ::ucm::detail::block_alignment, link_class());
+}
 
 /// The state of one awaited operation, in the coroutine frame: the coroutine and its results.
 template <class... Args>
@@ -549,60 +572,139 @@ struct TaskCompletion {
   std::atomic<Hand> hand{Hand::left};
 };
 
+/// How an operation's completion handler ran with respect to the initiation (see TaskHandler).
+enum class Inline : unsigned char {
+  no,         // not inside it: the handler resumes the coroutine wherever Asio runs it
+  resumed,    // inside it, and it resumed the coroutine there, inside the handler's invocation
+  completed,  // inside it, too deeply nested to resume there: continue as the initiation returns
+};
+
+/// How many initiations may nest on one thread's stack before a completion inside one no longer
+/// resumes its coroutine there. Each level is an await_suspend, Asio's dispatch and the
+/// coroutine's resumption (about 500 bytes of stack with g++ -O2, 3 KB under AddressSanitizer),
+/// so a coroutine that keeps dispatching onto the strand it runs on stays within 16 levels, and
+/// on that strand.
+inline constexpr unsigned inline_resume_limit = 16;
+
 /// Marks, on the initiating thread's stack, the operation being initiated by await_suspend, so
 /// that a handler invoked inside the initiation (a dispatch from within its executor) can tell.
 struct InitiationMarker {
   const void* completion;
-  bool completed_inline;
   InitiationMarker* previous;
+  unsigned depth;  // initiations on this thread's stack, this one included
+  Inline outcome;
+  ::ucm::detail::FrameData* window;  // a ucm::Task's: the frame its initiation runs in
 };
 
 inline InitiationMarker*& initiation_marker() noexcept {
   static thread_local constinit InitiationMarker* marker = nullptr;
   return marker;
 }
-/// This thread's marker, from await_suspend, which may be inlined into a coroutine body (see
+
+/// Runs `launch` with `marker` (on the caller's stack) pushed on this thread's markers, and, for
+/// a ucm::Task, in a continuation window of `marker.window`. Not inlined: it reaches this
+/// thread's state afresh, even when await_suspend is inlined into a coroutine body (see
 /// after_resume in ucm/detail/config.hpp).
-inline InitiationMarker*& current_initiation() noexcept {
-  return ::ucm::detail::after_resume<&initiation_marker>();
+template <class Launch>
+[[gnu::noinline]] void initiate(InitiationMarker& marker, const void* completion, Launch launch) {
+  InitiationMarker*& top = initiation_marker();
+  marker.completion = completion;
+  marker.previous = top;
+  marker.depth = top == nullptr ? 1 : top->depth + 1;
+  marker.outcome = Inline::no;
+  top = &marker;
+  try {
+    if (marker.window != nullptr) {
+      ::ucm::detail::ContinuationWindow window(marker.window);
+      launch();
+    } else {
+      launch();
+    }
+  } catch (...) {
+    initiation_marker() = marker.previous;
+    // Its handler resumed the coroutine inside it, then it threw: the coroutine has moved on,
+    // so the exception has nowhere to go. (Asio's initiations never do this.)
+    if (marker.outcome == Inline::resumed) std::terminate();
+    throw;
+  }
+  initiation_marker() = marker.previous;
+  // After the window closed: the reference a handler that resumed the Task inside took on it.
+  if (marker.outcome == Inline::resumed) ::ucm::detail::release(marker.window);
 }
 
 /// The handler use_task gives the operation: stores the results and resumes the coroutine, so
 /// the coroutine continues where Asio runs the completion (an I/O thread, the handler's strand).
-/// Invoked inside the initiation itself, it only records that, and await_suspend lets the
-/// coroutine continue at once on the same thread (no recursion).
+/// Invoked inside the initiation itself (a dispatch onto an idle strand), it resumes the
+/// coroutine there too, in a run loop of its own, so the coroutine runs inside the strand's
+/// invocation until it next suspends, as with `asio::use_awaitable`; nested deeper than
+/// inline_resume_limit, it only records the completion, and the coroutine continues as the
+/// initiation returns (no unbounded recursion). If the coroutine was destroyed before the
+/// completion, it drops it. Move-only: it owns its half of the link.
 template <class... Args>
 class TaskHandler {
  public:
-  explicit TaskHandler(TaskCompletion<Args...>* completion) noexcept : completion_(completion) {}
+  TaskHandler(TaskCompletion<Args...>* completion, OperationLink* link) noexcept
+      : completion_(completion), link_(link) {}
+  TaskHandler(TaskHandler&& other) noexcept
+      : completion_(other.completion_), link_(std::exchange(other.link_, nullptr)) {}
+  TaskHandler& operator=(TaskHandler&&) = delete;
+  ~TaskHandler() {
+    // Destroyed uncalled (its io_context destroyed with the operation pending): the coroutine is
+    // never resumed; its owner must destroy it.
+    if (link_ != nullptr && link_->leave(OperationLink::handler_gone)) delete_link(link_);
+  }
 
   template <class... Actual>
   requires std::constructible_from<std::tuple<std::decay_t<Args>...>, Actual &&...> void operator()(
       Actual&&... args) {
+    OperationLink* const link = std::exchange(link_, nullptr);
+    if (link->awaiter_went()) {
+      delete_link(
+          link);  // the coroutine was destroyed while the operation was pending: nobody waits
+      return;
+    }
+    // NOTE: from here the awaiter frees the link (the results tell it the handler was called),
+    // and the coroutine frame (which holds `completion`) lives at least until the coroutine is
+    // resumed below.
     TaskCompletion<Args...>* const completion = completion_;
     completion->results.emplace(std::forward<Actual>(args)...);
     // Any initiation on this thread's stack, not only the innermost: an initiation may resume
     // a coroutine inline that initiates another operation, which completes this one.
-    for (InitiationMarker* m = current_initiation(); m != nullptr; m = m->previous) {
-      if (m->completion == completion) {
-        m->completed_inline = true;
+    for (InitiationMarker* m = initiation_marker(); m != nullptr; m = m->previous) {
+      if (m->completion != completion) continue;
+      if (m->depth > inline_resume_limit) {
+        m->outcome = Inline::completed;
         return;
       }
+      m->outcome = Inline::resumed;
+      // The coroutine may end before the initiation returns, and the initiation still runs in a
+      // window of its frame: keep that frame alive until then (suspend_in_task releases it).
+      ::ucm::detail::retain(m->window);
+      resume_here(completion->continuation);
+      return;
     }
-    // A Task still initiating on another thread is a few instructions from giving up its slots
-    // (its initiation returned or is returning): wait for that, so the Task continues here,
-    // where Asio runs the completion, and never on two threads at once. Acquire: sees the slots
-    // it saved.
+    // A Task's initiation still running on another thread is a few instructions from its end
+    // (it returned or is returning): wait for it, so that the frame it runs in outlives it.
+    // Acquire: sees what the Task saved before its initiation.
     for (unsigned spins = 0; completion->hand.load(std::memory_order_acquire) == Hand::initiating;
          ++spins) {
       if (spins >= 64) std::this_thread::yield();  // it may have been descheduled
     }
-    // The coroutine frame (which holds `completion`) lives at least until it is resumed here.
     completion->continuation.resume();
   }
 
  private:
+  /// Resumes the coroutine inside this invocation, and everything it makes ready, in a run loop
+  /// of its own (as sync_wait does): what it hands control to runs here too, not later in a loop
+  /// further down this thread's stack, outside the executor that runs this handler.
+  static void resume_here(std::coroutine_handle<> coroutine) noexcept {
+    ::ucm::detail::ReadyNode node;
+    node.handle = coroutine;
+    ::ucm::detail::run_nested(&node);
+  }
+
   TaskCompletion<Args...>* completion_;
+  OperationLink* link_;
 };
 
 /// An operation's initiation and its arguments, kept until the operation is awaited.
@@ -613,8 +715,12 @@ struct Launcher {
 
   template <class Handler>
   void launch(Handler handler) {
-    std::apply([&](InitArgs&... a) { std::move(initiation)(std::move(handler), std::move(a)...); },
-               args);
+    // Moved to the stack first: a completion inside the initiation may resume the coroutine,
+    // which may end and free the frame that holds this launcher while the initiation still runs.
+    Launcher self(std::move(*this));
+    std::apply(
+        [&](InitArgs&... a) { std::move(self.initiation)(std::move(handler), std::move(a)...); },
+        self.args);
   }
 };
 
@@ -695,6 +801,14 @@ class [[nodiscard]] TaskOperation<R(Args...)> {
   TaskOperation& operator=(TaskOperation&&) = delete;
   ~TaskOperation() {
     if (launcher_ != nullptr) operations_->destroy(launcher_);
+    // Destroyed while the operation is pending (its coroutine was destroyed): the handler will
+    // drop the completion, or it went already (destroyed uncalled) and the link is freed here.
+    // Results without await_resume: the handler completed inside an initiation that then threw,
+    // and touches the link no more.
+    if (link_ != nullptr &&
+        (completion_.results.has_value() || link_->leave(OperationLink::awaiter_gone))) {
+      delete_link(link_);
+    }
   }
 
   /// Whether the initiation and its arguments are stored inline (no allocation). For tests.
@@ -702,9 +816,9 @@ class [[nodiscard]] TaskOperation<R(Args...)> {
     return launcher_ == static_cast<const void*>(storage_);
   }
 
-  /// In a ucm::Task the operation is initiated with the Task's slots still installed (an
-  /// initiation that captures the context, such as a post or co_spawn on a ContextExecutor,
-  /// captures the Task's), and the Task gives them up only afterwards (see suspend_in_task).
+  /// In a ucm::Task the operation is initiated in the Task's context (an initiation that
+  /// captures the context, such as a post or co_spawn on a ContextExecutor, captures the
+  /// Task's), and the Task's slots are handled here (see suspend_in_task).
   using ucm_slot_aware = void;
 
   bool await_ready() const noexcept { return false; }
@@ -720,47 +834,61 @@ class [[nodiscard]] TaskOperation<R(Args...)> {
 
   auto await_resume() {
     if (task_ != nullptr) task_->enter_root(::ucm::detail::thread_refs_after_resume());
+    // The handler has gone: it resumed this coroutine, or completed inside the initiation.
+    delete_link(std::exchange(link_, nullptr));
     return take_results();
   }
 
  private:
-  /// Any other coroutine: initiates, and the handler resumes the coroutine wherever it runs.
+  /// Any other coroutine: initiates in the thread's context, and the handler resumes the
+  /// coroutine wherever it runs.
   bool suspend(std::coroutine_handle<> continuation) {
+    link_ = new_link();  // may throw: nothing happened yet
     completion_.continuation = continuation;
-    InitiationMarker*& current = current_initiation();
-    InitiationMarker marker{&completion_, false, current};
-    current = &marker;
-    try {
-      operations_->launch(launcher_, Handler(&completion_));
-    } catch (...) {
-      current_initiation() = marker.previous;
-      throw;
-    }
-    // NOTE: the handler may have resumed the coroutine on another thread already, and that may
-    // have destroyed this awaiter: from here on only the stack and this thread's marker.
-    current_initiation() = marker.previous;
-    return !marker.completed_inline;  // false: completed inside the initiation, continue now
+    InitiationMarker marker;
+    marker.window = nullptr;
+    launch(marker);
+    // NOTE: the handler may have resumed the coroutine, here or on another thread, and that may
+    // have destroyed this awaiter: from here on only the stack.
+    return marker.outcome != Inline::completed;  // false: completed inside, continue now
   }
 
-  /// A ucm::Task: initiates with the Task's slots installed, then gives them up. A handler that
-  /// runs on another thread before that waits for it (`hand`, see TaskHandler).
+  /// A ucm::Task: gives up its slots, then initiates in a continuation window of its current
+  /// frame, so the initiation captures the Task's values and a handler that resumes the Task
+  /// inside the initiation installs its slots as any resumption does. A handler that runs on
+  /// another thread before the initiation is over waits for it (`hand`, see TaskHandler).
   bool suspend_in_task(std::coroutine_handle<> continuation, ::ucm::detail::PromiseBase& task) {
+    link_ = new_link();  // may throw: nothing happened yet
+    const ::ucm::detail::ThreadRefs thread = ::ucm::detail::thread_refs_after_resume();
+    InitiationMarker marker;
+    // Borrowed: what holds it (the Task's scopes, `enter`s, awaiter) stays while the Task waits.
+    marker.window = thread.slots.current;
+    completion_.continuation = continuation;
     completion_.hand.store(Hand::initiating, std::memory_order_relaxed);
-    bool suspended = false;
+    task_ = &task;
+    task.leave(thread);
     try {
-      suspended = suspend(continuation);
+      launch(marker);
     } catch (...) {
-      // The Task resumes with the exception. An initiation that threw after taking the handler
-      // is broken anyway; at least its handler must not wait for a hand that never comes.
+      // The Task resumes with the exception, not through await_resume: its slots again. An
+      // initiation that threw after taking the handler is broken anyway; at least its handler
+      // must not wait for an initiation that is over.
       completion_.hand.store(Hand::left, std::memory_order_release);
+      task.enter_root(::ucm::detail::thread_refs_after_resume());
       throw;
     }
-    if (!suspended) return false;  // completed inside the initiation
-    task_ = &task;
-    task.leave(::ucm::detail::thread_refs_after_resume());
-    // Release: publishes task_ and the saved slots to the handler's thread.
+    // NOTE: resumed inside the initiation, the Task may have ended and been destroyed already.
+    if (marker.outcome == Inline::resumed) return true;
+    const bool completed = marker.outcome == Inline::completed;
+    // Release: the initiation, which ran in a window of the Task's frame, is over.
     completion_.hand.store(Hand::left, std::memory_order_release);
-    return true;  // NOTE: the handler may resume the Task at once: no access to `this`
+    return !completed;  // NOTE: the handler may resume the Task at once: no access to `this`
+  }
+
+  /// Launches the operation with a TaskHandler, through `initiate`.
+  void launch(InitiationMarker& marker) {
+    initiate(marker, &completion_,
+             [this] { operations_->launch(launcher_, Handler(&completion_, link_)); });
   }
 
   auto take_results() {
@@ -790,6 +918,7 @@ class [[nodiscard]] TaskOperation<R(Args...)> {
   void* launcher_;
   const Operations* operations_;
   TaskCompletion<Args...> completion_;
+  OperationLink* link_ = nullptr;  // shared with the handler, from await_suspend to await_resume
   ::ucm::detail::PromiseBase* task_ = nullptr;  // the Task to install again when it resumes
 };
 

@@ -37,6 +37,19 @@ struct VariableAccess {
 template <class F>
 class BoundContinuation;
 struct FrameAccess;
+
+/// What `ContextFrame::bind` and `ContextVariable::bind` accept: something that can be stored
+/// (moved or copied into the binder) and may be callable with some arguments. The arguments are
+/// known only at the call, so this checks the kind: a class type (a lambda, generic ones
+/// included, or any type with an `operator()`), a pointer to a function or a pointer to a member.
+/// Scalars, object pointers, `void*` and arrays (which decay to object pointers) cannot be called
+/// and are rejected at the bind, not at the call.
+template <class F>
+concept bindable = std::constructible_from<std::decay_t<F>, F> &&
+    (std::is_class_v<std::decay_t<F>> || std::is_union_v<std::decay_t<F>> ||
+     std::is_member_pointer_v<std::decay_t<F>> ||
+     (std::is_pointer_v<std::decay_t<F>> &&
+      std::is_function_v<std::remove_pointer_t<std::decay_t<F>>>));
 }  // namespace detail
 
 /// Tag selecting a call window in `ContextFrameScope(ucm::call_window, frame)`.
@@ -149,7 +162,12 @@ class ContextFrame {
   /// Captures `current()` now and returns a callable that runs `fn` in a continuation window of
   /// it, forwarding arguments and the return value. Capture costs one increment; each call
   /// costs a few pointer swaps. Copyable when `fn` is. Calling it as an rvalue consumes it.
+  /// Where ucm/asio.hpp is included, the callable keeps `fn`'s associated executor, allocator
+  /// and cancellation slot (`bind(asio::bind_executor(strand, h))` still completes on the
+  /// strand). `fn` must be something that can be called (see detail::bindable): a scalar or an
+  /// object pointer does not compile here.
   template <class F>
+  requires detail::bindable<F>
   [[nodiscard]] static detail::BoundContinuation<std::decay_t<F>> bind(F&& fn) {
     return detail::BoundContinuation<std::decay_t<F>>(current(), std::forward<F>(fn));
   }
@@ -157,8 +175,6 @@ class ContextFrame {
  private:
   template <class T>
   friend class ContextVariable;
-  template <class F>
-  friend class detail::BoundContinuation;
   friend class ContextFrameScope;
   friend struct detail::FrameAccess;
 
@@ -192,45 +208,8 @@ struct FrameAccess {
   static ContextFrame borrow(FrameData* data) noexcept { return ContextFrame::borrow(data); }
 };
 
-/// The callable `ContextFrame::bind` returns: a frame and a function.
-template <class F>
-class BoundContinuation {
- public:
-  template <class G>
-  BoundContinuation(ContextFrame frame, G&& fn)
-      : frame_(std::move(frame)), fn_(std::forward<G>(fn)) {}
-
-  template <class... Args>
-  requires std::invocable<F&, Args...>
-  decltype(auto) operator()(Args&&... args) & {
-    ContinuationWindow window(frame_.data_);
-    return std::invoke(fn_, std::forward<Args>(args)...);
-  }
-
-  template <class... Args>
-  requires std::invocable<const F&, Args...>
-  decltype(auto) operator()(Args&&... args) const& {
-    ContinuationWindow window(frame_.data_);
-    return std::invoke(fn_, std::forward<Args>(args)...);
-  }
-
-  /// One-shot call: the frame moves to the stack first, so the window stays valid even if `fn`
-  /// destroys the object it was called on.
-  template <class... Args>
-  requires std::invocable<F&&, Args...>
-  decltype(auto) operator()(Args&&... args) && {
-    const ContextFrame frame = std::move(frame_);
-    ContinuationWindow window(frame.data_);
-    return std::invoke(std::move(fn_), std::forward<Args>(args)...);
-  }
-
-  /// The captured frame.
-  [[nodiscard]] const ContextFrame& frame() const noexcept { return frame_; }
-
- private:
-  ContextFrame frame_;
-  F fn_;
-};
-
 }  // namespace detail
 }  // namespace ucm
+
+// ContextFrame::bind's result, which holds a ContextFrame.
+#include "ucm/detail/bound_continuation.hpp"

@@ -173,6 +173,7 @@ class ContextVariable {
   /// variable unbound, if it was) on top of whatever the running thread has: the RFC's instance
   /// bind, for skipping internal paths. Each call allocates one frame.
   template <class F>
+  requires detail::bindable<F>
   [[nodiscard]] detail::VariableBound<std::decay_t<F>> bind(F&& fn) const {
     detail::FrameData* const holder = detail::slots().current;
     const std::ptrdiff_t index = detail::index_of(holder, id_);

@@ -372,9 +372,10 @@ inline std::uint32_t cache_class(std::size_t bytes, std::size_t alignment) noexc
 
 /// A block of `bytes` aligned to `alignment` (at least block_alignment) for a frame whose cache
 /// class is `k` (see cache_class).
-// NOTE: this and free_block are reached only through the non-inlined builders and destroy_frames,
-// which compute the cache's address afresh on each call, so the plain access is right even in a
-// coroutine body on clang < 16 (see after_resume in config.hpp).
+// NOTE: this and free_block are reached only through the non-inlined builders and destroy_frames
+// (and the non-inlined new_link and delete_link of ucm/asio.hpp), which compute the cache's
+// address afresh on each call, so the plain access is right even in a coroutine body on clang < 16
+// (see after_resume in config.hpp).
 inline void* allocate_block(std::size_t bytes, std::size_t alignment, std::uint32_t k) {
   if (k != no_cache_class) {
     FrameCache& c = frame_cache();
@@ -389,11 +390,9 @@ inline void* allocate_block(std::size_t bytes, std::size_t alignment, std::uint3
   return ::operator new ((bytes + alignment - 1) & ~(alignment - 1), std::align_val_t{alignment});
 }
 
-inline void free_block(FrameData* f) noexcept {
-  const std::size_t alignment = f->alignment;
-  const std::uint32_t k = f->block;
-  f->~FrameData();
-  void* memory = f;
+/// Gives back a block from allocate_block: to this thread's cache while it has room, else to
+/// operator delete. Also takes back the blocks of ucm/asio.hpp's operation links.
+inline void free_cached_block(void* memory, std::size_t alignment, std::uint32_t k) noexcept {
   if (k != no_cache_class) {
     FrameCache& c = frame_cache();
     if (c.count[k] < FrameCache::depth) [[likely]] {
@@ -408,6 +407,13 @@ inline void free_block(FrameData* f) noexcept {
   }
   // Unsized: clang does not declare sized deallocation without -fsized-deallocation.
   ::operator delete (memory, std::align_val_t{alignment});
+}
+
+inline void free_block(FrameData* f) noexcept {
+  const std::size_t alignment = f->alignment;
+  const std::uint32_t k = f->block;
+  f->~FrameData();
+  free_cached_block(f, alignment, k);
 }
 
 // ---- reference counting ----------------------------------------------------------------------
