@@ -186,7 +186,9 @@ class ChannelCore {
       next->stores.reserve(old->stores.size() + 1);
       for (const auto* nodes : {&old->subscribers, &old->stores}) {
         for (ChannelNode* n : *nodes) {
-          if (n->removed.load(std::memory_order_relaxed)) {
+          // Acquire: pairs with remove()'s release, which may come from another thread still on
+          // its way to this lock; what it did with the node before happens before its deletion.
+          if (n->removed.load(std::memory_order_acquire)) {
             dropped.push_back(n);
           } else {
             (n->store ? next->stores : next->subscribers).push_back(n);
