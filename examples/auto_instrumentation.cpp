@@ -187,7 +187,8 @@ class Tracer {
     span.events.emplace_back(event);
     if (std::string_view(event) == "start") {
       // Inside the start window: the trace context bound for this span.
-      if (const auto* trace = ucm::w3c::trace_context.get()) span.trace_id = fmt::format("{:t}", *trace);
+      if (const auto* trace = ucm::w3c::trace_context.get())
+        span.trace_id = fmt::format("{:t}", *trace);
     }
   }
 
@@ -219,9 +220,12 @@ void instrument(ucm::TracingChannel<M>& channel, Tracer& tracer, Name name, Trac
     return tracer.begin(name(m));  // runs in the caller's context: its active span is the parent
   }));
   subs.push_back(channel.start.bind_store(ucm::w3c::trace_context, trace));
-  subs.push_back(channel.start.subscribe([&tracer](M&) { tracer.record(current_span.get(), "start"); }));
-  subs.push_back(channel.end.subscribe([&tracer](M&) { tracer.record(current_span.get(), "end"); }));
-  subs.push_back(channel.error.subscribe([&tracer](M&) { tracer.record(current_span.get(), "error"); }));
+  subs.push_back(
+      channel.start.subscribe([&tracer](M&) { tracer.record(current_span.get(), "start"); }));
+  subs.push_back(
+      channel.end.subscribe([&tracer](M&) { tracer.record(current_span.get(), "end"); }));
+  subs.push_back(
+      channel.error.subscribe([&tracer](M&) { tracer.record(current_span.get(), "error"); }));
   subs.push_back(channel.async_start.subscribe(
       [&tracer](M&) { tracer.record(current_span.get_inherited(), "async_start"); }));
   subs.push_back(channel.async_end.subscribe(
@@ -379,7 +383,8 @@ int main() {
 
   const std::vector<agent::Span> spans = tracer.spans();
   std::printf("\nspan graph (status %d)\n", status);
-  std::printf("  indented under its child-of parent (get_active); events in order; follows-from:\n");
+  std::printf(
+      "  indented under its child-of parent (get_active); events in order; follows-from:\n");
   std::printf("  inherited_all\n\n");
   print_tree(spans, 0);
 
@@ -387,8 +392,8 @@ int main() {
   // spans started meanwhile may come in another order).
   struct Expected {
     const char* name;
-    const char* child_of;               // nullptr: none
-    std::vector<const char*> follows;   // by name, in order
+    const char* child_of;              // nullptr: none
+    std::vector<const char*> follows;  // by name, in order
     std::vector<std::string> events;
     bool end_anywhere;
   };
@@ -407,7 +412,10 @@ int main() {
       {"db select invoices", "GET /orders", {"db select orders"}, async, false},
       {"db select shipments", "GET /orders", {"db select orders"}, async, false},
       // After the join: the merge, every branch in argument order.
-      {"db update last_seen", "GET /orders", {"db select invoices", "db select shipments"}, sync,
+      {"db update last_seen",
+       "GET /orders",
+       {"db select invoices", "db select shipments"},
+       sync,
        false},
   };
   auto find = [&](const char* name) -> const agent::Span* {
@@ -425,12 +433,14 @@ int main() {
       continue;
     }
     const agent::Span* parent = e.child_of == nullptr ? nullptr : find(e.child_of);
-    if ((parent == nullptr ? 0 : parent->id) != s->child_of || (e.child_of != nullptr && parent == nullptr)) {
+    if ((parent == nullptr ? 0 : parent->id) != s->child_of ||
+        (e.child_of != nullptr && parent == nullptr)) {
       problems.push_back(std::string("wrong child-of edge of ") + e.name);
     }
     std::vector<int> follows;
     for (const char* f : e.follows) follows.push_back(find(f) == nullptr ? -1 : find(f)->id);
-    if (follows != s->follows) problems.push_back(std::string("wrong follows-from edges of ") + e.name);
+    if (follows != s->follows)
+      problems.push_back(std::string("wrong follows-from edges of ") + e.name);
     if (!events_match(s->events, e.events, e.end_anywhere)) {
       problems.push_back(std::string("wrong events of ") + e.name);
     }
@@ -442,7 +452,8 @@ int main() {
   std::vector<std::string> lines;
   std::istringstream log_text(captured.str());
   for (std::string line; std::getline(log_text, line);) lines.push_back(line);
-  if (lines.size() != 12) problems.push_back("expected 12 log lines, got " + std::to_string(lines.size()));
+  if (lines.size() != 12)
+    problems.push_back("expected 12 log lines, got " + std::to_string(lines.size()));
   for (const std::string& line : lines) {
     if (line.find(std::string("[trace=") + client_trace + " span=") == std::string::npos) {
       problems.push_back("a log line without its trace id and span: " + line);

@@ -94,7 +94,8 @@ TEST_CASE("a channel without subscribers has none, and publishing to it does not
   WindowChannel<int> channel;
   CHECK_FALSE(channel.has_subscribers());
   channel.publish(1);
-  CHECK(channel.run_stores(2, [](int x) { return x * 21; }, 2) == 42);
+  CHECK(channel.run_stores(
+            2, [](int x) { return x * 21; }, 2) == 42);
 }
 
 TEST_CASE("a channel can be constant-initialised, for use during static initialisation",
@@ -164,9 +165,8 @@ TEST_CASE("run_stores sets every store in one call window, and publishes inside 
   std::vector<std::string> order;
   ContextFrame seen_by_subscriber;
   Subscription s1 = channel.bind_store(id, [](const std::string& m) { return "id-" + m; });
-  Subscription s2 = channel.bind_store(length, [](const std::string& m) {
-    return static_cast<int>(m.size());
-  });
+  Subscription s2 =
+      channel.bind_store(length, [](const std::string& m) { return static_cast<int>(m.size()); });
   Subscription sub = channel.subscribe([&](const std::string& m) {
     order.push_back("subscriber " + m + " " + *id.get());
     seen_by_subscriber = ContextFrame::current();
@@ -243,14 +243,14 @@ TEST_CASE("a subscriber or a transform that throws never reaches the publisher",
     if (m > 1) throw std::runtime_error("bug");
     return m;
   });
-  const bool unset = channel.run_stores(2, [&] { return v.get() == nullptr && w.get() == nullptr; });
-  CHECK(unset);  // no store is set (one frame, all or nothing)
+  const bool unset =
+      channel.run_stores(2, [&] { return v.get() == nullptr && w.get() == nullptr; });
+  CHECK(unset);         // no store is set (one frame, all or nothing)
   CHECK(reports == 3);  // the transform, then the subscriber again
   CHECK(after == 3);
 }
 
-TEST_CASE("a subscriber may unsubscribe itself and others while it is being called",
-          "[channel]") {
+TEST_CASE("a subscriber may unsubscribe itself and others while it is being called", "[channel]") {
   WindowChannel<int> channel;
   std::vector<std::string> seen;
   Subscription second;
@@ -284,9 +284,10 @@ TEST_CASE("a subscription may outlive its channel", "[channel]") {
 
 // ---- concurrency -------------------------------------------------------------------------------
 
-TEST_CASE("subscribing and unsubscribing while other threads publish is safe, and a removed "
-          "subscriber is never called once its subscription is gone",
-          "[channel][threads]") {
+TEST_CASE(
+    "subscribing and unsubscribing while other threads publish is safe, and a removed "
+    "subscriber is never called once its subscription is gone",
+    "[channel][threads]") {
   WindowChannel<int> channel;
   ContextVariable<int> v;
   std::atomic<bool> stop{false};
@@ -371,9 +372,8 @@ struct Recorder {
   Recorder(TracingChannel<Query>& channel, ContextVariable<int>& span, EventLog& log) {
     auto record = [&span, &log](const char* event) {
       return [&span, &log, event](Query& q) {
-        log.add(std::string(event) + " " + q.sql + " get=" + text_of(span.get()) +
-                " active=" + text_of(span.get_active()) +
-                " inherited=" + text_of(span.get_inherited()));
+        log.add(std::string(event) + " " + q.sql + " get=" + text_of(span.get()) + " active=" +
+                text_of(span.get_active()) + " inherited=" + text_of(span.get_inherited()));
       };
     };
     subs.push_back(channel.start.subscribe(record("start")));
@@ -404,10 +404,13 @@ TEST_CASE("trace_sync publishes start, then end, around the call with the start 
   const Recorder recorder(channel, span, log);
   Subscription store = channel.start.bind_store(span, [](Query& q) { return q.span = 2; });
   const int result = span.run(1, [&] {
-    return channel.trace_sync(Query{"q"}, [&](int x) {
-      log.add("call get=" + text_of(span.get()));
-      return x + 1;
-    }, 41);
+    return channel.trace_sync(
+        Query{"q"},
+        [&](int x) {
+          log.add("call get=" + text_of(span.get()));
+          return x + 1;
+        },
+        41);
   });
   CHECK(result == 42);
   CHECK(log.take() == std::vector<std::string>{
@@ -455,15 +458,17 @@ TEST_CASE("with no subscriber a traced call is a plain call", "[channel][tracing
   auto task = [&]() -> Task<int> { co_return 5; };
   CHECK(ucm::sync_wait(channel.trace_task(Query{"q"}, task())) == 5);
   int called = 0;
-  channel.trace_callback(Query{"q"}, [](auto cb) { cb(3); }, [&](int x) { called = x; });
+  channel.trace_callback(
+      Query{"q"}, [](auto cb) { cb(3); }, [&](int x) { called = x; });
   CHECK(called == 3);
 }
 
 // ---- TracingChannel: trace_task ----------------------------------------------------------------
 
-TEST_CASE("trace_task publishes start and end when awaited, async_start and async_end in the "
-          "awaiter's context when the task completes on another thread",
-          "[channel][tracing][task][threads]") {
+TEST_CASE(
+    "trace_task publishes start and end when awaited, async_start and async_end in the "
+    "awaiter's context when the task completes on another thread",
+    "[channel][tracing][task][threads]") {
   TracingChannel<Query> channel;
   ContextVariable<int> span;
   EventLog log;
@@ -471,9 +476,8 @@ TEST_CASE("trace_task publishes start and end when awaited, async_start and asyn
   const Recorder recorder(channel, span, log);
   Subscription store = channel.start.bind_store(span, [](Query&) { return 2; });
   std::atomic<bool> async_on_pool{false};
-  Subscription where = channel.async_start.subscribe([&](Query&) {
-    async_on_pool = pool.on_pool_thread();
-  });
+  Subscription where =
+      channel.async_start.subscribe([&](Query&) { async_on_pool = pool.on_pool_thread(); });
 
   auto query = [&]() -> Task<int> {
     log.add("task starts get=" + text_of(span.get()) + " active=" + text_of(span.get_active()));
@@ -506,9 +510,10 @@ TEST_CASE("trace_task publishes start and end when awaited, async_start and asyn
                       });
 }
 
-TEST_CASE("trace_task of a task that throws publishes start, end, error, async_start, "
-          "async_end, and the awaiter gets the exception",
-          "[channel][tracing][task][threads]") {
+TEST_CASE(
+    "trace_task of a task that throws publishes start, end, error, async_start, "
+    "async_end, and the awaiter gets the exception",
+    "[channel][tracing][task][threads]") {
   TracingChannel<Query> channel;
   ContextVariable<int> span;
   EventLog log;
@@ -575,20 +580,21 @@ TEST_CASE("traced tasks in a when_all are each child-of the awaiter", "[channel]
     // The merge: each branch leaves its own span.
     std::vector<int> branches;
     for (const ContextFrame& f : ContextFrame::inherited_all()) branches.push_back(*f.get(span));
-    log.add("merged " + std::to_string(branches.size()) + " " + std::to_string(branches[0]) +
-            " " + std::to_string(branches[1]));
+    log.add("merged " + std::to_string(branches.size()) + " " + std::to_string(branches[0]) + " " +
+            std::to_string(branches[1]));
     co_return a + b;
   };
   CHECK(ucm::sync_wait(parent()) == 23);
-  CHECK(log.take() == std::vector<std::string>{"start a parent=1", "start b parent=1",
-                                               "merged 2 11 12"});
+  CHECK(log.take() ==
+        std::vector<std::string>{"start a parent=1", "start b parent=1", "merged 2 11 12"});
 }
 
 // ---- TracingChannel: trace_callback ------------------------------------------------------------
 
-TEST_CASE("trace_callback publishes start and end around the call, then async_start, the "
-          "callback and async_end where the callback runs, with the start stores set",
-          "[channel][tracing][callback][threads]") {
+TEST_CASE(
+    "trace_callback publishes start and end around the call, then async_start, the "
+    "callback and async_end where the callback runs, with the start stores set",
+    "[channel][tracing][callback][threads]") {
   TracingChannel<Query> channel;
   ContextVariable<int> span;
   EventLog log;
@@ -604,12 +610,12 @@ TEST_CASE("trace_callback publishes start and end around the call, then async_st
     return true;
   };
   span.run(1, [&] {
-    const bool started = channel.trace_callback(Query{"q"}, read_async, 21,
-                                                [&](std::error_code ec, int value) {
-      callback_on_pool = pool.on_pool_thread();
-      log.add("callback " + std::to_string(value) + " ok=" + std::to_string(!ec) +
-              " get=" + text_of(span.get()));
-    });
+    const bool started =
+        channel.trace_callback(Query{"q"}, read_async, 21, [&](std::error_code ec, int value) {
+          callback_on_pool = pool.on_pool_thread();
+          log.add("callback " + std::to_string(value) + " ok=" + std::to_string(!ec) +
+                  " get=" + text_of(span.get()));
+        });
     CHECK(started);
   });
   pool.wait_idle();
@@ -626,22 +632,23 @@ TEST_CASE("trace_callback publishes start and end around the call, then async_st
                       });
 }
 
-TEST_CASE("trace_callback publishes error for an error_code or exception_ptr given to the "
-          "callback, and for an initiation that throws",
-          "[channel][tracing][callback]") {
+TEST_CASE(
+    "trace_callback publishes error for an error_code or exception_ptr given to the "
+    "callback, and for an initiation that throws",
+    "[channel][tracing][callback]") {
   TracingChannel<Query> channel;
   ContextVariable<int> span;
   EventLog log;
   const Recorder recorder(channel, span, log);
 
-  channel.trace_callback(Query{"ec"}, [](auto cb) { cb(std::make_error_code(std::errc::timed_out)); },
-                         [](std::error_code) {});
+  channel.trace_callback(
+      Query{"ec"}, [](auto cb) { cb(std::make_error_code(std::errc::timed_out)); },
+      [](std::error_code) {});
   channel.trace_callback(
       Query{"ex"}, [](auto cb) { cb(std::make_exception_ptr(std::runtime_error("lost"))); },
       [](std::exception_ptr) {});
   CHECK_THROWS_AS(channel.trace_callback(
-                      Query{"init"}, [](auto) { throw std::logic_error("no route"); },
-                      [] {}),
+                      Query{"init"}, [](auto) { throw std::logic_error("no route"); }, [] {}),
                   std::logic_error);
   const std::vector<std::string> events = log.take();
   REQUIRE(events.size() == 13);
@@ -666,8 +673,8 @@ TEST_CASE("a traced callback may be copied, and each call is traced", "[channel]
   Subscription s = channel.async_end.subscribe([&](Query&) { ++async_ends; });
   std::function<void(int)> kept;
   int sum = 0;
-  channel.trace_callback(Query{"q"}, [&](std::function<void(int)> cb) { kept = cb; },
-                         [&](int x) { sum += x; });
+  channel.trace_callback(
+      Query{"q"}, [&](std::function<void(int)> cb) { kept = cb; }, [&](int x) { sum += x; });
   std::function<void(int)> copy = kept;
   kept(1);
   copy(2);

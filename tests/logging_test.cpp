@@ -72,12 +72,13 @@ TEST_CASE("the context flag writes the chosen variables of the logging code into
       .run([&] { log.logger->info("inside"); });
   request_id.run("r-43", [&] { log.logger->warn("only the id"); });
   user.run(User{"bob"}, [&] { log.logger->info("only the user"); });
-  CHECK(log.lines() == std::vector<std::string>{
-                           "|outside",
-                           "request_id=r-42 trace=4bf92f3577b34da6a3ce929d0e0e4736 user=alice|inside",
-                           "request_id=r-43|only the id",
-                           "user=bob|only the user",
-                       });
+  CHECK(log.lines() ==
+        std::vector<std::string>{
+            "|outside",
+            "request_id=r-42 trace=4bf92f3577b34da6a3ce929d0e0e4736 user=alice|inside",
+            "request_id=r-43|only the id",
+            "user=bob|only the user",
+        });
 }
 
 TEST_CASE("a line logged on a pool thread carries the context the work was posted in",
@@ -89,9 +90,8 @@ TEST_CASE("a line logged on a pool thread carries the context the work was poste
   {
     ucm_test::ThreadPool pool(2);
     for (int i = 1; i <= 4; ++i) {
-      request.run(i, [&] {
-        pool.post(ContextFrame::bind([&, i] { log.logger->info("job {}", i); }));
-      });
+      request.run(
+          i, [&] { pool.post(ContextFrame::bind([&, i] { log.logger->info("job {}", i); })); });
     }
     pool.wait_idle();
   }

@@ -70,9 +70,10 @@ TEST_CASE("describe lists the frame by name and prints only the values their own
       .with(secret, "token-xyz")
       .run([&] {
         const std::string listing = ucm::debug_string();
-        CHECK(listing == "{admin=true, attempt=2, request_id=r-42, shown_user=bob, user=<hidden>, "
-                         "<unnamed #" +
-                             hex(ucm::describe()[5].id) + ">=<hidden>}");
+        CHECK(listing ==
+              "{admin=true, attempt=2, request_id=r-42, shown_user=bob, user=<hidden>, "
+              "<unnamed #" +
+                  hex(ucm::describe()[5].id) + ">=<hidden>}");
         // Nothing the owners did not expose appears anywhere.
         CHECK(listing.find("hunter2") == std::string::npos);
         CHECK(listing.find("s3cr3t") == std::string::npos);
@@ -115,8 +116,7 @@ TEST_CASE("describe of a captured frame works on any thread", "[names][threads]"
   CHECK(seen == "{id=r-1}");
 }
 
-TEST_CASE("a destroyed variable's name is forgotten, and its values show as unnamed",
-          "[names]") {
+TEST_CASE("a destroyed variable's name is forgotten, and its values show as unnamed", "[names]") {
   auto variable = std::make_unique<ContextVariable<int>>(ucm::named("gone").expose());
   const ContextFrame frame = variable->run(1, [] { return ContextFrame::current(); });
   CHECK(ucm::debug_string(frame) == "{gone=1}");

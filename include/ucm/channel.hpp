@@ -70,7 +70,7 @@ struct ChannelNode {
   ChannelNode& operator=(const ChannelNode&) = delete;
   virtual ~ChannelNode() = default;
 
-  ChannelCore* channel = nullptr;  // null once the channel is gone: the subscription deletes it
+  ChannelCore* channel = nullptr;    // null once the channel is gone: the subscription deletes it
   std::atomic<bool> removed{false};  // set before it leaves the list: no call starts after that
   bool store = false;                // a bound store (else a subscriber)
 };
@@ -240,8 +240,8 @@ class ChannelCore {
   std::atomic<ChannelList*> list_{nullptr};
   mutable std::array<std::atomic<std::uint32_t>, 2> readers_{};
   std::atomic<std::uint32_t> epoch_{0};
-  std::mutex list_mutex_;   // list_ changes and retired_
-  std::mutex sync_mutex_;   // one grace period at a time
+  std::mutex list_mutex_;  // list_ changes and retired_
+  std::mutex sync_mutex_;  // one grace period at a time
   std::vector<ChannelList*> retired_;
 };
 
@@ -315,15 +315,34 @@ struct PublishOnExit {
   M& message;
 };
 
+template <class F, class Wrap, class Refs, std::size_t... I>
+decltype(auto) invoke_wrapping_last(F&& fn, Wrap&& wrap, Refs&& refs, std::index_sequence<I...>) {
+  constexpr std::size_t last = sizeof...(I);
+  return std::invoke(std::forward<F>(fn), std::get<I>(std::move(refs))...,
+                     wrap(std::get<last>(std::move(refs))));
+}
+
 /// Calls `fn(args...)` with the last argument replaced by `wrap(last)`.
 template <class F, class Wrap, class... Args>
 decltype(auto) invoke_wrapping_last(F&& fn, Wrap&& wrap, Args&&... args) {
-  auto refs = std::forward_as_tuple(std::forward<Args>(args)...);
-  return [&]<std::size_t... I>(std::index_sequence<I...>) -> decltype(auto) {
-    return std::invoke(std::forward<F>(fn), std::get<I>(std::move(refs))...,
-                       wrap(std::get<sizeof...(Args) - 1>(std::move(refs))));
-  }(std::make_index_sequence<sizeof...(Args) - 1>{});
+  return invoke_wrapping_last(std::forward<F>(fn), std::forward<Wrap>(wrap),
+                              std::forward_as_tuple(std::forward<Args>(args)...),
+                              std::make_index_sequence<sizeof...(Args) - 1>{});
 }
+
+/// A subscriber of a channel whose subscribers receive `Arg`.
+template <class F, class Arg>
+concept subscriber_for = std::invocable < std::decay_t<F>
+&, Arg > ;
+
+/// A transform making a `T` from a message received as `Arg`.
+template <class F, class Arg, class T>
+concept store_transform_for = std::invocable < std::decay_t<F>
+&, Arg > &&std::constructible_from<T, std::invoke_result_t<std::decay_t<F>&, Arg>>;
+
+/// An operation `fn(args...)` whose last argument is its completion callback.
+template <class F, class... Args>
+concept completes_through_callback = sizeof...(Args) >= 1 && std::invocable<F, Args...>;
 
 template <class M>
 struct CallbackTrace;
@@ -422,10 +441,10 @@ class WindowChannel {
   /// Calls `fn(message)` for every message published from now on, until the returned
   /// Subscription is destroyed. Allocates the subscriber and a copy of the subscriber list; may
   /// wait for publishes in flight to finish before freeing the old list.
-  template <class F>
-  requires std::invocable<std::decay_t<F>&, argument_type> Subscription subscribe(F&& fn) {
-    auto node = std::make_unique<detail::SubscriberOf<argument_type, std::decay_t<F>>>(
-        std::forward<F>(fn));
+  template <detail::subscriber_for<argument_type> F>
+  Subscription subscribe(F&& fn) {
+    auto node =
+        std::make_unique<detail::SubscriberOf<argument_type, std::decay_t<F>>>(std::forward<F>(fn));
     core_.add(node.get());
     return Subscription(node.release());
   }
@@ -433,10 +452,8 @@ class WindowChannel {
   /// Binds `variable` to this channel (Node's `bindStore`): in `run_stores(message, fn)`,
   /// `variable` holds `T(transform(message))` while `fn` runs. Until the returned Subscription is
   /// destroyed. The variable must outlive the binding, or at least every `run_stores` in it.
-  template <class T, class F>
-  requires std::invocable<std::decay_t<F>&, argument_type> &&
-      std::constructible_from<T, std::invoke_result_t<std::decay_t<F>&, argument_type>>
-          Subscription bind_store(const ContextVariable<T>& variable, F&& transform) {
+  template <class T, detail::store_transform_for<argument_type, T> F>
+  Subscription bind_store(const ContextVariable<T>& variable, F&& transform) {
     auto node = std::make_unique<detail::StoreOf<argument_type, T, std::decay_t<F>>>(
         detail::VariableAccess::id(variable), std::forward<F>(transform));
     core_.add(node.get());
@@ -446,7 +463,9 @@ class WindowChannel {
   /// Calls every subscriber with `message`, in subscription order, on this thread. With no
   /// subscriber: one relaxed load and a branch, nothing else. Never throws.
   void publish(argument_type message) const noexcept {
-    if (!core_.active()) [[likely]] return;
+    if (!core_.active()) [[likely]] {
+      return;
+    }
     const detail::ChannelCore::Read read(core_);
     notify(read.list(), message);
   }
@@ -636,7 +655,9 @@ class TracingChannel {
   /// The message is kept in the returned Task. With no subscriber when called: `task` itself.
   template <class T>
   [[nodiscard]] Task<T> trace_task(M message, Task<T> task) {
-    if (!has_subscribers()) [[likely]] return task;
+    if (!has_subscribers()) [[likely]] {
+      return task;
+    }
     return traced_task(*this, std::move(message), std::move(task));
   }
 
@@ -651,7 +672,7 @@ class TracingChannel {
   /// The message is shared by `fn`'s call and every copy of the wrapped callback (one
   /// allocation). Returns what `fn` returns.
   template <class F, class... Args>
-  requires(sizeof...(Args) >= 1) && std::invocable<F, Args...>
+  requires detail::completes_through_callback<F, Args...>
   decltype(auto) trace_callback(M message, F&& fn, Args&&... args) {
     if (!has_subscribers()) [[likely]] {
       return std::invoke(std::forward<F>(fn), std::forward<Args>(args)...);

@@ -118,14 +118,16 @@ struct BindingDescription {
   for (const detail::FrameData* f = detail::FrameAccess::data(frame); f != nullptr;
        f = f->parent()) {
     const detail::FrameEntry* entries = f->entries();
-    for (std::uint32_t i = 0; i < f->size; ++i) seen.push_back(Seen{entries[i].id, entries[i].value});
+    for (std::uint32_t i = 0; i < f->size; ++i)
+      seen.push_back(Seen{entries[i].id, entries[i].value});
   }
-  std::stable_sort(seen.begin(), seen.end(), [](const Seen& a, const Seen& b) { return a.id < b.id; });
+  std::stable_sort(seen.begin(), seen.end(),
+                   [](const Seen& a, const Seen& b) { return a.id < b.id; });
   std::vector<detail::VariableId> ids;
   std::vector<const void*> values;
   for (std::size_t i = 0; i < seen.size(); ++i) {
     if (i > 0 && seen[i].id == seen[i - 1].id) continue;  // shadowed by a nearer entry
-    if (seen[i].value == nullptr) continue;                // unbound here
+    if (seen[i].value == nullptr) continue;               // unbound here
     ids.push_back(seen[i].id);
     values.push_back(seen[i].value);
   }

@@ -39,6 +39,15 @@
 // NOTE: inside namespace ucm::spdlog, spdlog's own names are written ::spdlog.
 namespace ucm::spdlog {
 
+/// A type {fmt} can write.
+template <class T>
+concept log_formattable = fmt::is_formattable<T>::value;
+
+/// A function that makes something {fmt} can write from a `T`.
+template <class F, class T>
+concept formats_for_log = std::invocable<const F&, const T&> &&
+    fmt::is_formattable<std::remove_cvref_t<std::invoke_result_t<const F&, const T&>>>::value;
+
 /// The context variables a log line carries, in order, each as `key=value`; fields whose
 /// variable has no value (nor default) in the current context are left out, and the fields are
 /// separated by one space. Copyable; build it once and hand it to `context_formatter`. The
@@ -47,24 +56,21 @@ class ContextFields {
  public:
   /// Adds `variable` under `key`, its value written with {fmt} (`T` must be formattable; include
   /// the header of its fmt::formatter first).
-  template <class T>
-  requires fmt::is_formattable<T>::value ContextFields& add(std::string key,
-                                                            const ContextVariable<T>& variable) {
+  template <log_formattable T>
+  ContextFields& add(std::string key, const ContextVariable<T>& variable) {
     return add(std::move(key), variable, [](const T& value) -> const T& { return value; });
   }
 
   /// Adds `variable` under its own name (`ucm::named`).
-  template <class T>
-  requires fmt::is_formattable<T>::value ContextFields& add(const ContextVariable<T>& variable) {
+  template <log_formattable T>
+  ContextFields& add(const ContextVariable<T>& variable) {
     return add(std::string(variable.name()), variable);
   }
 
   /// Adds `variable` under `key`, written as `format(value)` (anything {fmt} can write):
   /// `fields.add("trace", ucm::w3c::trace_context, [](const auto& t) { return t.trace_id; })`.
-  template <class T, class F>
-  requires std::invocable<const F&, const T&> &&
-      fmt::is_formattable<std::remove_cvref_t<std::invoke_result_t<const F&, const T&>>>::value
-          ContextFields& add(std::string key, const ContextVariable<T>& variable, F format) {
+  template <class T, formats_for_log<T> F>
+  ContextFields& add(std::string key, const ContextVariable<T>& variable, F format) {
     fields_.push_back(Field{std::move(key), [&variable, format = std::move(format)](
                                                 std::string_view k, ::spdlog::memory_buf_t& out) {
                               const T* value = variable.get();

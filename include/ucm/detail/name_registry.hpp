@@ -31,14 +31,13 @@ struct ShowAsIs {};
 
 /// Whether `expose()` without a formatter can print a `T`.
 template <class T>
-concept shown_as_is =
-    std::convertible_to<const T&, std::string_view> || std::is_arithmetic_v<T>;
+concept shown_as_is = std::convertible_to<const T&, std::string_view> || std::is_arithmetic_v<T>;
 
 /// Whether `F` makes text of a `T` for `describe`.
 template <class F, class T>
-concept formats = std::same_as<F, Hidden> || (std::same_as<F, ShowAsIs> && shown_as_is<T>) ||
-    (std::invocable<const F&, const T&> &&
-     std::convertible_to<std::invoke_result_t<const F&, const T&>, std::string>);
+concept formats = std::same_as<F, Hidden> ||(std::same_as<F, ShowAsIs>&& shown_as_is<T>) ||
+                  (std::invocable<const F&, const T&> &&
+                   std::convertible_to<std::invoke_result_t<const F&, const T&>, std::string>);
 
 /// A registered name: what `describe` knows of a variable. Never a value.
 class VariableInfo {
@@ -139,11 +138,10 @@ inline std::vector<std::shared_ptr<const VariableInfo>> find_names(
   const std::lock_guard lock(r.mutex);
   auto from = r.infos.begin();
   for (std::size_t i = 0; i < ids.size(); ++i) {
-    from = std::lower_bound(
-        from, r.infos.end(), ids[i],
-        [](const std::shared_ptr<const VariableInfo>& info, VariableId key) {
-          return info->id() < key;
-        });
+    from = std::lower_bound(from, r.infos.end(), ids[i],
+                            [](const std::shared_ptr<const VariableInfo>& info, VariableId key) {
+                              return info->id() < key;
+                            });
     if (from != r.infos.end() && (*from)->id() == ids[i]) found[i] = *from;
   }
   return found;
