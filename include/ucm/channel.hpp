@@ -466,8 +466,7 @@ class WindowChannel {
     if (!core_.active()) [[likely]] {
       return;
     }
-    const detail::ChannelCore::Read read(core_);
-    notify(read.list(), message);
+    publish_to_subscribers(message);
   }
 
   /// Runs `fn(args...)` in **one** call window in which every variable bound with `bind_store`
@@ -484,6 +483,17 @@ class WindowChannel {
     if (!core_.active()) [[likely]] {
       return std::invoke(std::forward<F>(fn), std::forward<Args>(args)...);
     }
+    return run_with_stores(message, std::forward<F>(fn), std::forward<Args>(args)...);
+  }
+
+ private:
+  template <class>
+  friend class TracingChannel;
+
+  // NOTE: out of line, so that a publisher's inlined fast path stays a load, a branch and its call.
+  template <class F, class... Args>
+  [[gnu::noinline]] decltype(auto) run_with_stores(argument_type message, F&& fn,
+                                                   Args&&... args) const {
     std::optional<detail::CallWindow> window;
     {
       const detail::ChannelCore::Read read(core_);
@@ -495,9 +505,11 @@ class WindowChannel {
     return std::invoke(std::forward<F>(fn), std::forward<Args>(args)...);
   }
 
- private:
-  template <class>
-  friend class TracingChannel;
+  // NOTE: out of line, so that a publisher's inlined fast path stays one load and a branch.
+  [[gnu::noinline]] void publish_to_subscribers(argument_type message) const noexcept {
+    const detail::ChannelCore::Read read(core_);
+    notify(read.list(), message);
+  }
 
   static void notify(const detail::ChannelList* list, argument_type message) noexcept {
     if (list == nullptr) return;
