@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "ucm/propagation/w3c.hpp"
 #include "ucm/ucm.hpp"
 
 using ucm::ContextFrame;
@@ -131,5 +132,18 @@ TEST_CASE("two variables may share a name and stay distinct", "[names]") {
   first.run(1, [&] {
     CHECK(second.get() == nullptr);
     second.run(2, [&] { CHECK(ucm::debug_string() == "{n=1, n=2}"); });
+  });
+}
+
+TEST_CASE("the W3C trace context shows as its traceparent, and baggage stays hidden",
+          "[names][w3c]") {
+  const auto trace =
+      *ucm::w3c::TraceContext::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+  ucm::w3c::Baggage bag;
+  bag.set("user.id", "alice");
+  ucm::with(ucm::w3c::trace_context, trace).with(ucm::w3c::baggage, bag).run([] {
+    CHECK(ucm::debug_string() ==
+          "{w3c.baggage=<hidden>, "
+          "w3c.trace_context=00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01}");
   });
 }

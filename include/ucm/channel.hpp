@@ -472,11 +472,13 @@ class WindowChannel {
   /// Runs `fn(args...)` in **one** call window in which every variable bound with `bind_store`
   /// holds its transform of `message` (one frame, however many stores), after publishing
   /// `message` to the subscribers inside that window; returns what `fn` returns (Node's
-  /// `runStores`). The transforms run in binding order while the frame is built, in the
-  /// caller's context (so `get_active()` there is the caller's value); if one throws, it is
-  /// reported to the misuse handler and no store is set. With no subscriber and no store, just
-  /// `fn(args...)`. Publishers in flight never delay an unsubscribe for longer than the
-  /// transforms and subscribers take: `fn` runs after the channel's list is released.
+  /// `runStores`). The transforms run while that one frame is built, before the window opens,
+  /// in no particular order, each in the caller's context (so `get_active()` there is the
+  /// caller's value, and no transform sees another's store: unlike Node's nested windows); if
+  /// one throws, it is reported to the misuse handler and no store is set. Cost: with no
+  /// subscriber and no store, `fn(args...)` after one load and a branch; otherwise one frame
+  /// (one block, however many stores). Publishers in flight never delay an unsubscribe for
+  /// longer than the transforms and subscribers take: `fn` runs after the list is released.
   template <class F, class... Args>
   requires std::invocable<F, Args...>
   decltype(auto) run_stores(argument_type message, F&& fn, Args&&... args) const {
