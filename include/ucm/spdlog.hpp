@@ -29,12 +29,18 @@
 #include <vector>
 
 #include <fmt/format.h>
+#include <spdlog/common.h>
 #include <spdlog/details/log_msg.h>
 #include <spdlog/logger.h>
 #include <spdlog/pattern_formatter.h>
 
 #include "ucm/fmt.hpp"
 #include "ucm/variable.hpp"
+
+#if !defined(SPDLOG_FMT_EXTERNAL) && !defined(SPDLOG_FMT_EXTERNAL_HO)
+// spdlog's bundled copy of {fmt} would clash with the {fmt} that ucm/fmt.hpp includes.
+#error "ucm/spdlog.hpp needs spdlog built against an external {fmt} (SPDLOG_FMT_EXTERNAL)"
+#endif
 
 // NOTE: inside namespace ucm::spdlog, spdlog's own names are written ::spdlog.
 namespace ucm::spdlog {
