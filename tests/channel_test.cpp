@@ -681,3 +681,39 @@ TEST_CASE("a traced callback may be copied, and each call is traced", "[channel]
   CHECK(sum == 3);
   CHECK(async_ends == 2);
 }
+
+TEST_CASE(
+    "trace_callback of a callback alone publishes start and end now, and traces each call "
+    "wherever it runs",
+    "[channel][tracing][callback][threads]") {
+  TracingChannel<Query> channel;
+  ContextVariable<int> span;
+  EventLog log;
+  ThreadPool pool(1);
+  {
+    const Recorder recorder(channel, span, log);
+    Subscription store = channel.start.bind_store(span, [](Query&) { return 2; });
+    span.run(1, [&] {
+      auto done = channel.trace_callback(Query("q"), [&](int rows) {
+        log.add("callback " + std::to_string(rows) + " get=" + text_of(span.get()));
+      });
+      log.add("returned get=" + text_of(span.get()));
+      pool.post([done]() mutable { done(3); });
+    });
+    pool.wait_idle();
+  }
+  CHECK(log.take() == std::vector<std::string>{
+                          "start q get=2 active=2 inherited=-",
+                          "end q get=2 active=2 inherited=-",
+                          "returned get=1",
+                          "async_start q get=2 active=- inherited=2",
+                          "callback 3 get=2",
+                          "async_end q get=2 active=- inherited=2",
+                      });
+  // Nobody listening: the wrapper only calls the callback.
+  int called = 0;
+  auto plain = channel.trace_callback(Query("r"), [&](int x) { called = x; });
+  plain(4);
+  CHECK(called == 4);
+  CHECK(log.take().empty());
+}

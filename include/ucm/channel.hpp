@@ -675,6 +675,29 @@ class TracingChannel {
     return traced_task(*this, std::move(message), std::move(task));
   }
 
+  /// Wraps a completion callback, for a library that starts the operation itself: publishes
+  /// `start` and `end` now (in `start.run_stores(message, ...)`), and returns the callback
+  /// wrapped as `trace_callback(message, fn, args..., callback)` below wraps it: each call runs in
+  /// a continuation window of the start window's context and publishes [error], `async_start`,
+  /// `async_end` around the callback. With no subscriber, the wrapper only calls the callback.
+  ///
+  ///     auto done = query_channel.trace_callback(QueryEvent{sql}, std::move(callback));
+  ///     pool.post([done] () mutable { done(std::error_code(), rows); });
+  template <class Callback>
+  [[nodiscard]] detail::TracedCallback<M, std::decay_t<Callback>> trace_callback(
+      M message, Callback&& callback) {
+    using Traced = detail::TracedCallback<M, std::decay_t<Callback>>;
+    if (!has_subscribers()) [[likely]] {
+      return Traced(nullptr, ContextFrame(), std::forward<Callback>(callback));
+    }
+    auto trace = std::make_shared<detail::CallbackTrace<M>>(*this, std::move(message));
+    M& msg = trace->message;
+    return start.run_stores(msg, [&] {
+      const detail::PublishOnExit<M> publish_end{end, msg};
+      return Traced(trace, ContextFrame::current(), std::forward<Callback>(callback));
+    });
+  }
+
   /// Traces an operation that completes through a callback, its last argument (Node's
   /// `traceCallback` with position -1): in `start.run_stores(message, ...)`, calls
   /// `fn(args...)` with the callback wrapped; publishes `error` if that throws (and rethrows),
@@ -800,6 +823,9 @@ class TracedCallback {
   template <class... A>
   requires std::invocable<Callback&, A...>
   decltype(auto) operator()(A&&... a) {
+    if (trace_ == nullptr) [[unlikely]] {
+      return std::invoke(callback_, std::forward<A>(a)...);  // nobody listened when it was made
+    }
     // On the stack: the window stays valid even if the callback destroys this object.
     const std::shared_ptr<CallbackTrace<M>> trace = trace_;
     const ContextFrame frame = frame_;
