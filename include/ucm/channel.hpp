@@ -330,15 +330,18 @@ decltype(auto) invoke_wrapping_last(F&& fn, Wrap&& wrap, Args&&... args) {
                               std::make_index_sequence<sizeof...(Args) - 1>{});
 }
 
+/// How a channel keeps and calls a subscriber or transform `F`: a decayed copy, as an lvalue.
+template <class F>
+using stored_callable_t = std::add_lvalue_reference_t<std::decay_t<F>>;
+
 /// A subscriber of a channel whose subscribers receive `Arg`.
 template <class F, class Arg>
-concept subscriber_for = std::invocable < std::decay_t<F>
-&, Arg > ;
+concept subscriber_for = std::invocable<stored_callable_t<F>, Arg>;
 
 /// A transform making a `T` from a message received as `Arg`.
 template <class F, class Arg, class T>
-concept store_transform_for = std::invocable < std::decay_t<F>
-&, Arg > &&std::constructible_from<T, std::invoke_result_t<std::decay_t<F>&, Arg>>;
+concept store_transform_for = std::invocable<stored_callable_t<F>, Arg> &&
+    std::constructible_from<T, std::invoke_result_t<stored_callable_t<F>, Arg>>;
 
 /// An operation `fn(args...)` whose last argument is its completion callback.
 template <class F, class... Args>
