@@ -213,6 +213,17 @@ class Report:
                  "baseline_plain_task_await_8")
         self.add("executor", "post + run 1M tasks, ContextExecutor", "post_context_executor",
                  "baseline_post_raw_executor")
+        # Window channels: the cost a library pays to announce an operation, over the plain call.
+        pc = "baseline_channel_plain_call"
+        for label, name in (
+                ("has_subscribers() then publish, nobody subscribed", "channel_has_subscribers_none"),
+                ("publish, nobody subscribed", "channel_publish_none"),
+                ("publish to one subscriber", "channel_publish_one_subscriber"),
+                ("run_stores, nobody subscribed", "channel_run_stores_none"),
+                ("run_stores, one bound store (one call window)", "channel_run_stores_one_store"),
+                ("TracingChannel trace_sync, nobody subscribed", "tracing_trace_sync_none"),
+                ("trace_sync, start and end subscribed", "tracing_trace_sync_start_end")):
+            self.add("channels", label, name, pc)
         for label, name, naive in (("get", "get_hit/8", "naive_get_hit"),
                                    ("capture", "capture", "naive_capture"),
                                    ("set one value for a call", "variable_run/8", "naive_set"),
@@ -387,6 +398,7 @@ SHORT = {
     "baseline_atomic_inc_dec": "atomic inc+dec",
     "baseline_malloc_free": "malloc+free",
     "baseline_direct_call": "direct call",
+    "baseline_channel_plain_call": "plain call",
     "baseline_bare_task_await": "same task, propagation compiled out",
     "paired_bare": "same task, propagation compiled out, paired",
     "baseline_plain_task_await": "plain task co_await",

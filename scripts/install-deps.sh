@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(cmake ninja-build g++ clang clang-format libclang-rt-14-dev catch2 libbenchmark-dev
-          libasio-dev libcpp-httplib-dev pkg-config valgrind python3 python3-matplotlib)
+          libasio-dev libcpp-httplib-dev libfmt-dev libspdlog-dev pkg-config valgrind python3
+          python3-matplotlib)
 command -v node >/dev/null 2>&1 || packages+=(nodejs)
 command -v npm >/dev/null 2>&1 || packages+=(npm)
 

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "alloc_counter.hpp"
+#include "ucm/channel.hpp"
 #include "ucm/manager.hpp"
 #include "ucm/propagation/w3c.hpp"
 #include "ucm/ucm.hpp"
@@ -208,4 +209,35 @@ TEST_CASE("extracting traceparent and tracestate headers of megabytes allocates 
     CHECK(extract_bytes(carrier, extracted) < bounded);
     CHECK(extracted.get(ucm::w3c::trace_context) == nullptr);
   }
+}
+
+TEST_CASE("announcing on a channel nobody listens to allocates nothing", "[channel]") {
+  struct Message {
+    std::string text;
+  };
+  ucm::WindowChannel<Message> channel;
+  ucm::TracingChannel<Message> tracing;
+  const Message message{"a message long enough not to fit a small string buffer"};
+  Message traced{"another message long enough not to fit a small string buffer"};
+  std::size_t allocations = 0;
+  int calls = 0;
+  {
+    ucm_test::CountAllocations counter;
+    channel.publish(message);
+    calls += channel.run_stores(message, [] { return 1; });
+    tracing.trace_sync(traced, [&] { ++calls; });
+    allocations = counter.count();
+  }
+  CHECK(allocations == 0);
+  CHECK(calls == 2);
+  // With a subscriber, a publish still allocates nothing (the list is read in place).
+  int seen = 0;
+  const ucm::Subscription sub = channel.subscribe([&](const Message&) { ++seen; });
+  {
+    ucm_test::CountAllocations counter;
+    channel.publish(message);
+    allocations = counter.count();
+  }
+  CHECK(allocations == 0);
+  CHECK(seen == 1);
 }

@@ -6,12 +6,14 @@
 #include <functional>
 #include <optional>
 #include <stdexcept>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 
 #include "ucm/detail/frame_data.hpp"
 #include "ucm/detail/slots.hpp"
 #include "ucm/frame.hpp"
+#include "ucm/names.hpp"
 
 namespace ucm {
 
@@ -76,8 +78,36 @@ class ContextVariable {
   explicit ContextVariable(std::in_place_t, Args&&... args)
       : id_(detail::next_variable_id()), default_(std::in_place, std::forward<Args>(args)...) {}
 
+  /// A named variable (`ucm::named`), for diagnostics: `ContextVariable<T> v{ucm::named("id")}`,
+  /// with a default `ucm::named("retries", 3)`, with its value shown by `ucm::describe`
+  /// `ucm::named("id").expose()` or `.expose(formatter)`. The name is registered in a
+  /// process-wide registry (one small allocation and a lock, here and in the destructor); it
+  /// changes nothing else: the identity is still the variable's own.
+  template <class F>
+  requires detail::formats<F, T>
+  explicit ContextVariable(VariableName<detail::NoDefault, F> name)
+      : id_(detail::next_variable_id()),
+        name_(detail::register_name<T>(id_, name.name_, std::move(name.format_))) {}
+
+  /// As above, with a default value.
+  template <class D, class F>
+  requires std::constructible_from<T, D&&> && detail::formats<F, T>
+  explicit ContextVariable(VariableName<D, F> name)
+      : id_(detail::next_variable_id()),
+        default_(std::in_place, std::move(name.default_)),
+        name_(detail::register_name<T>(id_, name.name_, std::move(name.format_))) {}
+
   ContextVariable(const ContextVariable&) = delete;
   ContextVariable& operator=(const ContextVariable&) = delete;
+
+  ~ContextVariable() {
+    if (name_ != nullptr) detail::unregister_name(id_);
+  }
+
+  /// The name given with `ucm::named`, or empty.
+  [[nodiscard]] std::string_view name() const noexcept {
+    return name_ == nullptr ? std::string_view() : std::string_view(name_->name());
+  }
 
   // ---- reading ------------------------------------------------------------------------------
 
@@ -196,6 +226,7 @@ class ContextVariable {
 
   detail::VariableId id_;
   std::optional<T> default_;
+  const detail::VariableInfo* name_ = nullptr;  // owned by the name registry; null: unnamed
 };
 
 namespace detail {

@@ -816,12 +816,17 @@ namespace detail {
 // a shared library built with -fvisibility=hidden would have copies of its own, with other
 // ids, and its `inject` would not see what the program's `extract` bound. ucm's own code reads
 // them through these functions, which work even before the references below are initialised.
+// Named for ucm::describe: the trace context shows as its traceparent (it is sent on the wire
+// anyway); baggage stays hidden (it may carry what an application would not print).
 UCM_SHARED_STATE inline ucm::ContextVariable<TraceContext>& trace_context_variable() noexcept {
-  static ucm::ContextVariable<TraceContext> instance;
+  static ucm::ContextVariable<TraceContext> instance{
+      ucm::named("w3c.trace_context").expose([](const TraceContext& t) {
+        return t.traceparent();
+      })};
   return instance;
 }
 UCM_SHARED_STATE inline ucm::ContextVariable<Baggage>& baggage_variable() noexcept {
-  static ucm::ContextVariable<Baggage> instance;
+  static ucm::ContextVariable<Baggage> instance{ucm::named("w3c.baggage")};
   return instance;
 }
 }  // namespace detail
