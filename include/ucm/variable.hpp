@@ -4,6 +4,7 @@
 
 #include <concepts>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string_view>
@@ -70,13 +71,13 @@ class ContextVariable {
   /// A variable whose `get()` falls back to `default_value` outside any binding (the "default
   /// singleton" of a migration from process-global state). The default is never in a frame.
   explicit ContextVariable(T default_value) requires std::move_constructible<T>
-      : id_(detail::next_variable_id()), default_(std::move(default_value)) {}
+      : id_(detail::next_variable_id()), default_(std::make_unique<const T>(std::move(default_value))) {}
 
   /// A variable whose default is constructed in place from `args...`.
   template <class... Args>
   requires std::constructible_from<T, Args...>
   explicit ContextVariable(std::in_place_t, Args&&... args)
-      : id_(detail::next_variable_id()), default_(std::in_place, std::forward<Args>(args)...) {}
+      : id_(detail::next_variable_id()), default_(std::make_unique<const T>(std::forward<Args>(args)...)) {}
 
   /// A named variable (`ucm::named`), for diagnostics: `ContextVariable<T> v{ucm::named("id")}`,
   /// with a default `ucm::named("retries", 3)`, with its value shown by `ucm::describe`
@@ -94,7 +95,7 @@ class ContextVariable {
   requires std::constructible_from<T, D&&> && detail::formats<F, T>
   explicit ContextVariable(VariableName<D, F> name)
       : id_(detail::next_variable_id()),
-        default_(std::in_place, std::move(name.default_)),
+        default_(std::make_unique<const T>(std::move(name.default_))),
         name_(detail::register_name<T>(id_, name.name_, std::move(name.format_))) {}
 
   ContextVariable(const ContextVariable&) = delete;
@@ -117,7 +118,7 @@ class ContextVariable {
   /// lookup, no allocation, no lock.
   [[nodiscard]] const T* get() const noexcept {
     if (const void* v = detail::lookup(detail::slots(), id_)) return static_cast<const T*>(v);
-    return default_ ? &*default_ : nullptr;
+    return default_.get();
   }
 
   /// The value only if it was bound (by a call window or `enter`) since the running continuation
@@ -152,7 +153,7 @@ class ContextVariable {
   }
 
   /// The default value, or nullptr.
-  [[nodiscard]] const T* default_value() const noexcept { return default_ ? &*default_ : nullptr; }
+  [[nodiscard]] const T* default_value() const noexcept { return default_.get(); }
 
   // ---- changing -----------------------------------------------------------------------------
 
@@ -225,7 +226,10 @@ class ContextVariable {
   }
 
   detail::VariableId id_;
-  std::optional<T> default_;
+  // NOTE: on the heap rather than in a std::optional, which g++ 12 -O2 reports as possibly
+  // uninitialised when a variable without a default is destroyed (-Wmaybe-uninitialized, GCC bug
+  // 80635) in users' code built with warnings as errors. One allocation per default.
+  std::unique_ptr<const T> default_;
   const detail::VariableInfo* name_ = nullptr;  // owned by the name registry; null: unnamed
 };
 
