@@ -543,6 +543,42 @@ TEST_CASE("a timer is cancelled through a cancellation slot bound outside or ins
   CHECK(results[1].second == 2);
 }
 
+namespace {
+
+/// A legacy handler with its own (deprecated) invocation hook, as `io_context::strand::wrap`
+/// makes: Asio runs the completion through the hook, which must see it through propagate too.
+struct HookedHandler {
+  std::atomic<int>* hooked;
+  std::atomic<int>* seen;
+  void operator()(error_code) const { *seen = seen_id(); }
+  template <class Function>
+  friend void asio_handler_invoke(Function& function, HookedHandler* self) {
+    ++*self->hooked;
+    function();
+  }
+};
+
+}  // namespace
+
+TEST_CASE("propagate keeps a legacy handler's invocation hook", "[asio][propagate][hooks]") {
+  net::io_context io;
+  std::atomic<int> hooked_bare{0};
+  std::atomic<int> hooked_propagated{0};
+  std::atomic<int> seen_bare{0};
+  std::atomic<int> seen_propagated{0};
+  net::steady_timer bare(io, 0ms);
+  net::steady_timer propagated(io, 0ms);
+  request_id.run(4, [&] {
+    bare.async_wait(HookedHandler{&hooked_bare, &seen_bare});
+    propagated.async_wait(propagate(HookedHandler{&hooked_propagated, &seen_propagated}));
+  });
+  io.run();
+  CHECK(hooked_bare >= 1);
+  CHECK(hooked_propagated == hooked_bare);
+  CHECK(seen_bare == -1);
+  CHECK(seen_propagated == 4);
+}
+
 TEST_CASE("a deferred operation captures the context when it is launched, not when it is made",
           "[asio][propagate][deferred]") {
   IoThreads threads(2);
