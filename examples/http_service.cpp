@@ -37,6 +37,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <csignal>
 #include <cstdio>
 #include <exception>
 #include <map>
@@ -251,6 +252,11 @@ class Server {
       stream.expires_after(30s);  // a client that stops sending is dropped
       co_await http::async_read(stream, buffer, request, net::redirect_error(use_task, ec));
       if (ec == http::error::end_of_stream) break;  // closed between requests
+      if (ec == beast::error::timeout && buffer.size() == 0) {
+        log("idle connection closed");
+        break;
+      }
+      // Beast's parse errors (all in its http category; a message cut short is not one).
       if (ec && ec.category() == http::make_error_code(http::error::bad_method).category() &&
           ec != http::error::partial_message) {
         log("malformed HTTP (" + ec.message() + "): 400");
