@@ -38,7 +38,9 @@ boost::beast::http::basic_fields<Allocator>& beast_fields_of(
 /// Beast's `http::basic_fields`, or a type derived from it (`http::header`, `http::message`,
 /// so `http::request` and `http::response`).
 template <class C>
-concept beast_fields = requires(C& carrier) { detail::beast_fields_of(carrier); };
+concept beast_fields = requires(C& carrier) {
+  detail::beast_fields_of(carrier);
+};
 
 inline boost::beast::string_view beast_view(std::string_view text) noexcept {
   return {text.data(), text.size()};
