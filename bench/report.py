@@ -7,7 +7,7 @@ medians and ratios against the baselines measured in the same run, and a plot.
 
 Reads <date>.json (timings) and, when present beside it, <date>-memory.json (bytes, operator new
 calls) and <date>-instructions.json (callgrind instruction counts). Writes docs/bench-table.md and
-docs/bench.png, and refreshes the table at the end of docs/performance.md. Without arguments,
+docs/bench.svg (drawn here, with no plotting library), and refreshes the table at the end of docs/performance.md. Without arguments,
 reads the newest results.
 
 Every figure is the median of the repetitions' CPU time per operation (the benchmarks run on
@@ -26,7 +26,9 @@ same baseline measured in the same run as the operation.
 """
 
 import glob
+import html
 import json
+import math
 import os
 import sys
 
@@ -349,47 +351,125 @@ class Report:
                 out.append(f"| {work} | {fmt_ns(value)} | {fmt_ns(scaled)} | {peer} | {ns} |")
         return out
 
-    def png(self, path):
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
+    def svg(self, path):
+        """Draws the plot as an SVG written here (no plotting library): ucm against its baseline
+        per operation (log scale) on the left, bytes per frame block on the right."""
         rows = [r for r in self.plot if r[1] is not None and r[1] < 1e5]
-        rows = rows[::-1]
-        fig, (ax, ax2) = plt.subplots(1, 2, figsize=(15, 0.32 * len(rows) + 2.5),
-                                      gridspec_kw={"width_ratios": [3, 1.4]})
-        y = range(len(rows))
-        ax.barh([i + 0.2 for i in y], [r[1] for r in rows], height=0.4, color="#1f77b4",
-                label="ucm")
-        ax.barh([i - 0.2 for i in y], [r[3] or 0 for r in rows], height=0.4, color="#bbbbbb",
-                label="baseline (same run)")
-        ax.set_yticks(list(y))
-        ax.set_yticklabels([f"{r[0]}  [vs {short(r[2])}]" for r in rows], fontsize=7)
-        ax.set_xscale("log")
-        ax.set_xlabel("ns per operation (median CPU time, log scale)")
-        ax.legend(loc="lower right", fontsize=8)
-        ax.grid(axis="x", which="both", alpha=0.3)
-        c = self.context
-        ax.set_title(f"ucm benchmarks, {c.get('date', '')[:10]}, {c.get('cpu_model', '')}, "
-                     f"{c.get('cores', c.get('num_cpus', '?'))} cores", fontsize=10)
+        row_h, top, bottom = 22, 56, 64
+        label_w, bars_w, gap, mem_w = 430, 560, 90, 380
+        width = label_w + bars_w + gap + mem_w + 40
+        height = top + bottom + row_h * max(len(rows), 12)
+        out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+               f'viewBox="0 0 {width} {height}" font-family="DejaVu Sans, Arial, sans-serif">',
+               f'<rect width="{width}" height="{height}" fill="white"/>']
 
+        def text(x, y, body, size=11, anchor="start", extra=""):
+            out.append(f'<text x="{x:.1f}" y="{y:.1f}" font-size="{size}" text-anchor="{anchor}"'
+                       f'{extra}>{html.escape(str(body))}</text>')
+
+        c = self.context
+        text(label_w, 22, f"ucm benchmarks, {c.get('date', '')[:10]}, {c.get('cpu_model', '')}, "
+             f"{c.get('cores', c.get('num_cpus', '?'))} cores", 14)
+
+        # Left: ns per operation, log scale, ucm (blue) over its baseline (grey).
+        values = [v for r in rows for v in (r[1], r[3]) if v]
+        lo = math.floor(math.log10(min(values))) if values else 0
+        hi = math.ceil(math.log10(max(values))) if values else 1
+        hi = max(hi, lo + 1)
+        x0, plot_h = label_w, row_h * len(rows)
+
+        def x_of(v):
+            return x0 + bars_w * (math.log10(v) - lo) / (hi - lo)
+
+        for decade in range(lo, hi + 1):
+            for m in (1, 2, 5):
+                v = m * 10 ** decade
+                if v > 10 ** hi:
+                    break
+                x = x_of(v)
+                stroke = "#bbbbbb" if m == 1 else "#e6e6e6"
+                out.append(f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{top + plot_h}" '
+                           f'stroke="{stroke}" stroke-width="1"/>')
+                if m == 1:
+                    text(x, top + plot_h + 16, f"{v:g}", 10, "middle")
+        text(x0 + bars_w / 2, top + plot_h + 38,
+             "ns per operation (median CPU time, log scale)", 11, "middle")
+        for i, (label, value, baseline, base) in enumerate(rows):
+            y = top + i * row_h
+            text(x0 - 6, y + row_h / 2 + 4, f"{label}  [vs {short(baseline)}]", 10, "end")
+            out.append(f'<rect x="{x0}" y="{y + 2}" width="{max(x_of(value) - x0, 1):.1f}" '
+                       f'height="{row_h / 2 - 2:.1f}" fill="#1f77b4"><title>'
+                       f'{html.escape(label)}: {value:.3g} ns</title></rect>')
+            if base:
+                out.append(f'<rect x="{x0}" y="{y + row_h / 2:.1f}" '
+                           f'width="{max(x_of(base) - x0, 1):.1f}" height="{row_h / 2 - 2:.1f}" '
+                           f'fill="#bbbbbb"><title>{html.escape(short(baseline))}: {base:.3g} ns'
+                           f'</title></rect>')
+        out.append(f'<rect x="{x0}" y="{top}" width="{bars_w}" height="{plot_h}" fill="none" '
+                   f'stroke="#444444"/>')
+        legend_y = top - 14
+        out.append(f'<rect x="{x0}" y="{legend_y - 9}" width="12" height="10" fill="#1f77b4"/>')
+        text(x0 + 16, legend_y, "ucm", 10)
+        out.append(f'<rect x="{x0 + 60}" y="{legend_y - 9}" width="12" height="10" '
+                   f'fill="#bbbbbb"/>')
+        text(x0 + 76, legend_y, "baseline (same run)", 10)
+
+        # Right: bytes per frame block against the number of variables (log 2 scale).
         frames, _ = self.memory_rows()
-        complete = [(n, b) for n, b, k in frames if k.startswith("complete")]
-        delta = [(n, b) for n, b, k in frames if not k.startswith("complete")]
-        if complete:
-            ax2.plot([n for n, _ in complete], [b for _, b in complete], "o-",
-                     label="complete frame")
-        if delta:
-            ax2.plot([n for n, _ in delta], [b for _, b in delta], "s--",
-                     label="call-window frame (delta)")
-        ax2.set_xscale("log", base=2)
-        ax2.set_xlabel("variables in the frame")
-        ax2.set_ylabel("bytes per frame block")
-        ax2.set_title("Memory", fontsize=10)
-        ax2.grid(alpha=0.3)
-        ax2.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(path, dpi=110)
+        series = [("complete frame", "#1f77b4", "",
+                   [(n, b) for n, b, k in frames if k.startswith("complete") and b]),
+                  ("call-window frame (delta)", "#ff7f0e", ' stroke-dasharray="5,3"',
+                   [(n, b) for n, b, k in frames if not k.startswith("complete") and b])]
+        points = [p for _, _, _, ps in series for p in ps]
+        if points:
+            mx0, mh = label_w + bars_w + gap, min(plot_h, 320)
+            n_lo = math.floor(math.log2(min(n for n, _ in points)))
+            n_hi = max(math.ceil(math.log2(max(n for n, _ in points))), n_lo + 1)
+            b_hi = max(b for _, b in points) * 1.1
+
+            def mx(n):
+                return mx0 + mem_w * (math.log2(n) - n_lo) / (n_hi - n_lo)
+
+            def my(b):
+                return top + mh - mh * b / b_hi
+
+            text(mx0 + mem_w / 2, top - 14, "Memory", 12, "middle")
+            for k in range(n_lo, n_hi + 1):
+                x = mx(2 ** k)
+                out.append(f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{top + mh}" '
+                           f'stroke="#e6e6e6"/>')
+                text(x, top + mh + 16, 2 ** k, 10, "middle")
+            # The first of 1, 2, 5, 10, 20, 50, ... bytes giving at most 8 grid lines.
+            step = next(m * 10 ** e for e in range(12) for m in (1, 2, 5) if b_hi / (m * 10 ** e) <= 8)
+            b = 0.0
+            while b <= b_hi:
+                y = my(b)
+                out.append(f'<line x1="{mx0}" y1="{y:.1f}" x2="{mx0 + mem_w}" y2="{y:.1f}" '
+                           f'stroke="#e6e6e6"/>')
+                text(mx0 - 6, y + 4, f"{b:g}", 10, "end")
+                b += step
+            out.append(f'<rect x="{mx0}" y="{top}" width="{mem_w}" height="{mh}" fill="none" '
+                       f'stroke="#444444"/>')
+            text(mx0 + mem_w / 2, top + mh + 38, "variables in the frame", 11, "middle")
+            text(mx0 - 48, top + mh / 2, "bytes per frame block", 11, "middle",
+                 f' transform="rotate(-90 {mx0 - 48} {top + mh / 2})"')
+            for i, (name, color, dash, ps) in enumerate(series):
+                if not ps:
+                    continue
+                line = " ".join(f"{mx(n):.1f},{my(b):.1f}" for n, b in ps)
+                out.append(f'<polyline points="{line}" fill="none" stroke="{color}" '
+                           f'stroke-width="2"{dash}/>')
+                for n, b in ps:
+                    out.append(f'<circle cx="{mx(n):.1f}" cy="{my(b):.1f}" r="3.5" '
+                               f'fill="{color}"><title>{n} variables: {b:g} bytes</title>'
+                               f'</circle>')
+                ly = top + 14 + 16 * i
+                out.append(f'<line x1="{mx0 + 10}" y1="{ly - 4}" x2="{mx0 + 34}" y2="{ly - 4}" '
+                           f'stroke="{color}" stroke-width="2"{dash}/>')
+                text(mx0 + 40, ly, name, 10)
+        out.append("</svg>")
+        with open(path, "w") as f:
+            f.write("\n".join(out) + "\n")
 
 
 SHORT = {
@@ -449,10 +529,10 @@ def main(argv):
     md = report.markdown()
     with open(os.path.join(docs, "bench-table.md"), "w") as f:
         f.write(md)
-    report.png(os.path.join(docs, "bench.png"))
+    report.svg(os.path.join(docs, "bench.svg"))
     refresh_performance_page(md)
     print(md)
-    print(f"wrote docs/bench-table.md, docs/bench.png and the table in docs/performance.md from "
+    print(f"wrote docs/bench-table.md, docs/bench.svg and the table in docs/performance.md from "
           f"{os.path.relpath(timing, ROOT)}")
 
 

@@ -3,7 +3,7 @@
 # Builds and runs ucm's benchmarks (bench/, preset `bench`: g++ -O2), then turns the results into
 # a table and a plot. Writes bench/results/<date>.json (timings), <date>-memory.json (bytes per
 # frame, operator new calls per operation) and <date>-instructions.json (callgrind instruction
-# counts per operation), then docs/bench-table.md, docs/bench.png and the table at the end of
+# counts per operation), then docs/bench-table.md, docs/bench.svg and the table at the end of
 # docs/performance.md.
 # Medians of 5 repetitions, randomly interleaved (so an operation and its baselines sample the same
 # moments of a noisy machine); compare ratios against the baselines of the same run, not absolute
@@ -27,10 +27,7 @@ common=(--benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 ./build/bench/bench/ucm_bench "${common[@]}" --benchmark_out="bench/results/${date}.json" "$@"
 ./build/bench/bench/ucm_memory_bench "${common[@]}" \
   --benchmark_out="bench/results/${date}-memory.json"
-# Debian's python3-matplotlib belongs to the system interpreter; a python3 earlier on PATH (pyenv,
-# a virtualenv) may not see it.
-python=python3
-python3 -c 'import matplotlib' 2>/dev/null || python=/usr/bin/python3
-"${python}" bench/instructions.py build/bench/bench/ucm_instructions \
+# The scripts need nothing beyond Python's standard library (report.py draws its SVG itself).
+python3 bench/instructions.py build/bench/bench/ucm_instructions \
   "bench/results/${date}-instructions.json"
-"${python}" bench/report.py "bench/results/${date}.json"
+python3 bench/report.py "bench/results/${date}.json"

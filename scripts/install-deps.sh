@@ -6,9 +6,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# libboost1.81-dev (Boost.Asio and Beast for ucm::boost_asio) conflicts with libboost1.74-dev, which
+# python3-matplotlib needs (through fonttools, scipy and pythran): installing it removes them, and
+# the benchmark report draws its plot without matplotlib.
 packages=(cmake ninja-build g++ clang clang-format libclang-rt-14-dev catch2 libbenchmark-dev
-          libasio-dev libcpp-httplib-dev libfmt-dev libspdlog-dev pkg-config valgrind python3
-          python3-matplotlib)
+          libasio-dev libboost1.81-dev libcpp-httplib-dev libfmt-dev libspdlog-dev pkg-config
+          valgrind python3)
 command -v node >/dev/null 2>&1 || packages+=(nodejs)
 command -v npm >/dev/null 2>&1 || packages+=(npm)
 

@@ -1,16 +1,31 @@
 // SPDX-License-Identifier: MIT
-// Tests of ucm/asio.hpp on real multi-threaded io_contexts, with timers and loopback TCP
-// sockets: propagate(token) with callbacks, use_awaitable, deferred, strands, associators and
-// cancellation; ContextExecutor; use_task with ucm::Task.
+// Tests of ucm/asio.hpp and ucm/boost_asio.hpp on real multi-threaded io_contexts, with timers
+// and loopback TCP sockets: propagate(token) with callbacks, use_awaitable, deferred, strands,
+// associators and cancellation; ContextExecutor; use_task with ucm::Task.
+//
+// One source for both Asios: built as asio_test against standalone Asio, and as
+// boost_asio_test with UCM_TEST_BOOST_ASIO against Boost.Asio. Only the include, the namespaces
+// (`net` for the Asio, `ucmnet` for ucm's integration of it) and the error types differ.
 //
 // Catch2 v2 assertions are not thread-safe: handlers running on I/O threads only record what
 // they saw (atomics, or vectors under a mutex) and the main thread checks it afterwards.
+#if defined(UCM_TEST_BOOST_ASIO)
+#include "ucm/boost_asio.hpp"
+#else
 #include "ucm/asio.hpp"
+#endif
 
 #include <catch2/catch.hpp>
 
+#if defined(UCM_TEST_BOOST_ASIO)
+#include <boost/asio/experimental/as_tuple.hpp>
+#include <boost/asio/experimental/deferred.hpp>
+#include <boost/system/error_code.hpp>
+#include <boost/system/system_error.hpp>
+#else
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/experimental/deferred.hpp>
+#endif
 
 #include <algorithm>
 #include <array>
@@ -33,12 +48,24 @@
 #include "ucm/task.hpp"
 #include "ucm/ucm.hpp"
 
+#if defined(UCM_TEST_BOOST_ASIO)
+namespace net = ::boost::asio;
+namespace ucmnet = ::ucm::boost_asio;
+using error_code = ::boost::system::error_code;
+using system_error = ::boost::system::system_error;
+#else
+namespace net = ::asio;
+namespace ucmnet = ::ucm::asio;
+using error_code = std::error_code;
+using system_error = std::system_error;
+#endif
+
 using namespace std::chrono_literals;
-using tcp = ::asio::ip::tcp;
+using tcp = net::ip::tcp;
 using ucm::ContextFrame;
 using ucm::ContextVariable;
-using ucm::asio::ContextExecutor;
-using ucm::asio::propagate;
+using ucmnet::ContextExecutor;
+using ucmnet::propagate;
 
 namespace {
 
@@ -58,7 +85,7 @@ bool slots_empty() {
 /// slots were left empty (nothing leaked into the I/O thread).
 class IoThreads {
  public:
-  explicit IoThreads(int threads) : work_(::asio::make_work_guard(io)) {
+  explicit IoThreads(int threads) : work_(net::make_work_guard(io)) {
     for (int i = 0; i < threads; ++i) {
       threads_.emplace_back([this] {
         io.run();
@@ -88,7 +115,7 @@ class IoThreads {
     return false;
   }
 
-  ::asio::io_context io;
+  net::io_context io;
   std::atomic<int> dirty_threads{0};
 
  private:
@@ -97,7 +124,7 @@ class IoThreads {
     joined_ = true;
   }
 
-  ::asio::executor_work_guard<::asio::io_context::executor_type> work_;
+  net::executor_work_guard<net::io_context::executor_type> work_;
   std::vector<std::thread> threads_;
   bool joined_ = false;
 };
@@ -120,8 +147,8 @@ struct SocketPair {
   tcp::socket client;
   tcp::socket server;
 
-  explicit SocketPair(::asio::io_context& io) : client(io), server(io) {
-    tcp::acceptor acceptor(io, tcp::endpoint(::asio::ip::make_address("127.0.0.1"), 0));
+  explicit SocketPair(net::io_context& io) : client(io), server(io) {
+    tcp::acceptor acceptor(io, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0));
     client.connect(acceptor.local_endpoint());
     acceptor.accept(server);
   }
@@ -138,18 +165,18 @@ TEST_CASE("a callback completion sees the context captured at initiation, not th
   IoThreads threads(4);
   Seen seen;
   constexpr int operations = 200;
-  std::vector<std::unique_ptr<::asio::steady_timer>> timers;
+  std::vector<std::unique_ptr<net::steady_timer>> timers;
   for (int i = 0; i < operations; ++i) {
-    timers.push_back(std::make_unique<::asio::steady_timer>(threads.io, (i % 7) * 1ms));
+    timers.push_back(std::make_unique<net::steady_timer>(threads.io, (i % 7) * 1ms));
     request_id.run(i, [&] {
-      timers.back()->async_wait(propagate([&seen, &threads, i](std::error_code ec) {
+      timers.back()->async_wait(propagate([&seen, &threads, i](error_code ec) {
         seen.check(i, ec ? -2 : seen_id());
         if (!threads.on_io_thread()) ++seen.on_caller;
         request_id.enter(-1);  // must not leak into the next handler on this thread
       }));
     });
     // Posted without context: whatever thread runs it must show nothing.
-    ::asio::post(threads.io, [&seen] {
+    net::post(threads.io, [&seen] {
       if (!slots_empty()) ++seen.leaked;
     });
   }
@@ -165,13 +192,13 @@ TEST_CASE("a callback completion sees the context captured at initiation, not th
 TEST_CASE("a completion through propagate sees inherited and active values as a continuation",
           "[asio][propagate]") {
   IoThreads threads(2);
-  ::asio::steady_timer timer(threads.io, 1ms);
+  net::steady_timer timer(threads.io, 1ms);
   std::mutex mutex;
   bool nothing_active = false;
   int inherited = 0;
   std::string who;
   ucm::with(request_id, 7).with(user, std::string("alice")).run([&] {
-    timer.async_wait(propagate([&](std::error_code) {
+    timer.async_wait(propagate([&](error_code) {
       std::lock_guard lock(mutex);
       nothing_active = request_id.get_active() == nullptr;
       inherited = request_id.get_inherited() ? *request_id.get_inherited() : -1;
@@ -189,11 +216,11 @@ TEST_CASE("loopback TCP reads and writes complete in the context of their initia
   IoThreads threads(4);
   Seen seen;
   constexpr int connections = 24;
-  tcp::acceptor acceptor(threads.io, tcp::endpoint(::asio::ip::make_address("127.0.0.1"), 0));
+  tcp::acceptor acceptor(threads.io, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0));
   const tcp::endpoint endpoint = acceptor.local_endpoint();
 
   struct Connection {
-    explicit Connection(::asio::io_context& io) : client(io), server(io) {}
+    explicit Connection(net::io_context& io) : client(io), server(io) {}
     tcp::socket client;
     tcp::socket server;
     std::array<char, 4> client_buffer{};
@@ -208,21 +235,21 @@ TEST_CASE("loopback TCP reads and writes complete in the context of their initia
     Connection& c = *all[static_cast<std::size_t>(i)];
     request_id.run(i, [&, i] {
       c.client.async_connect(
-          endpoint, propagate([&, i](std::error_code ec) {
+          endpoint, propagate([&, i](error_code ec) {
             seen.check(i, ec ? -2 : seen_id());
             const std::string text = std::to_string(1000 + i);
             std::copy(text.begin(), text.end(), c.client_buffer.begin());
-            ::asio::async_write(
-                c.client, ::asio::buffer(c.client_buffer),
-                propagate([&, i](std::error_code ec2, std::size_t) {
-                  seen.check(i, ec2 ? -2 : seen_id());
-                  ::asio::async_read(c.client, ::asio::buffer(c.client_buffer),
-                                     propagate([&, i](std::error_code ec3, std::size_t) {
-                                       const bool echoed = std::string(c.client_buffer.data(), 4) ==
-                                                           std::to_string(1000 + i);
-                                       seen.check(i, ec3 || !echoed ? -2 : seen_id());
-                                     }));
-                }));
+            net::async_write(c.client, net::buffer(c.client_buffer),
+                             propagate([&, i](error_code ec2, std::size_t) {
+                               seen.check(i, ec2 ? -2 : seen_id());
+                               net::async_read(c.client, net::buffer(c.client_buffer),
+                                               propagate([&, i](error_code ec3, std::size_t) {
+                                                 const bool echoed =
+                                                     std::string(c.client_buffer.data(), 4) ==
+                                                     std::to_string(1000 + i);
+                                                 seen.check(i, ec3 || !echoed ? -2 : seen_id());
+                                               }));
+                             }));
           }));
     });
   }
@@ -233,18 +260,17 @@ TEST_CASE("loopback TCP reads and writes complete in the context of their initia
     Connection& c = *all[static_cast<std::size_t>(accepted)];
     const int id = 100 + accepted++;
     request_id.run(id, [&, id] {
-      acceptor.async_accept(c.server, propagate([&, id](std::error_code ec) {
+      acceptor.async_accept(c.server, propagate([&, id](error_code ec) {
                               seen.check(id, ec ? -2 : seen_id());
-                              ::asio::async_read(
-                                  c.server, ::asio::buffer(c.server_buffer),
-                                  propagate([&, id](std::error_code ec2, std::size_t) {
-                                    seen.check(id, ec2 ? -2 : seen_id());
-                                    ::asio::async_write(
-                                        c.server, ::asio::buffer(c.server_buffer),
-                                        propagate([&, id](std::error_code ec3, std::size_t) {
-                                          seen.check(id, ec3 ? -2 : seen_id());
-                                        }));
-                                  }));
+                              net::async_read(c.server, net::buffer(c.server_buffer),
+                                              propagate([&, id](error_code ec2, std::size_t) {
+                                                seen.check(id, ec2 ? -2 : seen_id());
+                                                net::async_write(
+                                                    c.server, net::buffer(c.server_buffer),
+                                                    propagate([&, id](error_code ec3, std::size_t) {
+                                                      seen.check(id, ec3 ? -2 : seen_id());
+                                                    }));
+                                              }));
                               // Accept the next connection outside this request's context.
                               ContextFrame{}.inherit(accept_next);
                             }));
@@ -262,13 +288,13 @@ TEST_CASE("one propagate token serves many operations, each capturing its own co
   IoThreads threads(3);
   std::mutex mutex;
   std::vector<int> ids;
-  const auto token = propagate([&](std::error_code) {
+  const auto token = propagate([&](error_code) {
     std::lock_guard lock(mutex);
     ids.push_back(seen_id());
   });
-  std::vector<std::unique_ptr<::asio::steady_timer>> timers;
+  std::vector<std::unique_ptr<net::steady_timer>> timers;
   for (int i = 0; i < 50; ++i) {
-    timers.push_back(std::make_unique<::asio::steady_timer>(threads.io, 1ms));
+    timers.push_back(std::make_unique<net::steady_timer>(threads.io, 1ms));
     request_id.run(i, [&] { timers.back()->async_wait(token); });  // an lvalue: copied
   }
   threads.finish();
@@ -282,9 +308,9 @@ TEST_CASE("an operation initiated with no context completes with none", "[asio][
   IoThreads threads(2);
   std::atomic<int> dirty{0};
   std::atomic<int> ran{0};
-  ::asio::steady_timer timer(threads.io, 1ms);
+  net::steady_timer timer(threads.io, 1ms);
   ContextFrame{}.inherit([&] {
-    timer.async_wait(propagate([&](std::error_code) {
+    timer.async_wait(propagate([&](error_code) {
       dirty += !slots_empty();
       ++ran;
     }));
@@ -306,14 +332,14 @@ namespace {
 template <class Wait>
 void check_handlers_run_on_the_strand(Wait wait) {
   IoThreads threads(4);
-  auto strand = ::asio::make_strand(threads.io);
+  auto strand = net::make_strand(threads.io);
   Seen seen;
   std::atomic<int> off_strand{0};
-  std::vector<std::unique_ptr<::asio::steady_timer>> timers;
+  std::vector<std::unique_ptr<net::steady_timer>> timers;
   int inside_strand = 0;  // touched only on the strand: a data race here would show under TSan
   for (int i = 0; i < 100; ++i) {
-    timers.push_back(std::make_unique<::asio::steady_timer>(threads.io, (i % 3) * 1ms));
-    auto handler = [&, i](std::error_code) {
+    timers.push_back(std::make_unique<net::steady_timer>(threads.io, (i % 3) * 1ms));
+    auto handler = [&, i](error_code) {
       seen.check(i, seen_id());
       if (!strand.running_in_this_thread()) ++off_strand;
       ++inside_strand;
@@ -333,9 +359,9 @@ TEST_CASE("propagate composes with bind_executor in both orders: the handler run
           "[asio][propagate][strand]") {
   check_handlers_run_on_the_strand([](int i, auto& timer, auto& strand, auto& handler) {
     if (i % 2 == 0) {
-      timer.async_wait(propagate(::asio::bind_executor(strand, handler)));
+      timer.async_wait(propagate(net::bind_executor(strand, handler)));
     } else {
-      timer.async_wait(::asio::bind_executor(strand, propagate(handler)));
+      timer.async_wait(net::bind_executor(strand, propagate(handler)));
     }
   });
 }
@@ -344,10 +370,10 @@ TEST_CASE("ContextFrame::bind keeps the wrapped handler's executor: the handler 
           "[asio][bind][strand]") {
   check_handlers_run_on_the_strand([](int i, auto& timer, auto& strand, auto& handler) {
     if (i % 2 == 0) {
-      timer.async_wait(ContextFrame::bind(::asio::bind_executor(strand, handler)));
+      timer.async_wait(ContextFrame::bind(net::bind_executor(strand, handler)));
     } else {  // posted to the io_context, handed on to the strand
-      ::asio::post(timer.get_executor(), ContextFrame::bind(::asio::bind_executor(
-                                             strand, [handler]() mutable { handler({}); })));
+      net::post(timer.get_executor(), ContextFrame::bind(net::bind_executor(
+                                          strand, [handler]() mutable { handler({}); })));
     }
   });
 }
@@ -373,7 +399,7 @@ struct TaggedAllocator {
 
 /// A handler type that names its own executor and allocator through members.
 struct HandlerWithAssociations {
-  using executor_type = ::asio::strand<::asio::io_context::executor_type>;
+  using executor_type = net::strand<net::io_context::executor_type>;
   using allocator_type = TaggedAllocator<void>;
   executor_type executor;
   allocator_type allocator;
@@ -387,7 +413,7 @@ struct HandlerWithAssociations {
 /// completes it at once: the way to look at the handler a token turns into.
 template <class Token, class Inspect>
 auto inspect_handler(Token&& token, Inspect inspect) {
-  return ::asio::async_initiate<Token, void()>(
+  return net::async_initiate<Token, void()>(
       [inspect](auto&& handler) mutable {
         inspect(handler);
         std::move(handler)();
@@ -410,9 +436,9 @@ bool same_as(const A& a, const B& b) {
 
 TEST_CASE("the wrapped handler keeps its associated executor, allocator and cancellation slot",
           "[asio][propagate][associators]") {
-  ::asio::io_context io;
-  auto strand = ::asio::make_strand(io);
-  ::asio::cancellation_signal signal;
+  net::io_context io;
+  auto strand = net::make_strand(io);
+  net::cancellation_signal signal;
   int calls = 0;
   auto plain = [&calls] { ++calls; };
 
@@ -421,13 +447,13 @@ TEST_CASE("the wrapped handler keeps its associated executor, allocator and canc
     bool same_allocator = false;
     bool same_slot = false;
     inspect_handler(
-        propagate(::asio::bind_cancellation_slot(
-            signal.slot(), ::asio::bind_allocator(TaggedAllocator<void>(42),
-                                                  ::asio::bind_executor(strand, plain)))),
+        propagate(net::bind_cancellation_slot(
+            signal.slot(),
+            net::bind_allocator(TaggedAllocator<void>(42), net::bind_executor(strand, plain)))),
         [&](const auto& h) {
-          same_executor = ::asio::get_associated_executor(h) == strand;
-          same_allocator = ::asio::get_associated_allocator(h) == TaggedAllocator<void>(42);
-          same_slot = ::asio::get_associated_cancellation_slot(h) == signal.slot();
+          same_executor = net::get_associated_executor(h) == strand;
+          same_allocator = net::get_associated_allocator(h) == TaggedAllocator<void>(42);
+          same_slot = net::get_associated_cancellation_slot(h) == signal.slot();
         });
     CHECK(same_executor);
     CHECK(same_allocator);
@@ -438,9 +464,8 @@ TEST_CASE("the wrapped handler keeps its associated executor, allocator and canc
     bool same_allocator = false;
     inspect_handler(propagate(HandlerWithAssociations{strand, TaggedAllocator<void>(7), &calls}),
                     [&](const auto& h) {
-                      same_executor = ::asio::get_associated_executor(h) == strand;
-                      same_allocator =
-                          ::asio::get_associated_allocator(h) == TaggedAllocator<void>(7);
+                      same_executor = net::get_associated_executor(h) == strand;
+                      same_allocator = net::get_associated_allocator(h) == TaggedAllocator<void>(7);
                     });
     CHECK(same_executor);
     CHECK(same_allocator);
@@ -449,8 +474,8 @@ TEST_CASE("the wrapped handler keeps its associated executor, allocator and canc
     bool default_executor = false;
     bool unconnected_slot = false;
     inspect_handler(propagate(plain), [&](const auto& h) {
-      default_executor = ::asio::get_associated_executor(h, io.get_executor()) == io.get_executor();
-      unconnected_slot = !::asio::get_associated_cancellation_slot(h).is_connected();
+      default_executor = net::get_associated_executor(h, io.get_executor()) == io.get_executor();
+      unconnected_slot = !net::get_associated_cancellation_slot(h).is_connected();
     });
     CHECK(default_executor);
     CHECK(unconnected_slot);
@@ -460,23 +485,23 @@ TEST_CASE("the wrapped handler keeps its associated executor, allocator and canc
 
 TEST_CASE("ContextFrame::bind keeps the wrapped handler's allocator and cancellation slot",
           "[asio][bind][associators]") {
-  ::asio::io_context io;
-  auto strand = ::asio::make_strand(io);
-  ::asio::cancellation_signal signal;
+  net::io_context io;
+  auto strand = net::make_strand(io);
+  net::cancellation_signal signal;
   int calls = 0;
   bool same_executor = false;
   bool same_allocator = false;
   bool same_slot = false;
   auto bound = request_id.run(3, [&] {
-    return ContextFrame::bind(::asio::bind_cancellation_slot(
+    return ContextFrame::bind(net::bind_cancellation_slot(
         signal.slot(),
-        ::asio::bind_allocator(TaggedAllocator<void>(42),
-                               ::asio::bind_executor(strand, [&] { calls += seen_id(); }))));
+        net::bind_allocator(TaggedAllocator<void>(42),
+                            net::bind_executor(strand, [&] { calls += seen_id(); }))));
   });
   inspect_handler(std::move(bound), [&](const auto& h) {
-    same_executor = same_as(::asio::get_associated_executor(h), strand);
-    same_allocator = same_as(::asio::get_associated_allocator(h), TaggedAllocator<void>(42));
-    same_slot = same_as(::asio::get_associated_cancellation_slot(h), signal.slot());
+    same_executor = same_as(net::get_associated_executor(h), strand);
+    same_allocator = same_as(net::get_associated_allocator(h), TaggedAllocator<void>(42));
+    same_slot = same_as(net::get_associated_cancellation_slot(h), signal.slot());
   });
   CHECK(same_executor);
   CHECK(same_allocator);
@@ -489,43 +514,79 @@ TEST_CASE("a timer is cancelled through a cancellation slot bound outside or ins
   IoThreads threads(3);
   // Long enough never to expire in a passing run, short enough that a cancellation that does not
   // work fails the checks below (success instead of operation_aborted) rather than the timeout.
-  ::asio::steady_timer outer_timer(threads.io, 30s);
-  ::asio::steady_timer inner_timer(threads.io, 30s);
-  ::asio::cancellation_signal outer_signal;
-  ::asio::cancellation_signal inner_signal;
+  net::steady_timer outer_timer(threads.io, 30s);
+  net::steady_timer inner_timer(threads.io, 30s);
+  net::cancellation_signal outer_signal;
+  net::cancellation_signal inner_signal;
   std::mutex mutex;
-  std::vector<std::pair<std::error_code, int>> results;
-  auto record = [&](std::error_code ec) {
+  std::vector<std::pair<error_code, int>> results;
+  auto record = [&](error_code ec) {
     std::lock_guard lock(mutex);
     results.emplace_back(ec, seen_id());
   };
   request_id.run(1, [&] {
-    outer_timer.async_wait(::asio::bind_cancellation_slot(outer_signal.slot(), propagate(record)));
+    outer_timer.async_wait(net::bind_cancellation_slot(outer_signal.slot(), propagate(record)));
   });
   request_id.run(2, [&] {
-    inner_timer.async_wait(propagate(::asio::bind_cancellation_slot(inner_signal.slot(), record)));
+    inner_timer.async_wait(propagate(net::bind_cancellation_slot(inner_signal.slot(), record)));
   });
   // Emitted from the thread that installed the slots (a signal is not thread-safe).
-  outer_signal.emit(::asio::cancellation_type::terminal);
-  inner_signal.emit(::asio::cancellation_type::terminal);
+  outer_signal.emit(net::cancellation_type::terminal);
+  inner_signal.emit(net::cancellation_type::terminal);
   threads.finish();  // returns only because both waits were cancelled
   REQUIRE(results.size() == 2);
   std::sort(results.begin(), results.end(),
             [](const auto& a, const auto& b) { return a.second < b.second; });
-  CHECK(results[0].first == ::asio::error::operation_aborted);
+  CHECK(results[0].first == net::error::operation_aborted);
   CHECK(results[0].second == 1);
-  CHECK(results[1].first == ::asio::error::operation_aborted);
+  CHECK(results[1].first == net::error::operation_aborted);
   CHECK(results[1].second == 2);
+}
+
+namespace {
+
+/// A legacy handler with its own (deprecated) invocation hook, as `io_context::strand::wrap`
+/// makes: Asio runs the completion through the hook, which must see it through propagate too.
+struct HookedHandler {
+  std::atomic<int>* hooked;
+  std::atomic<int>* seen;
+  void operator()(error_code) const { *seen = seen_id(); }
+  template <class Function>
+  friend void asio_handler_invoke(Function& function, HookedHandler* self) {
+    ++*self->hooked;
+    function();
+  }
+};
+
+}  // namespace
+
+TEST_CASE("propagate keeps a legacy handler's invocation hook", "[asio][propagate][hooks]") {
+  net::io_context io;
+  std::atomic<int> hooked_bare{0};
+  std::atomic<int> hooked_propagated{0};
+  std::atomic<int> seen_bare{0};
+  std::atomic<int> seen_propagated{0};
+  net::steady_timer bare(io, 0ms);
+  net::steady_timer propagated(io, 0ms);
+  request_id.run(4, [&] {
+    bare.async_wait(HookedHandler{&hooked_bare, &seen_bare});
+    propagated.async_wait(propagate(HookedHandler{&hooked_propagated, &seen_propagated}));
+  });
+  io.run();
+  CHECK(hooked_bare >= 1);
+  CHECK(hooked_propagated == hooked_bare);
+  CHECK(seen_bare == -1);
+  CHECK(seen_propagated == 4);
 }
 
 TEST_CASE("a deferred operation captures the context when it is launched, not when it is made",
           "[asio][propagate][deferred]") {
   IoThreads threads(2);
-  ::asio::steady_timer timer(threads.io, 1ms);
+  net::steady_timer timer(threads.io, 1ms);
   std::atomic<int> seen{0};
-  auto operation = request_id.run(
-      1, [&] { return timer.async_wait(propagate(::asio::experimental::deferred)); });
-  request_id.run(2, [&] { std::move(operation)([&](std::error_code) { seen = seen_id(); }); });
+  auto operation =
+      request_id.run(1, [&] { return timer.async_wait(propagate(net::experimental::deferred)); });
+  request_id.run(2, [&] { std::move(operation)([&](error_code) { seen = seen_id(); }); });
   threads.finish();
   CHECK(seen == 2);
 }
@@ -535,21 +596,21 @@ TEST_CASE("500 concurrent operations on 4 threads each see only their own reques
   IoThreads threads(4);
   Seen seen;
   constexpr int requests = 500;
-  auto strand = ::asio::make_strand(threads.io);
-  std::vector<std::unique_ptr<::asio::steady_timer>> timers(requests);
+  auto strand = net::make_strand(threads.io);
+  std::vector<std::unique_ptr<net::steady_timer>> timers(requests);
   // Requests are started from several threads at once (two producers and the I/O threads
   // themselves), and each runs three steps: a timer, a post and a strand dispatch.
   auto start = [&](int i) {
     request_id.run(i, [&, i] {
       user.run("user-" + std::to_string(i), [&, i] {
         auto& timer = timers[static_cast<std::size_t>(i)];
-        timer = std::make_unique<::asio::steady_timer>(threads.io, (i % 5) * 1ms);
-        timer->async_wait(propagate([&, i](std::error_code) {
+        timer = std::make_unique<net::steady_timer>(threads.io, (i % 5) * 1ms);
+        timer->async_wait(propagate([&, i](error_code) {
           seen.check(i, user.value_or("") == "user-" + std::to_string(i) ? seen_id() : -3);
-          ::asio::post(threads.io, propagate([&, i] {
-                         seen.check(i, seen_id());
-                         ::asio::dispatch(strand, propagate([&, i] { seen.check(i, seen_id()); }));
-                       }));
+          net::post(threads.io, propagate([&, i] {
+                      seen.check(i, seen_id());
+                      net::dispatch(strand, propagate([&, i] { seen.check(i, seen_id()); }));
+                    }));
         }));
       });
     });
@@ -561,7 +622,7 @@ TEST_CASE("500 concurrent operations on 4 threads each see only their own reques
     for (int i = 1; i < requests / 2; i += 2) start(i);
   });
   for (int i = requests / 2; i < requests; ++i) {
-    ::asio::post(threads.io, [&, i] { start(i); });  // from inside the I/O threads
+    net::post(threads.io, [&, i] { start(i); });  // from inside the I/O threads
   }
   a.join();
   b.join();
@@ -577,23 +638,23 @@ TEST_CASE("500 concurrent operations on 4 threads each see only their own reques
 
 namespace {
 
-::asio::awaitable<void> wait_twice_and_read(Seen& seen, int id, tcp::socket& socket) {
+net::awaitable<void> wait_twice_and_read(Seen& seen, int id, tcp::socket& socket) {
   seen.check(id, seen_id());  // started through a ContextExecutor: the spawner's context
-  auto executor = co_await ::asio::this_coro::executor;
-  ::asio::steady_timer timer(executor, (id % 4) * 1ms);
-  co_await timer.async_wait(propagate(::asio::use_awaitable));
+  auto executor = co_await net::this_coro::executor;
+  net::steady_timer timer(executor, (id % 4) * 1ms);
+  co_await timer.async_wait(propagate(net::use_awaitable));
   seen.check(id, seen_id());
   timer.expires_after(1ms);
-  co_await timer.async_wait(propagate(::asio::use_awaitable));
+  co_await timer.async_wait(propagate(net::use_awaitable));
   seen.check(id, seen_id());
   std::array<char, 4> data{};
-  co_await ::asio::async_read(socket, ::asio::buffer(data), propagate(::asio::use_awaitable));
+  co_await net::async_read(socket, net::buffer(data), propagate(net::use_awaitable));
   seen.check(id, std::string(data.data(), 4) == std::to_string(1000 + id) ? seen_id() : -2);
 }
 
-::asio::awaitable<void> wait_without_propagate(std::atomic<int>& after) {
-  ::asio::steady_timer timer(co_await ::asio::this_coro::executor, 1ms);
-  co_await timer.async_wait(::asio::use_awaitable);
+net::awaitable<void> wait_without_propagate(std::atomic<int>& after) {
+  net::steady_timer timer(co_await net::this_coro::executor, 1ms);
+  co_await timer.async_wait(net::use_awaitable);
   after = seen_id();
 }
 
@@ -609,14 +670,14 @@ TEST_CASE("use_awaitable coroutines see the context captured at each co_await th
   ContextExecutor executor(threads.io.get_executor());
   for (int i = 0; i < coroutines; ++i) {
     request_id.run(i, [&] {
-      ::asio::co_spawn(
+      net::co_spawn(
           executor, wait_twice_and_read(seen, i, pairs[static_cast<std::size_t>(i)]->server),
           propagate([&seen, i](std::exception_ptr e) { seen.check(i, e ? -2 : seen_id()); }));
     });
   }
   for (int i = 0; i < coroutines; ++i) {
     const std::string text = std::to_string(1000 + i);
-    ::asio::write(pairs[static_cast<std::size_t>(i)]->client, ::asio::buffer(text));
+    net::write(pairs[static_cast<std::size_t>(i)]->client, net::buffer(text));
   }
   threads.finish();
   CHECK(seen.ran == coroutines * 5);
@@ -633,8 +694,8 @@ TEST_CASE(
   IoThreads threads(2);
   std::atomic<int> after{-5};
   request_id.run(3, [&] {
-    ::asio::co_spawn(ContextExecutor(threads.io.get_executor()), wait_without_propagate(after),
-                     ::asio::detached);
+    net::co_spawn(ContextExecutor(threads.io.get_executor()), wait_without_propagate(after),
+                  net::detached);
   });
   threads.finish();
   CHECK(after == -1);
@@ -645,37 +706,36 @@ TEST_CASE(
 // =============================================================================================
 
 namespace {
-using IoExecutor = ::asio::io_context::executor_type;
-static_assert(::asio::execution::executor<ContextExecutor<IoExecutor>>);
-static_assert(::asio::is_executor<ContextExecutor<IoExecutor>>::value);
-static_assert(::asio::execution::executor<ContextExecutor<::asio::strand<IoExecutor>>>);
-static_assert(::asio::execution::executor<ContextExecutor<::asio::any_io_executor>>);
-static_assert(std::is_convertible_v<ContextExecutor<IoExecutor>, ::asio::any_io_executor>);
+using IoExecutor = net::io_context::executor_type;
+static_assert(net::execution::executor<ContextExecutor<IoExecutor>>);
+static_assert(net::is_executor<ContextExecutor<IoExecutor>>::value);
+static_assert(net::execution::executor<ContextExecutor<net::strand<IoExecutor>>>);
+static_assert(net::execution::executor<ContextExecutor<net::any_io_executor>>);
+static_assert(std::is_convertible_v<ContextExecutor<IoExecutor>, net::any_io_executor>);
 static_assert(std::is_nothrow_copy_constructible_v<ContextExecutor<IoExecutor>>);
 }  // namespace
 
 TEST_CASE("ContextExecutor wraps an executor like asio::strand does", "[asio][executor]") {
-  ::asio::io_context io;
-  ::asio::io_context other;
+  net::io_context io;
+  net::io_context other;
   ContextExecutor executor(io.get_executor());  // CTAD
   static_assert(std::is_same_v<decltype(executor), ContextExecutor<IoExecutor>>);
   CHECK(executor.get_inner_executor() == io.get_executor());
   CHECK(executor == ContextExecutor(io.get_executor()));
   CHECK(executor != ContextExecutor(other.get_executor()));
-  CHECK(&::asio::query(executor, ::asio::execution::context) == &io);
+  CHECK(&net::query(executor, net::execution::context) == &io);
   CHECK(&executor.context() == &io);
-  CHECK(::asio::query(::asio::require(executor, ::asio::execution::blocking.never),
-                      ::asio::execution::blocking) == ::asio::execution::blocking.never);
-  auto tracked = ::asio::prefer(executor, ::asio::execution::outstanding_work.tracked);
-  static_assert(
-      std::is_same_v<decltype(tracked.get_inner_executor()),
-                     decltype(::asio::prefer(io.get_executor(),
-                                             ::asio::execution::outstanding_work.tracked))>);
-  CHECK(::asio::query(tracked, ::asio::execution::outstanding_work) ==
-        ::asio::execution::outstanding_work.tracked);
-  ::asio::any_io_executor any = executor;
+  CHECK(net::query(net::require(executor, net::execution::blocking.never),
+                   net::execution::blocking) == net::execution::blocking.never);
+  auto tracked = net::prefer(executor, net::execution::outstanding_work.tracked);
+  static_assert(std::is_same_v<decltype(tracked.get_inner_executor()),
+                               decltype(net::prefer(io.get_executor(),
+                                                    net::execution::outstanding_work.tracked))>);
+  CHECK(net::query(tracked, net::execution::outstanding_work) ==
+        net::execution::outstanding_work.tracked);
+  net::any_io_executor any = executor;
   CHECK(any.target<ContextExecutor<IoExecutor>>() != nullptr);
-  ContextExecutor on_strand(::asio::make_strand(io));
+  ContextExecutor on_strand(net::make_strand(io));
   CHECK_FALSE(on_strand.running_in_this_thread());
 }
 
@@ -684,7 +744,7 @@ TEST_CASE("ContextExecutor post, dispatch, defer and execute run in the context 
   IoThreads threads(4);
   Seen seen;
   ContextExecutor executor(threads.io.get_executor());
-  ::asio::any_io_executor any = executor;
+  net::any_io_executor any = executor;
   std::allocator<void> allocator;
   constexpr int rounds = 100;
   for (int i = 0; i < rounds; ++i) {
@@ -693,23 +753,23 @@ TEST_CASE("ContextExecutor post, dispatch, defer and execute run in the context 
         seen.check(i, seen_id());
         request_id.enter(-1);  // must not leak
       };
-      ::asio::post(executor, check);
-      ::asio::dispatch(executor, check);
-      ::asio::defer(executor, check);
+      net::post(executor, check);
+      net::dispatch(executor, check);
+      net::defer(executor, check);
       executor.execute(check);
-      ::asio::execution::execute(any, check);
+      net::execution::execute(any, check);
       executor.post(check, allocator);  // the networking-TS model
       executor.dispatch(check, allocator);
       executor.defer(check, allocator);
       // Submitted from an I/O thread, inside another context: captured there.
-      ::asio::post(threads.io, [&seen, &executor, i] {
+      net::post(threads.io, [&seen, &executor, i] {
         request_id.run(1000 + i, [&] {
-          ::asio::dispatch(executor, [&seen, i] { seen.check(1000 + i, seen_id()); });
-          ::asio::post(executor, [&seen, i] { seen.check(1000 + i, seen_id()); });
+          net::dispatch(executor, [&seen, i] { seen.check(1000 + i, seen_id()); });
+          net::post(executor, [&seen, i] { seen.check(1000 + i, seen_id()); });
         });
       });
     });
-    ::asio::post(threads.io, [&seen] {
+    net::post(threads.io, [&seen] {
       if (!slots_empty()) ++seen.leaked;
     });
   }
@@ -725,13 +785,13 @@ TEST_CASE("a coroutine spawned on a ContextExecutor starts in the spawner's cont
   IoThreads threads(2);
   std::atomic<int> started{-5};
   request_id.run(9, [&] {
-    ::asio::co_spawn(
+    net::co_spawn(
         ContextExecutor(threads.io.get_executor()),
-        [&]() -> ::asio::awaitable<void> {
+        [&]() -> net::awaitable<void> {
           started = seen_id();
           co_return;
         },
-        ::asio::detached);
+        net::detached);
   });
   threads.finish();
   CHECK(started == 9);
@@ -752,16 +812,15 @@ ucm::Task<std::size_t> echo_once(Seen& seen, const IoThreads& threads, tcp::sock
     seen.check(id, user.value_or("") == "user-" + std::to_string(id) ? seen_id() : -3);
     if (!threads.on_io_thread()) ++seen.on_caller;  // every step after a co_await runs on I/O
   };
-  ::asio::steady_timer timer(socket.get_executor(), (id % 3) * 1ms);
-  co_await timer.async_wait(ucm::asio::use_task);
+  net::steady_timer timer(socket.get_executor(), (id % 3) * 1ms);
+  co_await timer.async_wait(ucmnet::use_task);
   check();
   std::array<char, 4> data{};
-  const std::size_t n =
-      co_await ::asio::async_read(socket, ::asio::buffer(data), ucm::asio::use_task);
+  const std::size_t n = co_await net::async_read(socket, net::buffer(data), ucmnet::use_task);
   check();
-  co_await ::asio::async_write(socket, ::asio::buffer(data, n), ucm::asio::use_task);
+  co_await net::async_write(socket, net::buffer(data, n), ucmnet::use_task);
   check();
-  co_await ::asio::post(socket.get_executor(), ucm::asio::use_task);  // a plain thread hop
+  co_await net::post(socket.get_executor(), ucmnet::use_task);  // a plain thread hop
   check();
   co_return n;
 }
@@ -770,10 +829,10 @@ ucm::Task<std::size_t> echo_once(Seen& seen, const IoThreads& threads, tcp::sock
 ucm::Task<> ask_once(Seen& seen, const IoThreads& threads, tcp::socket& socket, int id) {
   ucm::ContextVariableScope scope(request_id, id);
   const std::string text = std::to_string(1000 + id);
-  co_await ::asio::async_write(socket, ::asio::buffer(text), ucm::asio::use_task);
+  co_await net::async_write(socket, net::buffer(text), ucmnet::use_task);
   seen.check(id, seen_id());
   std::array<char, 4> data{};
-  co_await ::asio::async_read(socket, ::asio::buffer(data), ucm::asio::use_task);
+  co_await net::async_read(socket, net::buffer(data), ucmnet::use_task);
   seen.check(id, std::string(data.data(), 4) == text ? seen_id() : -2);
   if (!threads.on_io_thread()) ++seen.on_caller;
 }
@@ -816,16 +875,16 @@ TEST_CASE("500 concurrent Tasks on 4 I/O threads never see each other's values t
   IoThreads threads(4);
   Seen seen;
   constexpr int tasks = 500;
-  auto strand = ::asio::make_strand(threads.io);
+  auto strand = net::make_strand(threads.io);
   auto one = [&](int id) -> ucm::Task<> {
     ucm::ContextVariableScope scope(request_id, id);
-    ::asio::steady_timer timer(threads.io, (id % 4) * 1ms);
+    net::steady_timer timer(threads.io, (id % 4) * 1ms);
     int expected = id;
     for (int step = 0; step < 3; ++step) {
       timer.expires_after((step + id) % 3 * 1ms);
-      co_await timer.async_wait(ucm::asio::use_task);
+      co_await timer.async_wait(ucmnet::use_task);
       seen.check(expected, seen_id());
-      co_await ::asio::post(strand, ucm::asio::use_task);  // onto the strand, then off it
+      co_await net::post(strand, ucmnet::use_task);  // onto the strand, then off it
       seen.check(expected, seen_id());
       // Lasts until the Task ends, across the next awaits; never leaks elsewhere.
       expected = id + 100000 * (step + 1);
@@ -848,26 +907,26 @@ TEST_CASE("use_task throws an error code as system_error, in the Task's own cont
   IoThreads threads(3);
   SocketPair pair(threads.io);
   pair.client.shutdown(tcp::socket::shutdown_send);  // the server's read sees end of file
-  std::error_code caught;
+  error_code caught;
   int id_in_catch = 0;
   auto read_to_end = [&]() -> ucm::Task<> {
     ucm::ContextVariableScope scope(request_id, 5);
     std::array<char, 8> data{};
     try {
-      co_await pair.server.async_read_some(::asio::buffer(data), ucm::asio::use_task);
-    } catch (const std::system_error& e) {
+      co_await pair.server.async_read_some(net::buffer(data), ucmnet::use_task);
+    } catch (const system_error& e) {
       caught = e.code();
       id_in_catch = seen_id();
     }
   };
   ucm::sync_wait(read_to_end());
   threads.finish();
-  CHECK(caught == ::asio::error::eof);
+  CHECK(caught == net::error::eof);
   CHECK(id_in_catch == 5);
 }
 
 namespace {
-::asio::awaitable<int> read_id() { co_return seen_id(); }
+net::awaitable<int> read_id() { co_return seen_id(); }
 }  // namespace
 
 TEST_CASE("in a Task, use_task initiates the operation in the Task's context",
@@ -881,11 +940,11 @@ TEST_CASE("in a Task, use_task initiates the operation in the Task's context",
     ucm::ContextVariableScope scope(request_id, 5);
     // co_spawn on a ContextExecutor captures the context when it is initiated: the Task's, not
     // the one of the thread that runs the Task (-7 here).
-    spawned_saw = co_await ::asio::co_spawn(ContextExecutor(threads.io.get_executor()), read_id(),
-                                            ucm::asio::use_task);
+    spawned_saw = co_await net::co_spawn(ContextExecutor(threads.io.get_executor()), read_id(),
+                                         ucmnet::use_task);
     after = seen_id();
     // propagate is unwrapped in a Task: the same path.
-    co_await ucm::propagate(::asio::post(threads.io.get_executor(), ucm::asio::use_task));
+    co_await ucm::propagate(net::post(threads.io.get_executor(), ucmnet::use_task));
     after_propagate = seen_id();
   };
   request_id.run(-7, [&] {
@@ -903,8 +962,8 @@ TEST_CASE("in a Task, use_task initiates the operation in the Task's context",
 namespace {
 /// A user's awaitable whose operator co_await returns a use_task operation.
 struct TimerTick {
-  ::asio::steady_timer* timer;
-  auto operator co_await() const { return timer->async_wait(ucm::asio::use_task); }
+  net::steady_timer* timer;
+  auto operator co_await() const { return timer->async_wait(ucmnet::use_task); }
 };
 }  // namespace
 
@@ -914,7 +973,7 @@ TEST_CASE("a use_task operation behind a user's operator co_await keeps the Task
   int after = 0;
   auto task = [&]() -> ucm::Task<> {
     ucm::ContextVariableScope scope(request_id, 6);
-    ::asio::steady_timer timer(threads.io, 1ms);
+    net::steady_timer timer(threads.io, 1ms);
     co_await TimerTick{&timer};
     after = seen_id();
   };
@@ -933,9 +992,9 @@ TEST_CASE("a use_task operation completed on another thread while the Task initi
   std::atomic<int> wrong{0};
   auto task = [&](int id) -> ucm::Task<> {
     ucm::ContextVariableScope scope(request_id, id);
-    co_await ::asio::post(threads.io.get_executor(), ucm::asio::use_task);  // onto the pool
+    co_await net::post(threads.io.get_executor(), ucmnet::use_task);  // onto the pool
     for (int i = 0; i < 200; ++i) {
-      co_await ::asio::post(threads.io.get_executor(), ucm::asio::use_task);
+      co_await net::post(threads.io.get_executor(), ucmnet::use_task);
       wrong += seen_id() != id;
     }
   };
@@ -951,15 +1010,15 @@ TEST_CASE(
     "use_task composes with bind_cancellation_slot: a cancelled wait throws operation_aborted",
     "[asio][use_task][cancellation]") {
   IoThreads threads(3);
-  ::asio::cancellation_signal signal;
-  std::error_code caught;
+  net::cancellation_signal signal;
+  error_code caught;
   int id_in_catch = 0;
   auto long_wait = [&]() -> ucm::Task<> {
     ucm::ContextVariableScope scope(request_id, 8);
-    ::asio::steady_timer timer(threads.io, 30s);  // expires only if cancellation fails
+    net::steady_timer timer(threads.io, 30s);  // expires only if cancellation fails
     try {
-      co_await timer.async_wait(::asio::bind_cancellation_slot(signal.slot(), ucm::asio::use_task));
-    } catch (const std::system_error& e) {
+      co_await timer.async_wait(net::bind_cancellation_slot(signal.slot(), ucmnet::use_task));
+    } catch (const system_error& e) {
       caught = e.code();
       id_in_catch = seen_id();
     }
@@ -967,19 +1026,19 @@ TEST_CASE(
   auto cancel_soon = [&]() -> ucm::Task<> {
     // when_all starts this branch after the first one has suspended (its slot is installed);
     // the signal is emitted on an I/O thread after that, never concurrently with it.
-    ::asio::steady_timer timer(threads.io, 5ms);
-    co_await timer.async_wait(ucm::asio::use_task);
-    signal.emit(::asio::cancellation_type::terminal);
+    net::steady_timer timer(threads.io, 5ms);
+    co_await timer.async_wait(ucmnet::use_task);
+    signal.emit(net::cancellation_type::terminal);
   };
   ucm::sync_wait(ucm::when_all(long_wait(), cancel_soon()));
   threads.finish();
-  CHECK(caught == ::asio::error::operation_aborted);
+  CHECK(caught == net::error::operation_aborted);
   CHECK(id_in_catch == 8);
 }
 
 namespace {
-::asio::awaitable<int> answer() { co_return 42; }
-::asio::awaitable<int> fail() {
+net::awaitable<int> answer() { co_return 42; }
+net::awaitable<int> fail() {
   throw std::runtime_error("asio coroutine failed");
   co_return 0;
 }
@@ -988,7 +1047,7 @@ namespace {
 TEST_CASE("use_task returns what the operation completes with, as use_awaitable does",
           "[asio][use_task]") {
   IoThreads threads(2);
-  tcp::acceptor acceptor(threads.io, tcp::endpoint(::asio::ip::make_address("127.0.0.1"), 0));
+  tcp::acceptor acceptor(threads.io, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0));
   tcp::socket client(threads.io);
   client.connect(acceptor.local_endpoint());
   std::string failure;
@@ -1001,53 +1060,51 @@ TEST_CASE("use_task returns what the operation completes with, as use_awaitable 
   auto run = [&]() -> ucm::Task<> {
     ucm::ContextVariableScope scope(request_id, 11);
     // void(error_code, socket) gives the socket.
-    auto accept = acceptor.async_accept(ucm::asio::use_task);
+    auto accept = acceptor.async_accept(ucmnet::use_task);
     static_assert(std::is_same_v<decltype(accept.await_resume()), tcp::socket>);
     tcp::socket server = co_await std::move(accept);
     accepted_open = server.is_open() && seen_id() == 11;
     // Asio's initiations and their arguments fit in the awaiter: no allocation of use_task's own.
     std::string line;
     std::array<char, 4> buffer{};
-    ::asio::steady_timer timer(threads.io);
-    all_inline =
-        accept.stored_inline() && timer.async_wait(ucm::asio::use_task).stored_inline() &&
-        server.async_read_some(::asio::buffer(buffer), ucm::asio::use_task).stored_inline() &&
-        ::asio::async_read(server, ::asio::buffer(buffer), ucm::asio::use_task).stored_inline() &&
-        ::asio::async_read_until(server, ::asio::dynamic_buffer(line), '\n', ucm::asio::use_task)
-            .stored_inline() &&
-        ::asio::async_write(server, ::asio::buffer(buffer), ucm::asio::use_task).stored_inline() &&
-        ::asio::co_spawn(threads.io, answer(), ucm::asio::use_task).stored_inline() &&
-        ::asio::post(threads.io, ucm::asio::use_task).stored_inline();
+    net::steady_timer timer(threads.io);
+    all_inline = accept.stored_inline() && timer.async_wait(ucmnet::use_task).stored_inline() &&
+                 server.async_read_some(net::buffer(buffer), ucmnet::use_task).stored_inline() &&
+                 net::async_read(server, net::buffer(buffer), ucmnet::use_task).stored_inline() &&
+                 net::async_read_until(server, net::dynamic_buffer(line), '\n', ucmnet::use_task)
+                     .stored_inline() &&
+                 net::async_write(server, net::buffer(buffer), ucmnet::use_task).stored_inline() &&
+                 net::co_spawn(threads.io, answer(), ucmnet::use_task).stored_inline() &&
+                 net::post(threads.io, ucmnet::use_task).stored_inline();
     // A larger initiation is stored in one allocation, and works the same. This one completes
     // inside its initiation: the Task continues at once.
-    co_await ::asio::async_initiate<const ucm::asio::use_task_t&, void(int)>(
+    co_await net::async_initiate<const ucmnet::use_task_t&, void(int)>(
         [big = std::array<char, 256>{}](auto handler) mutable {
           std::move(handler)(int{big[0]} + 1);
         },
-        ucm::asio::use_task);
+        ucmnet::use_task);
     // void(exception_ptr, int) gives the int, or rethrows.
-    answered = co_await ::asio::co_spawn(threads.io, answer(), ucm::asio::use_task);
+    answered = co_await net::co_spawn(threads.io, answer(), ucmnet::use_task);
     try {
-      co_await ::asio::co_spawn(threads.io, fail(), ucm::asio::use_task);
+      co_await net::co_spawn(threads.io, fail(), ucmnet::use_task);
     } catch (const std::runtime_error& e) {
       failure = e.what();
     }
     // Asio's own adapters around use_task: everything as a tuple, or the error code by reference.
     // (Only one read after end of file: Asio's epoll reactor may not complete a second one.)
     std::array<char, 4> data{};
-    ::asio::write(client, ::asio::buffer("abcd", 4));
+    net::write(client, net::buffer("abcd", 4));
     // async_read, not async_read_some: exactly these 4 bytes, so the next read sees end of file.
-    const std::tuple<std::error_code, std::size_t> both = co_await ::asio::async_read(
-        server, ::asio::buffer(data), ::asio::experimental::as_tuple(ucm::asio::use_task));
+    const std::tuple<error_code, std::size_t> both = co_await net::async_read(
+        server, net::buffer(data), net::experimental::as_tuple(ucmnet::use_task));
     tuple_size = !std::get<0>(both) ? std::get<1>(both) : 0;
     client.shutdown(tcp::socket::shutdown_send);
-    std::error_code ec;
-    co_await server.async_read_some(::asio::buffer(data),
-                                    ::asio::redirect_error(ucm::asio::use_task, ec));
-    redirected = ec == ::asio::error::eof && seen_id() == 11;
+    error_code ec;
+    co_await server.async_read_some(net::buffer(data), net::redirect_error(ucmnet::use_task, ec));
+    redirected = ec == net::error::eof && seen_id() == 11;
     // On an I/O thread, a dispatch to its io_context completes inside the initiation: the Task
     // resumes at once, on this thread, in its own context.
-    co_await ::asio::dispatch(threads.io.get_executor(), ucm::asio::use_task);
+    co_await net::dispatch(threads.io.get_executor(), ucmnet::use_task);
     inline_completion_ok = seen_id() == 11 && threads.on_io_thread();
   };
   ucm::sync_wait(run());
@@ -1076,14 +1133,14 @@ TEST_CASE("use_task works in a coroutine type that knows nothing of ucm, through
   IoThreads threads(2);
   std::atomic<int> after{-5};
   std::atomic<int> without{-5};
-  auto body = [&](::asio::steady_timer& timer) -> Detached {
-    co_await ucm::propagate(timer.async_wait(ucm::asio::use_task));
+  auto body = [&](net::steady_timer& timer) -> Detached {
+    co_await ucm::propagate(timer.async_wait(ucmnet::use_task));
     after = seen_id();
-    co_await timer.async_wait(ucm::asio::use_task);  // no propagate: the I/O thread's context
+    co_await timer.async_wait(ucmnet::use_task);  // no propagate: the I/O thread's context
     without = seen_id();
     ContextFrame{}.inherit([] {});  // nothing to do; keeps the body's last step context-free
   };
-  ::asio::steady_timer timer(threads.io, 1ms);
+  net::steady_timer timer(threads.io, 1ms);
   request_id.run(4, [&] { body(timer); });
   threads.finish();
   CHECK(after == 4);
@@ -1122,11 +1179,11 @@ Starter start(ucm::Task<>& task) { co_await task; }
 
 /// Waits on `timer` (or, when null, on a timer of its own that the Task's destruction cancels),
 /// in a scope: `resumed` is set if it ever continues.
-ucm::Task<> wait_on(::asio::io_context& io, ::asio::steady_timer* timer, int id, bool& resumed) {
+ucm::Task<> wait_on(net::io_context& io, net::steady_timer* timer, int id, bool& resumed) {
   ucm::ContextVariableScope scope(request_id, id);
-  std::optional<::asio::steady_timer> own;
+  std::optional<net::steady_timer> own;
   if (timer == nullptr) timer = &own.emplace(io, 30s);
-  co_await timer->async_wait(ucm::asio::use_task);
+  co_await timer->async_wait(ucmnet::use_task);
   resumed = true;
 }
 
@@ -1134,8 +1191,8 @@ ucm::Task<> wait_on(::asio::io_context& io, ::asio::steady_timer* timer, int id,
 
 TEST_CASE("a Task destroyed while its use_task operation is pending drops the completion",
           "[asio][use_task][lifetime]") {
-  ::asio::io_context io;
-  ::asio::steady_timer outside(io, 30s);  // outlives the Task
+  net::io_context io;
+  net::steady_timer outside(io, 30s);  // outlives the Task
   bool resumed = false;
   SECTION("the operation completes after the Task was destroyed") {
     ucm::Task<> task = wait_on(io, &outside, 1, resumed);
@@ -1151,15 +1208,15 @@ TEST_CASE("a Task destroyed while its use_task operation is pending drops the co
     CHECK(io.run() == 1);
   }
   SECTION("the io_context is destroyed with the completion still queued") {
-    auto other = std::make_unique<::asio::io_context>();
+    auto other = std::make_unique<net::io_context>();
     ucm::Task<> task = wait_on(*other, nullptr, 3, resumed);
     Starter started = start(task);
     task = ucm::Task<>{};
     other.reset();  // destroys the handler uncalled
   }
   SECTION("the io_context is destroyed first, then the Task") {
-    auto other = std::make_unique<::asio::io_context>();
-    auto timer = std::make_unique<::asio::steady_timer>(*other, 30s);
+    auto other = std::make_unique<net::io_context>();
+    auto timer = std::make_unique<net::steady_timer>(*other, 30s);
     ucm::Task<> task = wait_on(*other, timer.get(), 4, resumed);
     Starter started = start(task);
     timer.reset();         // cancels the wait: its completion is queued
@@ -1168,7 +1225,7 @@ TEST_CASE("a Task destroyed while its use_task operation is pending drops the co
   }
   SECTION("a coroutine that knows nothing of ucm, destroyed while it waits") {
     auto direct = [&]() -> Starter {
-      co_await outside.async_wait(ucm::asio::use_task);
+      co_await outside.async_wait(ucmnet::use_task);
       resumed = true;
     };
     std::optional<Starter> waiting(direct());
@@ -1184,14 +1241,14 @@ TEST_CASE("Tasks destroyed while their use_task operations are pending on 4 I/O 
           "[asio][use_task][lifetime][threads]") {
   IoThreads threads(4);
   constexpr int tasks = 200;
-  std::vector<std::unique_ptr<::asio::steady_timer>> outside;
+  std::vector<std::unique_ptr<net::steady_timer>> outside;
   std::vector<ucm::Task<>> waiting;
   std::vector<Starter> starters;
   bool resumed = false;  // written only if a Task continued, which would be a data race too
   for (int i = 0; i < tasks; ++i) {
-    ::asio::steady_timer* timer = nullptr;
+    net::steady_timer* timer = nullptr;
     if (i % 2 == 1) {
-      outside.push_back(std::make_unique<::asio::steady_timer>(threads.io, 30s));
+      outside.push_back(std::make_unique<net::steady_timer>(threads.io, 30s));
       timer = outside.back().get();
     }
     waiting.push_back(wait_on(threads.io, timer, i, resumed));
@@ -1210,26 +1267,26 @@ TEST_CASE("Tasks destroyed while their use_task operations are pending on 4 I/O 
 TEST_CASE("an operation completed inside its initiation continues the Task on the strand",
           "[asio][use_task][strand]") {
   IoThreads threads(2);
-  auto strand = ::asio::make_strand(threads.io);
+  auto strand = net::make_strand(threads.io);
   bool on_strand = false;
   bool stayed = false;
   bool off_strand_later = false;
   auto task = [&]() -> ucm::Task<> {
     ucm::ContextVariableScope scope(request_id, 12);
-    co_await ::asio::post(threads.io, ucm::asio::use_task);  // onto an I/O thread
+    co_await net::post(threads.io, ucmnet::use_task);  // onto an I/O thread
     // The strand is idle: it runs the completion inside the dispatch, and the Task continues
     // there, inside the strand's invocation, as with asio::use_awaitable.
-    co_await ::asio::dispatch(strand, ucm::asio::use_task);
+    co_await net::dispatch(strand, ucmnet::use_task);
     on_strand = strand.running_in_this_thread() && seen_id() == 12;
     // Each of these completes inside its initiation too. The Task stays on the strand, and the
     // nesting is bounded: the stack does not grow with the count.
     int wrong = 0;
     for (int i = 0; i < 20000; ++i) {
-      co_await ::asio::dispatch(strand, ucm::asio::use_task);
+      co_await net::dispatch(strand, ucmnet::use_task);
       wrong += !strand.running_in_this_thread() || seen_id() != 12;
     }
     stayed = wrong == 0;
-    co_await ::asio::post(threads.io, ucm::asio::use_task);  // off the strand
+    co_await net::post(threads.io, ucmnet::use_task);  // off the strand
     off_strand_later = !strand.running_in_this_thread() && seen_id() == 12;
   };
   request_id.run(-7, [&] { ucm::sync_wait(task()); });
@@ -1247,12 +1304,12 @@ TEST_CASE(
   int child_saw = 0;
   auto child = [&]() -> ucm::Task<> {
     ucm::ContextVariableScope scope(request_id, 21);  // a frame freed as the child ends
-    co_await ::asio::async_initiate<const ucm::asio::use_task_t&, void()>(
+    co_await net::async_initiate<const ucmnet::use_task_t&, void()>(
         [&](auto handler) {
           std::move(handler)();       // the child continues and ends inside this call
           after_handler = seen_id();  // still the child's value: its frame is kept until here
         },
-        ucm::asio::use_task);
+        ucmnet::use_task);
     child_saw = seen_id();
   };
   auto parent = [&]() -> ucm::Task<> { co_await child(); };  // destroys the child as it ends

@@ -9,6 +9,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstdlib>
 #include <map>
@@ -863,6 +865,57 @@ TEST_CASE("a carrier of one's own needs only get and set", "[w3c][carrier]") {
   const std::string text(spec_traceparent);
   PointerCarrier pointer{text.c_str()};
   CHECK(ucm::w3c::extract(ucm::ContextFrame{}, pointer).get(ucm::w3c::trace_context) != nullptr);
+}
+
+namespace {
+/// A header list of its own (a framework's), neither a map nor with get/set: made a carrier by a
+/// CarrierTraits specialisation below.
+struct HeaderList {
+  std::vector<std::pair<std::string, std::string>> lines;
+};
+
+bool same_name(std::string_view a, std::string_view b) {
+  return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](char x, char y) {
+    return std::tolower(static_cast<unsigned char>(x)) ==
+           std::tolower(static_cast<unsigned char>(y));
+  });
+}
+}  // namespace
+
+template <>
+struct ucm::w3c::CarrierTraits<HeaderList> {
+  template <class F>
+  static void for_each(const HeaderList& list, std::string_view name, F&& visit) {
+    for (const auto& [key, value] : list.lines) {
+      if (same_name(key, name)) visit(std::string_view(value));
+    }
+  }
+  static void set(HeaderList& list, std::string_view name, std::string value) {
+    erase(list, name);
+    list.lines.emplace_back(std::string(name), std::move(value));
+  }
+  static void erase(HeaderList& list, std::string_view name) {
+    std::erase_if(list.lines, [&](const auto& line) { return same_name(line.first, name); });
+  }
+};
+
+TEST_CASE("a CarrierTraits specialisation makes any header container a carrier, read like a map",
+          "[w3c][carrier]") {
+  static_assert(ucm::w3c::ReadableCarrier<HeaderList>);
+  static_assert(ucm::w3c::WritableCarrier<HeaderList>);
+  static_assert(!ucm::w3c::WritableCarrier<const HeaderList>);
+  HeaderList list{{{"TraceState", "stale=1"}, {"BAGGAGE", "a=1"}, {"baggage", "b=2"}}};
+  const ucm::ContextFrame read = ucm::w3c::extract(ucm::ContextFrame{}, list);
+  REQUIRE(read.get(ucm::w3c::baggage));
+  CHECK(read.get(ucm::w3c::baggage)->to_header() == "a=1,b=2");  // repeated: one list
+  ucm::ContextFrame{}.inherit([&] { ucm::w3c::inject(list); });
+  CHECK(list.lines.size() == 3);  // written as a map: nothing in the context, nothing removed
+  ucm::w3c::trace_context.run(*TraceContext::parse(spec_traceparent),
+                              [&] { ucm::w3c::inject(list); });
+  using Lines = std::vector<std::pair<std::string, std::string>>;
+  CHECK(list.lines == Lines{{"BAGGAGE", "a=1"},
+                            {"baggage", "b=2"},
+                            {"traceparent", std::string(spec_traceparent)}});
 }
 
 // ---- inject / extract ---------------------------------------------------------------------

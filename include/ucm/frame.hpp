@@ -162,10 +162,10 @@ class ContextFrame {
   /// Captures `current()` now and returns a callable that runs `fn` in a continuation window of
   /// it, forwarding arguments and the return value. Capture costs one increment; each call
   /// costs a few pointer swaps. Copyable when `fn` is. Calling it as an rvalue consumes it.
-  /// Where ucm/asio.hpp is included, the callable keeps `fn`'s associated executor, allocator
-  /// and cancellation slot (`bind(asio::bind_executor(strand, h))` still completes on the
-  /// strand). `fn` must be something that can be called (see detail::bindable): a scalar or an
-  /// object pointer does not compile here.
+  /// Where ucm/asio.hpp or ucm/boost_asio.hpp is included, the callable keeps `fn`'s associated
+  /// executor, allocator and cancellation slot (`bind(asio::bind_executor(strand, h))` still
+  /// completes on the strand). `fn` must be something that can be called (see detail::bindable): a
+  /// scalar or an object pointer does not compile here.
   template <class F>
   requires detail::bindable<F>
   [[nodiscard]] static detail::BoundContinuation<std::decay_t<F>> bind(F&& fn) {

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 // ucm/detail/bound_continuation.hpp: the one binder of "a frame plus a callable run in a
 // continuation window of it", behind ContextFrame::bind, ucm::asio::propagate's handlers and the
-// functions ucm::asio::ContextExecutor submits (ucm/asio.hpp forwards Asio's associators through
-// it). Included by ucm/frame.hpp after ContextFrame, which it holds. Nothing here is public API.
+// functions ucm::asio::ContextExecutor submits, and their Boost.Asio twins (ucm/asio.hpp and
+// ucm/boost_asio.hpp forward their Asio's associators through it). Included by ucm/frame.hpp after
+// ContextFrame, which it holds. Nothing here is public API.
 #pragma once
 
 #include <concepts>
@@ -21,8 +22,9 @@ namespace ucm::detail {
 /// allocation. Copyable when `F` is (a copy is one reference-count increment more).
 ///
 /// It is what `ContextFrame::bind` returns, the completion handler `ucm::asio::propagate` makes,
-/// and the function `ucm::asio::ContextExecutor` submits. Where ucm/asio.hpp is included, its
-/// associated executor, allocator and cancellation slot are the wrapped callable's.
+/// and the function `ucm::asio::ContextExecutor` submits (and the same of ucm::boost_asio).
+/// Where ucm/asio.hpp or ucm/boost_asio.hpp is included, its associated executor, allocator and
+/// cancellation slot, for that Asio, are the wrapped callable's.
 template <class F>
 class BoundContinuation {
  public:

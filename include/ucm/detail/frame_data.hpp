@@ -373,9 +373,9 @@ inline std::uint32_t cache_class(std::size_t bytes, std::size_t alignment) noexc
 /// A block of `bytes` aligned to `alignment` (at least block_alignment) for a frame whose cache
 /// class is `k` (see cache_class).
 // NOTE: this and free_block are reached only through the non-inlined builders and destroy_frames
-// (and the non-inlined new_link and delete_link of ucm/asio.hpp), which compute the cache's
-// address afresh on each call, so the plain access is right even in a coroutine body on clang < 16
-// (see after_resume in config.hpp).
+// (and the non-inlined new_link and delete_link of ucm/detail/asio_shared.hpp), which compute the
+// cache's address afresh on each call, so the plain access is right even in a coroutine body on
+// clang < 16 (see after_resume in config.hpp).
 inline void* allocate_block(std::size_t bytes, std::size_t alignment, std::uint32_t k) {
   if (k != no_cache_class) {
     FrameCache& c = frame_cache();
@@ -391,7 +391,8 @@ inline void* allocate_block(std::size_t bytes, std::size_t alignment, std::uint3
 }
 
 /// Gives back a block from allocate_block: to this thread's cache while it has room, else to
-/// operator delete. Also takes back the blocks of ucm/asio.hpp's operation links.
+/// operator delete. Also takes back the blocks of use_task's operation links
+/// (ucm/detail/asio_shared.hpp).
 inline void free_cached_block(void* memory, std::size_t alignment, std::uint32_t k) noexcept {
   if (k != no_cache_class) {
     FrameCache& c = frame_cache();

@@ -850,7 +850,42 @@ inline constexpr std::string_view traceparent_header = "traceparent";
 inline constexpr std::string_view tracestate_header = "tracestate";
 inline constexpr std::string_view baggage_header = "baggage";
 
+/// Makes a header container a carrier as it is, where it is neither a map nor a type with
+/// `get`/`set` (ucm/propagation/beast.hpp does this for Beast's fields, requests and responses).
+/// Specialise it with:
+///
+///     template <class F>
+///     static void for_each(const C& carrier, std::string_view name, F&& visit);
+///         // calls visit(std::string_view) with each value of header `name` (any case), in order
+///     static void set(C& carrier, std::string_view name, std::string value);
+///         // replaces every header `name` (any case) with one
+///     static void erase(C& carrier, std::string_view name);
+///         // removes every header `name` (any case)
+///
+/// `for_each` alone makes a ReadableCarrier, `set` and `erase` a WritableCarrier. The values
+/// `visit` sees are read where the carrier keeps them, never copied, and repeated headers are
+/// read as one list joined by `,`, as for maps.
+template <class C>
+struct CarrierTraits {};
+
 namespace detail {
+
+/// A header's values as `CarrierTraits::for_each` hands them out.
+using HeaderVisitor = void (*)(std::string_view);
+
+/// A carrier made one by a CarrierTraits specialisation, for reading.
+template <class C>
+concept adapted_reader = requires(const C& carrier, std::string_view name, HeaderVisitor visit) {
+  CarrierTraits<C>::for_each(carrier, name, visit);
+};
+
+/// A carrier made one by a CarrierTraits specialisation, for writing (not through a const).
+template <class C>
+concept adapted_writer =
+    !std::is_const_v<C> && requires(C & carrier, std::string_view name, std::string value) {
+  CarrierTraits<C>::set(carrier, name, std::move(value));
+  CarrierTraits<C>::erase(carrier, name);
+};
 
 template <class R>
 concept optional_text = requires(const R& r) {
@@ -913,17 +948,15 @@ concept header_map = requires(M& map, const M& cmap, const typename M::key_type&
   map.emplace(std::string(), std::string());
 };
 
-/// Calls `read(pieces, count)` with all values of header `name` in `map`, in order, to be read
-/// as one list joined by `,` (RFC 7230 combination), viewed in the map, not copied: an
-/// exact-key lookup first (which a case-insensitive comparator makes case-insensitive), then,
-/// only when that finds nothing, a case-insensitive scan. Returns false, without calling
-/// `read`, when there is none.
-template <header_map M, class F>
-bool map_read(const M& map, std::string_view name, F&& read) {
+/// Calls `read(pieces, count)` with the values `for_each(add)` passes to `add`, in order, to be
+/// read as one list joined by `,` (RFC 7230 combination), viewed where the carrier keeps them,
+/// not copied. Returns false, without calling `read`, when there is none.
+template <class ForEach, class F>
+bool read_values(ForEach&& for_each, F&& read) {
   std::array<std::string_view, 4> few;
   std::vector<std::string_view> many;  // only for a header repeated more than 4 times
   std::size_t count = 0;
-  const auto add = [&](std::string_view value) {
+  for_each([&](std::string_view value) {
     if (count < few.size()) {
       few[count] = value;
     } else {
@@ -931,17 +964,32 @@ bool map_read(const M& map, std::string_view name, F&& read) {
       many.push_back(value);
     }
     ++count;
-  };
-  const typename M::key_type key(std::string{name});
-  for (auto [it, end] = map.equal_range(key); it != end; ++it) add(std::string_view(it->second));
-  if (count == 0) {
-    for (const auto& entry : map) {
-      if (iequals(std::string_view(entry.first), name)) add(std::string_view(entry.second));
-    }
-  }
+  });
   if (count == 0) return false;
   read(count <= few.size() ? few.data() : many.data(), count);
   return true;
+}
+
+/// Calls `read(pieces, count)` with all values of header `name` in `map` (see read_values): an
+/// exact-key lookup first (which a case-insensitive comparator makes case-insensitive), then,
+/// only when that finds nothing, a case-insensitive scan. Returns false, without calling
+/// `read`, when there is none.
+template <header_map M, class F>
+bool map_read(const M& map, std::string_view name, F&& read) {
+  return read_values(
+      [&](const auto& add) {
+        const typename M::key_type key(std::string{name});
+        bool found = false;
+        for (auto [it, end] = map.equal_range(key); it != end; ++it) {
+          add(std::string_view(it->second));
+          found = true;
+        }
+        if (found) return;
+        for (const auto& entry : map) {
+          if (iequals(std::string_view(entry.first), name)) add(std::string_view(entry.second));
+        }
+      },
+      std::forward<F>(read));
 }
 
 /// Removes every entry of `map` whose key equals `name` case-insensitively.
@@ -961,7 +1009,10 @@ void map_erase(M& map, std::string_view name) {
 /// when the header is absent.
 template <class C, class F>
 bool read_header(const C& carrier, std::string_view name, F&& read) {
-  if constexpr (custom_reader<C>) {
+  if constexpr (adapted_reader<C>) {
+    return read_values([&](const auto& add) { CarrierTraits<C>::for_each(carrier, name, add); },
+                       std::forward<F>(read));
+  } else if constexpr (custom_reader<C>) {
     const std::string key(name);
     const auto& result = carrier.get(key);  // a temporary lives as long as the reference
     const std::optional<std::string_view> value = header_view(result);
@@ -975,7 +1026,9 @@ bool read_header(const C& carrier, std::string_view name, F&& read) {
 
 template <class C>
 void carrier_set(C& carrier, std::string_view name, std::string value) {
-  if constexpr (custom_writer<C>) {
+  if constexpr (adapted_writer<C>) {
+    CarrierTraits<C>::set(carrier, name, std::move(value));
+  } else if constexpr (custom_writer<C>) {
     carrier.set(std::string(name), std::move(value));
   } else {
     map_erase(carrier, name);
@@ -984,17 +1037,22 @@ void carrier_set(C& carrier, std::string_view name, std::string value) {
 }
 
 /// Whether `C` can remove a header: a carrier of its own with `erase(name)`, such as
-/// EnvironmentCarrier. Such a carrier is made to describe exactly the injected context.
+/// EnvironmentCarrier. Such a carrier is made to describe exactly the injected context. A
+/// CarrierTraits specialisation takes precedence: its carrier is written as a map is (Beast's
+/// fields have `set` and `erase` of their own, but are headers, not an environment).
 template <class C>
-concept erasing_writer = custom_writer<C> && requires(C& carrier, std::string name) {
+concept erasing_writer =
+    !adapted_writer<C> && custom_writer<C> && requires(C & carrier, std::string name) {
   carrier.erase(std::move(name));
 };
 
-/// Removes header `name`: from a map (any case) or through the carrier's `erase`; a carrier with
-/// neither keeps it.
+/// Removes header `name`: from a map or an adapted carrier (any case) or through the carrier's
+/// `erase`; a carrier with neither keeps it.
 template <class C>
 void carrier_erase(C& carrier, std::string_view name) {
-  if constexpr (erasing_writer<C>) {
+  if constexpr (adapted_writer<C>) {
+    CarrierTraits<C>::erase(carrier, name);
+  } else if constexpr (erasing_writer<C>) {
     carrier.erase(std::string(name));
   } else if constexpr (!custom_writer<C>) {
     map_erase(carrier, name);
@@ -1004,18 +1062,22 @@ void carrier_erase(C& carrier, std::string_view name) {
 }  // namespace detail
 
 /// A carrier `extract` can read: a type with `get(name)` returning `std::optional<string>`,
-/// a string (empty meaning absent) or a pointer (nullptr meaning absent); or a standard
+/// a string (empty meaning absent) or a pointer (nullptr meaning absent); a standard
 /// associative container from string to string (`std::map`, `std::unordered_map`, the multi
-/// forms, `httplib::Headers`), read case-insensitively with repeated headers joined by `,`.
+/// forms, `httplib::Headers`), read case-insensitively with repeated headers joined by `,`; or
+/// a type made one by a CarrierTraits specialisation (Beast's fields, requests and responses
+/// with ucm/propagation/beast.hpp), read the same way.
 template <class C>
-concept ReadableCarrier = detail::custom_reader<C> || detail::header_map<C>;
+concept ReadableCarrier =
+    detail::adapted_reader<C> || detail::custom_reader<C> || detail::header_map<C>;
 
 /// A carrier `inject` can write: a type with `set(name, value)` (and, optionally,
-/// `erase(name)`: see `inject`), or a standard associative container from string to string,
+/// `erase(name)`: see `inject`); a standard associative container from string to string,
 /// where `inject` replaces any entry whose key matches case-insensitively with one lower-case
-/// key.
+/// key; or a type made one by a CarrierTraits specialisation, written the same way.
 template <class C>
-concept WritableCarrier = detail::custom_writer<C> || detail::header_map<C>;
+concept WritableCarrier =
+    detail::adapted_writer<C> || detail::custom_writer<C> || detail::header_map<C>;
 
 /// The process environment as a carrier, the OpenTelemetry convention for a child process:
 /// header `traceparent` is variable `TRACEPARENT`, `tracestate` is `TRACESTATE`, `baggage` is
