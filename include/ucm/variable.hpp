@@ -71,13 +71,15 @@ class ContextVariable {
   /// A variable whose `get()` falls back to `default_value` outside any binding (the "default
   /// singleton" of a migration from process-global state). The default is never in a frame.
   explicit ContextVariable(T default_value) requires std::move_constructible<T>
-      : id_(detail::next_variable_id()), default_(std::make_unique<const T>(std::move(default_value))) {}
+      : id_(detail::next_variable_id()),
+        default_(std::make_unique<const T>(std::move(default_value))) {}
 
   /// A variable whose default is constructed in place from `args...`.
   template <class... Args>
   requires std::constructible_from<T, Args...>
   explicit ContextVariable(std::in_place_t, Args&&... args)
-      : id_(detail::next_variable_id()), default_(std::make_unique<const T>(std::forward<Args>(args)...)) {}
+      : id_(detail::next_variable_id()),
+        default_(std::make_unique<const T>(std::forward<Args>(args)...)) {}
 
   /// A named variable (`ucm::named`), for diagnostics: `ContextVariable<T> v{ucm::named("id")}`,
   /// with a default `ucm::named("retries", 3)`, with its value shown by `ucm::describe`
