@@ -12,6 +12,7 @@
 #include <coroutine>
 #include <exception>
 #include <functional>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
@@ -602,6 +603,11 @@ TEST_CASE(
   const Recorder recorder(channel, span, log);
   Subscription store = channel.start.bind_store(span, [](Query&) { return 2; });
   std::atomic<bool> callback_on_pool{false};
+  // The pool's one thread waits until the traced call has returned, so the completion comes
+  // after `end`, as an asynchronous completion does (otherwise the order of `end` and the pool's
+  // events would depend on scheduling).
+  std::promise<void> gate;
+  pool.post([opened = gate.get_future().share()] { opened.wait(); });
 
   // The library: posts the completion to a pool thread, without any context of its own.
   auto read_async = [&](int key, std::function<void(std::error_code, int)> done) {
@@ -618,6 +624,7 @@ TEST_CASE(
         });
     CHECK(started);
   });
+  gate.set_value();
   pool.wait_idle();
   CHECK(callback_on_pool);
   // The callback runs as a continuation of the start window's context, whatever thread calls it:
