@@ -136,6 +136,27 @@ constexpr bool is_tracestate_value(std::string_view value) noexcept {
   return true;
 }
 
+/// How a UTF-8 sequence whose first byte is `lead` (not ASCII) goes on: how many continuation
+/// bytes follow (0: `lead` cannot start a sequence) and the range allowed for the first of them,
+/// which excludes overlong forms, surrogates and code points above U+10FFFF.
+struct Utf8Lead {
+  std::size_t need;
+  unsigned char lo;
+  unsigned char hi;
+};
+constexpr Utf8Lead utf8_lead(unsigned char lead) noexcept {
+  if (lead >= 0xC2 && lead <= 0xDF) return {1, 0x80, 0xBF};
+  if (lead >= 0xE0 && lead <= 0xEF) {
+    return {2, static_cast<unsigned char>(lead == 0xE0 ? 0xA0 : 0x80),  // no overlong forms
+            static_cast<unsigned char>(lead == 0xED ? 0x9F : 0xBF)};    // no surrogates
+  }
+  if (lead >= 0xF0 && lead <= 0xF4) {
+    return {3, static_cast<unsigned char>(lead == 0xF0 ? 0x90 : 0x80),  // no overlong forms
+            static_cast<unsigned char>(lead == 0xF4 ? 0x8F : 0xBF)};    // nothing above U+10FFFF
+  }
+  return {0, 0, 0};
+}
+
 /// Replaces every ill-formed UTF-8 sequence of `text` with U+FFFD, one replacement per maximal
 /// ill-formed subpart (the Unicode "best practice", as WHATWG's decoder does). Overlong forms,
 /// surrogates and code points above U+10FFFF are ill-formed. Well-formed input is unchanged.
@@ -155,20 +176,8 @@ inline void repair_utf8(std::string& text) {
       ++i;
       continue;
     }
-    std::size_t need = 0;
-    unsigned char lo = 0x80;
-    unsigned char hi = 0xBF;
-    if (lead >= 0xC2 && lead <= 0xDF) {
-      need = 1;
-    } else if (lead >= 0xE0 && lead <= 0xEF) {
-      need = 2;
-      if (lead == 0xE0) lo = 0xA0;  // no overlong 3-byte forms
-      if (lead == 0xED) hi = 0x9F;  // no surrogates
-    } else if (lead >= 0xF0 && lead <= 0xF4) {
-      need = 3;
-      if (lead == 0xF0) lo = 0x90;  // no overlong 4-byte forms
-      if (lead == 0xF4) hi = 0x8F;  // nothing above U+10FFFF
-    } else {
+    const auto [need, lo, hi] = utf8_lead(lead);
+    if (need == 0) {
       out.append(replacement);  // a stray continuation byte or an invalid lead byte
       ++i;
       continue;
@@ -229,21 +238,8 @@ constexpr void decode_baggage_value(std::string_view text, Emit&& emit) {
       emit(lead);
       continue;
     }
-    // The same classes as repair_utf8.
-    std::size_t need = 0;
-    unsigned char lo = 0x80;
-    unsigned char hi = 0xBF;
-    if (lead >= 0xC2 && lead <= 0xDF) {
-      need = 1;
-    } else if (lead >= 0xE0 && lead <= 0xEF) {
-      need = 2;
-      if (lead == 0xE0) lo = 0xA0;
-      if (lead == 0xED) hi = 0x9F;
-    } else if (lead >= 0xF0 && lead <= 0xF4) {
-      need = 3;
-      if (lead == 0xF0) lo = 0x90;
-      if (lead == 0xF4) hi = 0x8F;
-    } else {
+    const auto [need, lo, hi] = utf8_lead(lead);  // the same classes as repair_utf8
+    if (need == 0) {
       emit_replacement();
       continue;
     }
