@@ -424,12 +424,14 @@ TEST_CASE("a value lent by a frame outlives the frame's views, and the frames be
     ContextFrame complete;
     {
       ContextFrame base = ContextFrame{}.with(u, Tracked("hidden"));
-      for (int i = 0; i < 4; ++i) base = base.with(t, Tracked("t" + std::to_string(i)));
+      for (int i = 0; i < ucm::detail::max_delta_depth; ++i) {
+        base = base.with(t, Tracked("t" + std::to_string(i)));
+      }
       complete = base.with(u, Tracked("shown"));  // flattened: past max_delta_depth
     }
-    // The complete frame uses t3 from the last delta, which no longer keeps the deltas and the
-    // first frame behind it (t0 to t2, "hidden").
-    CHECK(complete.get(t)->text == "t3");
+    // The complete frame uses the last t from the last delta, which no longer keeps the deltas
+    // and the first frame behind it (the earlier t's, "hidden").
+    CHECK(complete.get(t)->text == "t" + std::to_string(ucm::detail::max_delta_depth - 1));
     CHECK(complete.get(u)->text == "shown");
     CHECK(Tracked::live == live_before + 3);  // lent, t3, shown
   }

@@ -116,7 +116,7 @@ class ContextFrame {
   }
 
   /// Number of variables bound in this frame.
-  [[nodiscard]] std::size_t size() const noexcept { return data_ == nullptr ? 0 : data_->bound; }
+  [[nodiscard]] std::size_t size() const noexcept { return detail::count_bound(data_); }
   /// Whether no variable is bound in this frame.
   [[nodiscard]] bool empty() const noexcept { return size() == 0; }
 

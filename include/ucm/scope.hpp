@@ -25,7 +25,8 @@ class [[nodiscard]] ContextVariableScope {
   template <class V>
   requires std::constructible_from<T, V&&> ContextVariableScope(const ContextVariable<T>& variable,
                                                                 V&& value)
-      : frame_(variable.make_frame(std::forward<V>(value))) {
+      : frame_(detail::build_window_delta<T>(detail::slots().current, variable.id_,
+                                             std::forward<V>(value))) {
     detail::open_call(detail::slots(), saved_, frame_);
   }
   ContextVariableScope(const ContextVariableScope&) = delete;

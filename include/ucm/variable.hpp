@@ -119,7 +119,8 @@ class ContextVariable {
   /// appear in its parent's `get()`. Valid at least until the window that set it ends. One small
   /// lookup, no allocation, no lock.
   [[nodiscard]] const T* get() const noexcept {
-    if (const void* v = detail::lookup(detail::slots(), id_)) return static_cast<const T*>(v);
+    if (const void* v = detail::lookup(detail::thread_context(), id_))
+      return static_cast<const T*>(v);
     return default_.get();
   }
 
@@ -151,7 +152,7 @@ class ContextVariable {
 
   /// Whether `get()` would find a value other than the default.
   [[nodiscard]] bool is_bound() const noexcept {
-    return detail::lookup(detail::slots(), id_) != nullptr;
+    return detail::lookup(detail::thread_context(), id_) != nullptr;
   }
 
   /// The default value, or nullptr.
@@ -165,7 +166,8 @@ class ContextVariable {
   template <class V, class F, class... Args>
   requires std::constructible_from<T, V&&> && std::invocable<F, Args...>
   decltype(auto) run(V&& value, F&& fn, Args&&... args) const {
-    detail::CallWindow window(make_frame(std::forward<V>(value)), true);
+    detail::CallWindow window(
+        detail::build_window_delta<T>(detail::slots().current, id_, std::forward<V>(value)), true);
     return std::invoke(std::forward<F>(fn), std::forward<Args>(args)...);
   }
 
@@ -287,7 +289,7 @@ class VariableBound {
       binding.value = value_;
       binding.owner = owner_;
     }
-    return build_frame(slots().current, &binding, 1);
+    return build_frame(slots().current, &binding, 1, true);
   }
 
   VariableId id_;

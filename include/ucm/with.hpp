@@ -61,13 +61,13 @@ class [[nodiscard]] With {
   template <class F, class... Args>
   requires std::invocable<F, Args...>
   decltype(auto) run(F&& fn, Args&&... args) && {
-    detail::CallWindow window(build(detail::slots().current, std::true_type{}), true);
+    detail::CallWindow window(build(detail::slots().current, std::true_type{}, true), true);
     return std::invoke(std::forward<F>(fn), std::forward<Args>(args)...);
   }
   template <class F, class... Args>
   requires std::invocable<F, Args...> &&(std::copy_constructible<Ts>&&...) decltype(auto)
       run(F&& fn, Args&&... args) const& {
-    detail::CallWindow window(build(detail::slots().current, std::false_type{}), true);
+    detail::CallWindow window(build(detail::slots().current, std::false_type{}, true), true);
     return std::invoke(std::forward<F>(fn), std::forward<Args>(args)...);
   }
 
@@ -81,8 +81,10 @@ class [[nodiscard]] With {
   template <class... Us>
   friend class With;
 
+  /// `window`: the frame is a call window's (see detail::borrowed_parent).
   template <bool Move>
-  detail::FrameData* build(detail::FrameData* base, std::bool_constant<Move>) const {
+  detail::FrameData* build(detail::FrameData* base, std::bool_constant<Move>,
+                           bool window = false) const {
     std::array<detail::Binding, sizeof...(Ts)> bindings;
     std::size_t i = 0;
     std::apply(
@@ -90,7 +92,7 @@ class [[nodiscard]] With {
           ((bindings[i++] = binding_for<Move>(pending)), ...);
         },
         pending_);
-    return detail::build_frame(base, bindings.data(), bindings.size());
+    return detail::build_frame(base, bindings.data(), bindings.size(), window);
   }
 
   template <bool Move, class T>

@@ -7,8 +7,10 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <mutex>
 #include <new>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -75,29 +77,39 @@ static_assert(sizeof(Slots) <= 64, "a slot swap moves one cache line");
 
 /// Copies the slots: what a window saves and restores, and a coroutine swaps in and out.
 ///
-// NOTE: field by field rather than as one 64-byte block, which g++ -O2 may copy with `rep movsl`
-// (sixteen 4-byte moves with a microcoded start): measured at twice the instructions of a
-// continuation window. Field by field, it pairs neighbouring fields into 16-byte moves.
+// NOTE: in four 16-byte moves, always the same four, rather than as one 64-byte block (which g++
+// -O2 may copy with `rep movsl`, sixteen 4-byte moves with a microcoded start) or field by field
+// (which the compiler pairs into 16-byte loads of fields just stored 8 bytes at a time: a load
+// that two stores must feed stalls on store forwarding, measured at a fifth of a call window).
 inline void copy_slots(Slots& to, const Slots& from) noexcept {
-  to.current = from.current;
-  to.inherited = from.inherited;
-  to.base = from.base;
-  to.owned = from.owned;
-  to.merged = from.merged;
-  to.returned = from.returned;
-  to.window = from.window;
-  to.chain = from.chain;
+  static_assert(sizeof(Slots) == 64 && std::is_trivially_copyable_v<Slots>);
+  auto* const out = reinterpret_cast<unsigned char*>(&to);
+  const auto* const in = reinterpret_cast<const unsigned char*>(&from);
+  std::memcpy(out, in, 16);
+  std::memcpy(out + 16, in + 16, 16);
+  std::memcpy(out + 32, in + 32, 16);
+  std::memcpy(out + 48, in + 48, 16);
 }
 
-/// This thread's slots. One instance per program and thread: an inline function's static is
-/// shared by every translation unit (tested with two translation units in one program).
-/// Trivially destructible and constant-initialised, so reaching it is a plain TLS access with no
-/// initialisation guard; what needs releasing at thread exit is handled by a separate guard
-/// registered only on the paths that leave something behind.
-UCM_SHARED_STATE inline Slots& slots() noexcept {
-  static thread_local constinit Slots instance{};
+/// What a thread reads on every `get()`: its slots and its lookup cache, in one thread_local so
+/// that one TLS address reaches both (one call of __tls_get_addr at most, in a shared library).
+struct ThreadContext {
+  Slots slots;
+  LookupCache cache;
+};
+
+/// This thread's slots and lookup cache. One instance per program and thread: an inline
+/// function's static is shared by every translation unit (tested with two translation units in
+/// one program). Trivially destructible and constant-initialised, so reaching it is a plain TLS
+/// access with no initialisation guard; what needs releasing at thread exit is handled by a
+/// separate guard registered only on the paths that leave something behind.
+UCM_SHARED_STATE inline ThreadContext& thread_context() noexcept {
+  static thread_local constinit ThreadContext instance{};
   return instance;
 }
+
+/// This thread's slots.
+inline Slots& slots() noexcept { return thread_context().slots; }
 
 /// This thread's slots, from code that can run after a coroutine resumption (see after_resume).
 inline Slots& slots_after_resume() noexcept { return after_resume<&slots>(); }
@@ -290,8 +302,15 @@ inline void open_continuation(Slots& s, SavedSlots& saved, FrameData* f) noexcep
 [[gnu::cold, gnu::noinline]] inline void misordered_exit(Slots& s, const SavedSlots& saved,
                                                          FrameData* own,
                                                          FrameData* borrowed) noexcept {
-  retain(borrowed);  // its holder may die now; a window opened inside this one may restore it
   if (chain_of(s) == saved.chain) {
+    // Every frame this chain can still restore becomes independent of the windows that lent
+    // their parents (see borrowed_parent): those windows are being closed out of order.
+    promote(s.current);
+    promote(s.owned);
+    promote(saved.current);
+    promote(own);
+    promote(borrowed);
+    retain(borrowed);  // its holder may die now; a window opened inside this one may restore it
     // Out of order in its own chain: the windows opened inside it and still open may restore the
     // frames of the levels this restore drops.
     const FrameData* const owned = s.owned;
@@ -305,6 +324,7 @@ inline void open_continuation(Slots& s, SavedSlots& saved, FrameData* f) noexcep
         "a ucm window (scope) was closed out of order: it restored what it saved, and its frames "
         "are kept until its thread exits (a coroutine's: until the process exits)");
   } else {
+    retain(borrowed);  // a handle's frame: never a window's own, so never borrowing a parent
     // Closed in another chain (another thread, or after its coroutine ended): nothing it saved
     // belongs here, so this chain is left as it is, and what the window held goes to the
     // process-wide keeper (its own chain may still restore it, whatever exits first).
@@ -336,7 +356,7 @@ inline void close_window(Slots& s, const SavedSlots& saved, FrameData* own,
     release(owned);
     release_returned(returned);
   }
-  release(own);
+  release_window_frame(own);
 }
 
 /// RAII call window over a frame someone else keeps alive (own == false) or whose reference it
@@ -396,10 +416,15 @@ inline void enter_frame(FrameData* f) noexcept {
 }
 
 /// The value `get()` sees for `id`: the one in `current` (never `inherited`: a child's values do
-/// not appear in its parent's `get()`); nullptr for none or a tombstone.
-inline const void* lookup(const Slots& s, VariableId id) noexcept {
-  const void* const* v = find(s.current, id);
-  return v == nullptr ? nullptr : *v;
+/// not appear in its parent's `get()`); nullptr for none or a tombstone. Through the thread's
+/// lookup cache: a hit is a few loads whatever the frame's shape (see LookupCache).
+inline const void* lookup(ThreadContext& t, VariableId id) noexcept {
+  const FrameData* const f = t.slots.current;
+  if (f == nullptr) return nullptr;
+  LookupCache::Entry& e = t.cache.slot(f->serial, id);
+  if (e.serial == f->serial && e.id == id) [[likely]]
+    return e.value;
+  return lookup_and_remember(f, id, e);
 }
 
 }  // namespace ucm::detail

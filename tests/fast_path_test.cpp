@@ -1,0 +1,244 @@
+// SPDX-License-Identifier: MIT
+// The fast paths of the core, tried where they could go wrong: a call window's frame borrows its
+// parent instead of retaining it, and takes the reference only when something captures it
+// (promotion); `get()` answers from a per-thread lookup cache keyed by frame serials, never by
+// frame addresses, which the block cache reuses at once. Run under AddressSanitizer (a missed
+// promotion is a use after free), LeakSanitizer (a promotion counted twice is a leak) and
+// ThreadSanitizer (frames captured in windows and read on other threads).
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "test_support.hpp"
+#include "thread_pool.hpp"
+#include "ucm/ucm.hpp"
+
+using ucm::ContextFrame;
+using ucm::ContextVariable;
+using ucm::ContextVariableScope;
+using ucm_test::Tracked;
+
+TEST_CASE("a frame captured inside nested call windows keeps every value after they all closed",
+          "[fast][borrowed]") {
+  const int live_before = Tracked::live;
+  {
+    ContextVariable<Tracked> a;
+    ContextVariable<Tracked> b;
+    ContextVariable<Tracked> c;
+    ContextFrame captured;
+    a.run(Tracked("a"), [&] {
+      b.run(Tracked("b"), [&] {
+        const ContextVariableScope scope(c, Tracked("c"));
+        captured = ContextFrame::current();
+      });
+    });
+    // The windows are closed: only the capture keeps the three frames (each a delta over the
+    // previous window's), which the capture had to take over from the windows that lent them.
+    CHECK(Tracked::live == live_before + 3);
+    CHECK(a.get() == nullptr);
+    REQUIRE(captured.get(a) != nullptr);
+    REQUIRE(captured.get(b) != nullptr);
+    REQUIRE(captured.get(c) != nullptr);
+    CHECK(captured.get(a)->text == "a");
+    CHECK(captured.get(b)->text == "b");
+    CHECK(captured.get(c)->text == "c");
+    captured.inherit([&] { CHECK(b.get()->text == "b"); });
+    CHECK(captured.size() == 3);
+    captured = ContextFrame{};
+    CHECK(Tracked::live == live_before);  // and nothing was retained twice
+  }
+  CHECK(Tracked::live == live_before);
+}
+
+TEST_CASE("frames built over a window's frame keep it after the window closed",
+          "[fast][borrowed]") {
+  const int live_before = Tracked::live;
+  {
+    ContextVariable<Tracked> a;
+    ContextVariable<Tracked> b;
+    ContextFrame with_b;
+    ContextFrame entered;
+    a.run(Tracked("a"), [&] {
+      with_b = ContextFrame::current().with(b, Tracked("with"));  // a delta over the window's
+      b.run(Tracked("inner"), [&] {
+        b.enter(Tracked("entered"));  // `enter` retains the window's frame it builds on
+        entered = ContextFrame::current();
+      });
+    });
+    CHECK(with_b.get(a)->text == "a");
+    CHECK(with_b.get(b)->text == "with");
+    CHECK(entered.get(a)->text == "a");
+    CHECK(entered.get(b)->text == "entered");
+    with_b = ContextFrame{};
+    entered = ContextFrame{};
+    CHECK(Tracked::live == live_before);
+  }
+}
+
+TEST_CASE("a value a window lent to a bound callable outlives the window", "[fast][borrowed]") {
+  const int live_before = Tracked::live;
+  {
+    ContextVariable<Tracked> a;
+    ContextVariable<Tracked> b;
+    auto bound = a.run(Tracked("lent"), [&] {
+      return b.run(Tracked("other"), [&] { return a.bind([&] { return a.get()->text; }); });
+    });
+    CHECK(Tracked::live == live_before + 1);  // only the bound value: the windows' frames went
+    CHECK(bound() == "lent");
+  }
+  CHECK(Tracked::live == live_before);
+}
+
+TEST_CASE("frames captured in windows are read and released on other threads", "[fast][threads]") {
+  ContextVariable<int> request;
+  ContextVariable<int> step;
+  ucm_test::ThreadPool pool(4);
+  std::atomic<int> wrong{0};
+  std::atomic<int> done{0};
+  constexpr int requests = 2000;
+  for (int i = 0; i < requests; ++i) {
+    request.run(i, [&] {
+      step.run(i * 2, [&] {
+        pool.post(ContextFrame::bind([&, i] {
+          if (request.get() == nullptr || *request.get() != i) ++wrong;
+          if (step.get() == nullptr || *step.get() != i * 2) ++wrong;
+          ++done;
+        }));
+      });
+    });
+  }
+  pool.wait_idle();
+  CHECK(done == requests);
+  CHECK(wrong == 0);
+}
+
+TEST_CASE("scopes closed out of order keep the frames their windows lent", "[fast][misuse]") {
+  ucm_test::MisuseCounter misuse;
+  ContextVariable<std::string> a;
+  ContextVariable<std::string> b;
+  ContextFrame captured;
+  {
+    std::optional<ContextVariableScope<std::string>> outer(std::in_place, a, "outer");
+    std::optional<ContextVariableScope<std::string>> inner(std::in_place, b, "inner");
+    outer.reset();  // out of order: restores what `outer` saved
+    CHECK(a.get() == nullptr);
+    inner.reset();  // out of order as well
+    CHECK(ucm_test::MisuseCounter::reports >= 2);
+  }
+  // `inner`, closed out of order inside another window, restores what it saved: `outer`'s frame,
+  // whose window had closed. It was kept (and took the parent it borrowed), not freed.
+  {
+    std::optional<ContextVariableScope<std::string>> outer(std::in_place, a, "outer");
+    std::optional<ContextVariableScope<std::string>> inner(std::in_place, b, "inner");
+    outer.reset();
+    ucm::ContextFrameScope restore(ucm::call_window, ContextFrame{});
+    inner.reset();
+    captured = ContextFrame::current();
+  }
+  REQUIRE(captured.get(a) != nullptr);
+  CHECK(*captured.get(a) == "outer");
+  CHECK(captured.size() == 1);
+}
+
+TEST_CASE("get sees each window's own value while frame blocks are reused", "[fast][cache]") {
+  ContextVariable<int> v;
+  ContextVariable<int> w;
+  int wrong = 0;
+  // Each window's frame takes the block the previous one freed: a cache keyed by the frame's
+  // address would answer with the previous window's value.
+  for (int i = 0; i < 10000; ++i) {
+    v.run(i, [&] {
+      if (v.get() == nullptr || *v.get() != i) ++wrong;
+      if (w.get() != nullptr) ++wrong;
+      w.run(-i, [&] {
+        if (*v.get() != i || *w.get() != -i) ++wrong;
+      });
+      if (w.get() != nullptr) ++wrong;
+    });
+  }
+  CHECK(wrong == 0);
+  CHECK(v.get() == nullptr);
+}
+
+TEST_CASE("get finds every variable through deep chains and many variables", "[fast][cache]") {
+  constexpr int n = 300;  // more than the lookup cache holds
+  std::vector<std::unique_ptr<ContextVariable<int>>> vars;
+  for (int i = 0; i < n; ++i) vars.push_back(std::make_unique<ContextVariable<int>>());
+  // Nested windows, one variable each: every level checks every variable set so far.
+  int wrong = 0;
+  auto nest = [&](auto& self, int depth) -> void {
+    if (depth == 40) return;
+    vars[static_cast<std::size_t>(depth)]->run(depth, [&] {
+      for (int k = 0; k < n; ++k) {
+        const int* value = vars[static_cast<std::size_t>(k)]->get();
+        if (k <= depth ? (value == nullptr || *value != k) : value != nullptr) ++wrong;
+      }
+      self(self, depth + 1);
+      for (int k = 0; k <= depth; ++k) {
+        if (*vars[static_cast<std::size_t>(k)]->get() != k) ++wrong;
+      }
+    });
+  };
+  nest(nest, 0);
+  CHECK(wrong == 0);
+  // One frame of n variables, read round after round.
+  ContextFrame all;
+  for (int i = 0; i < n; ++i) all = all.with(*vars[static_cast<std::size_t>(i)], i * 3);
+  all.run([&] {
+    for (int round = 0; round < 3; ++round) {
+      for (int k = 0; k < n; ++k) {
+        if (*vars[static_cast<std::size_t>(k)]->get() != k * 3) ++wrong;
+      }
+    }
+  });
+  CHECK(wrong == 0);
+  CHECK(all.size() == static_cast<std::size_t>(n));
+}
+
+TEST_CASE("threads reusing each other's frame blocks never see a stale cached value",
+          "[fast][cache][threads]") {
+  ContextVariable<int> v;
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      ContextFrame keep;
+      for (int i = 0; i < 5000; ++i) {
+        const int value = t * 100000 + i;
+        // Frames captured here are released on whichever thread drops `keep` last: blocks move
+        // between the threads' caches.
+        v.run(value, [&] {
+          if (*v.get() != value) ++wrong;
+          keep = ContextFrame::current();
+        });
+        keep.run([&] {
+          if (*v.get() != value) ++wrong;
+        });
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  CHECK(wrong == 0);
+}
+
+TEST_CASE("size counts the variables a chain of deltas shows", "[fast][size]") {
+  ContextVariable<int> a;
+  ContextVariable<int> b;
+  ContextVariable<int> c;
+  const ContextFrame f = ContextFrame{}.with(a, 1).with(b, 2).with(a, 3);
+  CHECK(f.size() == 2);
+  CHECK(f.with(c, 4).size() == 3);
+  CHECK(ContextFrame{}.size() == 0);
+  f.run([&] {
+    // A bound callable that restores "a unbound" builds a tombstone over the current frame.
+    auto unbound =
+        ContextFrame{}.run([&] { return a.bind([] { return ContextFrame::current(); }); });
+    const ContextFrame hidden = unbound();
+    CHECK(hidden.get(a) == nullptr);
+    CHECK(hidden.size() == 1);  // b only
+  });
+}
