@@ -126,7 +126,8 @@ def main(argv):
     }
     for name, xs in samples.items():
         if name == "loop":
-            result["benchmarks"][name] = {"median_ns": loop / UNROLL, "raw_median_ns": loop / UNROLL,
+            result["benchmarks"][name] = {"median_ns": loop / UNROLL,
+                                          "raw_median_ns": loop / UNROLL,
                                           "loop_ns_per_iteration": loop,
                                           "iterations": iterations[name]}
             continue
