@@ -6,7 +6,9 @@ medians and ratios against the baselines measured in the same run, and a plot.
     python3 bench/report.py [bench/results/<date>.json]
 
 Reads <date>.json (timings) and, when present beside it, <date>-memory.json (bytes, operator new
-calls) and <date>-instructions.json (callgrind instruction counts). Writes docs/bench-table.md and
+calls), <date>-instructions.json (callgrind instruction counts) and <date>-peers.json (Node's
+AsyncLocalStorage and Python's contextvars with their own baselines, bench/peers/: the table "ucm
+and its peers"). Writes docs/bench-table.md and
 docs/bench.svg (drawn here, with no plotting library), and refreshes the table at the end of docs/performance.md. Without arguments,
 reads the newest results.
 
@@ -42,20 +44,52 @@ ISSUE_BASELINES = {
     "baseline_malloc_free": 7.7,
 }
 
-# Peers measured by issue 3 on its machine (ns), and the ucm benchmark doing the same work.
-PEERS = [
-    ("read a value", "get_hit/8", "baseline_thread_local_read", [
-        ("OpenTelemetry C++ GetValue", 27), ("Node AsyncLocalStorage getStore", 19.5),
-        ("Python contextvars get", 16.6), ("folly read", 7)]),
-    ("capture", "capture", "baseline_atomic_inc_dec", [
-        ("OpenTelemetry C++ capture", 24)]),
-    ("capture + restore around a call", "capture+continuation", "baseline_atomic_inc_dec", [
-        ("OpenTelemetry C++ capture+attach+detach", 101), ("Node bound resource run", 60),
-        ("Python Context.run", 35)]),
-    ("set one value for a call", "variable_run/8", "baseline_malloc_free", [
-        ("OpenTelemetry C++ set-one-value scope", 145), ("Node AsyncLocalStorage run", 34),
-        ("Python contextvars set+reset", 161), ("folly scope guard", 103)]),
+# ucm and its peers, measured in the same run (bench/peers/, <date>-peers.json): per operation,
+# ucm's benchmark and its baseline (the physical limit of the work), then per peer the benchmarks
+# doing the same work (the fastest is the peer's figure; several when the peer has more than one
+# way to do it) and the baseline of its own language. Absolute ns do not compare across
+# languages; each one's ratio to its own baseline shows how far above its language's floor it is.
+PEER_ROWS = [
+    ("get", ("get_hit/8", "baseline_thread_local_read"), {
+        "node": (["get"], "baseline_read"),
+        "python": (["get"], "baseline_read")}),
+    ("capture", ("capture", "baseline_atomic_inc_dec"), {
+        "node": (["capture", "capture_async_resource"], "baseline_alloc"),
+        "python": (["capture"], "baseline_alloc")}),
+    ("continuation", ("continuation", "baseline_direct_call"), {
+        "node": (["continuation", "continuation_run_in_async_scope"], "baseline_call"),
+        "python": (["continuation"], "baseline_call")}),
+    ("call window, set 1 variable", ("variable_run/8", "baseline_malloc_free"), {
+        "node": (["call_window"], "baseline_alloc"),
+        "python": (["call_window"], "baseline_alloc")}),
+    ("with of 4 variables", ("with_4", "baseline_malloc_free"), {
+        "node": (["with_4"], "baseline_alloc"),
+        "python": (["with_4"], "baseline_alloc")}),
 ]
+
+PEER_NAMES = {"node": "Node", "python": "Python"}
+
+# What each peer benchmark runs (bench/peers/node_als.mjs, bench/peers/py_contextvars.py).
+PEER_WORK = {
+    ("node", "get"): "`als.getStore()` inside `als.run`",
+    ("node", "capture"): "`AsyncLocalStorage.snapshot()`",
+    ("node", "capture_async_resource"): "`new AsyncResource(type)`",
+    ("node", "continuation"): "`AsyncResource.bind(fn)` called",
+    ("node", "continuation_run_in_async_scope"): "`resource.runInAsyncScope(fn)`",
+    ("node", "call_window"): "`als.run(store, fn)`",
+    ("node", "with_4"): "4 nested `als.run` of 4 storages",
+    ("node", "baseline_read"): "module variable read",
+    ("node", "baseline_call"): "call of a small function",
+    ("node", "baseline_alloc"): "`{}` allocated, kept in a ring",
+    ("python", "get"): "`var.get()`",
+    ("python", "capture"): "`copy_context()`",
+    ("python", "continuation"): "`ctx.run(fn)`",
+    ("python", "call_window"): "`t = var.set(v); var.reset(t)`",
+    ("python", "with_4"): "4 `set`, 4 `reset`",
+    ("python", "baseline_read"): "global read",
+    ("python", "baseline_call"): "call of an empty function",
+    ("python", "baseline_alloc"): "`object()` allocated and dropped",
+}
 
 
 def load(path):
@@ -76,7 +110,7 @@ def load(path):
 
 def newest_results():
     files = sorted(f for f in glob.glob(os.path.join(ROOT, "bench", "results", "*.json"))
-                   if not f.endswith(("-memory.json", "-instructions.json")))
+                   if not f.endswith(("-memory.json", "-instructions.json", "-peers.json")))
     if not files:
         sys.exit("report.py: no results in bench/results; run scripts/bench.sh")
     return files[-1]
@@ -100,11 +134,12 @@ def fmt_ns(ns):
 
 
 class Report:
-    def __init__(self, context, medians, memory, instructions):
+    def __init__(self, context, medians, memory, instructions, peers=None):
         self.context = context
         self.m = medians
         self.mem = memory
         self.instructions = instructions
+        self.peers = peers or {}
         self.rows = []  # (section, operation, ns, baseline label, baseline ns, ratio text, target, met)
         self.plot = []  # (label, ucm ns, baseline label, baseline ns)
 
@@ -143,7 +178,7 @@ class Report:
     def add_overhead(self, section, label, name, direct, unit_baseline, target_ns):
         """A row for an overhead: `name` minus `direct`, as a multiple of `unit_baseline`."""
         value, base, unit = self.ns(name), self.ns(direct), self.ns(unit_baseline)
-        if value is None or base is None:
+        if value is None or base is None or not unit:
             self.rows.append((section, label, None, direct, base, "pending",
                               f"≤ {target_ns} ns over", ""))
             return
@@ -330,26 +365,85 @@ class Report:
                     continue
                 b = f"{i[base]:.0f}" if base in i else ""
                 lines.append(f"| {op} | {i[op]:.0f} | {base or ''} | {b} |")
-        peers = self.peer_rows()
-        if peers:
-            lines += ["", "Peers (issue 3's measurements on its machine). ucm's figure is converted"
-                      " to that machine through the baseline measured in this run (ucm ns × issue"
-                      " baseline / baseline here).", "",
-                      "| Work | ucm here (ns) | ucm, issue machine (ns) | Peer | Peer (ns) |",
-                      "| --- | ---: | ---: | --- | ---: |"]
-            lines += peers
+        lines += self.peer_table()
         return "\n".join(lines) + "\n"
 
-    def peer_rows(self):
-        out = []
-        for work, name, baseline, peers in PEERS:
+    def peer_ns(self, peer, name):
+        e = self.peers.get(peer, {}).get("benchmarks", {}).get(name)
+        return None if e is None else e.get("median_ns")
+
+    def peer_table(self):
+        """The table "ucm and its peers" (see PEER_ROWS), from <date>-peers.json."""
+        peers = [p for p in PEER_NAMES if p in self.peers]
+        if not peers:
+            return []
+        c = self.peers.get("context", {})
+        versions = ", ".join(f"{PEER_NAMES[p]} {self.peers[p].get('version', '?')}" for p in peers)
+        lines = ["", "### ucm and its peers", "",
+                 f"Measured right after ucm's timings ({c.get('date', '')[:16]}; {versions}) by"
+                 " bench/peers/, each operation beside baselines of its own language timed in the"
+                 " same process (medians of interleaved repetitions). Nanoseconds do not compare"
+                 " across languages: each figure is followed by its ratio to its own baseline"
+                 " (ucm: the physical limit of the work in C++; a peer: the same kind of work in"
+                 " its language). Where a peer has several ways to do the work, its fastest is"
+                 " shown (every way is listed in the second table). ucm ahead by = best peer ns /"
+                 " ucm ns.", "",
+                 "| Operation | ucm (ns) | ucm × baseline | " +
+                 " | ".join(f"{PEER_NAMES[p]} (ns) | {PEER_NAMES[p]} × baseline" for p in peers) +
+                 " | Best peer | ucm ahead by |",
+                 "| --- | ---: | ---: | " + " | ".join("---: | ---:" for _ in peers) +
+                 " | --- | ---: |"]
+        for label, (name, baseline), by_peer in PEER_ROWS:
             value, base = self.ns(name), self.ns(baseline)
-            if value is None or base is None:
-                continue
-            scaled = value * ISSUE_BASELINES[baseline] / base
-            for peer, ns in peers:
-                out.append(f"| {work} | {fmt_ns(value)} | {fmt_ns(scaled)} | {peer} | {ns} |")
-        return out
+            cells = [fmt_ns(value),
+                     f"{value / base:.1f}× {short(baseline)}" if value and base else "–"]
+            best = None  # (ns, peer, benchmark)
+            for p in peers:
+                names, peer_base = by_peer[p]
+                measured = [(self.peer_ns(p, n), n) for n in names if self.peer_ns(p, n)]
+                b = self.peer_ns(p, peer_base)
+                if not measured:
+                    cells += ["–", "–"]
+                    continue
+                ns, n = min(measured)
+                ratio = f"{ns / b:.1f}× {PEER_WORK_SHORT[peer_base]}" if b else "–"
+                cells += [fmt_ns(ns), ratio]
+                if best is None or ns < best[0]:
+                    best = (ns, p, n)
+            if best is None:
+                cells += ["–", "–"]
+            else:
+                ns, p, n = best
+                cells.append(f"{PEER_NAMES[p]} {PEER_WORK.get((p, n), n)}")
+                if value:
+                    ahead = ns / value
+                    cells.append(f"{ahead:.1f}×" if ahead >= 1 else f"**{ahead:.2f}× (behind)**")
+                else:
+                    cells.append("–")
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        # What each cell runs: every way a peer was measured, with its ns, and the baselines.
+        lines += ["", "| What each cell runs | ucm | " + " | ".join(PEER_NAMES[p] for p in peers) +
+                  " |", "| --- | --- | " + " | ".join("---" for _ in peers) + " |"]
+        for label, (name, baseline), by_peer in PEER_ROWS:
+            cells = [f"`{name}`"]
+            for p in peers:
+                names = by_peer[p][0]
+                if len(names) == 1:
+                    cells.append(PEER_WORK.get((p, names[0]), names[0]))
+                else:
+                    cells.append("; ".join(
+                        f"{PEER_WORK.get((p, n), n)} {fmt_ns(self.peer_ns(p, n))} ns"
+                        for n in names))
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        for b, ucm_base in (("baseline_read", "`baseline_thread_local_read`"),
+                            ("baseline_call", "`baseline_direct_call`"),
+                            ("baseline_alloc", "`baseline_malloc_free` (capture: "
+                                               "`baseline_atomic_inc_dec`)")):
+            cells = [ucm_base]
+            for p in peers:
+                cells.append(f"{PEER_WORK[(p, b)]}, {fmt_ns(self.peer_ns(p, b))} ns")
+            lines.append(f"| baseline: {PEER_WORK_SHORT[b]} | " + " | ".join(cells) + " |")
+        return lines
 
     def svg(self, path):
         """Draws the plot as an SVG written here (no plotting library): ucm against its baseline
@@ -472,6 +566,9 @@ class Report:
             f.write("\n".join(out) + "\n")
 
 
+# A peer baseline's short name in the table.
+PEER_WORK_SHORT = {"baseline_read": "read", "baseline_call": "call", "baseline_alloc": "alloc"}
+
 SHORT = {
     "baseline_thread_local_read": "thread_local read",
     "baseline_thread_local_swap": "thread_local swap",
@@ -522,7 +619,12 @@ def main(argv):
     if instructions_path:
         with open(instructions_path) as f:
             instructions = json.load(f)
-    report = Report(context, medians, mem, instructions)
+    peers_path = beside(timing, "-peers.json")
+    peers = {}
+    if peers_path:
+        with open(peers_path) as f:
+            peers = json.load(f)
+    report = Report(context, medians, mem, instructions, peers)
     report.build()
     docs = os.path.join(ROOT, "docs")
     os.makedirs(docs, exist_ok=True)

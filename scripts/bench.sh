@@ -3,8 +3,9 @@
 # Builds and runs ucm's benchmarks (bench/, preset `bench`: g++ -O2), then turns the results into
 # a table and a plot. Writes bench/results/<date>.json (timings), <date>-memory.json (bytes per
 # frame, operator new calls per operation) and <date>-instructions.json (callgrind instruction
-# counts per operation), then docs/bench-table.md, docs/bench.svg and the table at the end of
-# docs/performance.md.
+# counts per operation) and <date>-peers.json (Node's AsyncLocalStorage and Python's contextvars,
+# each beside baselines of its own language, bench/peers/), then docs/bench-table.md,
+# docs/bench.svg and the table at the end of docs/performance.md.
 # Medians of 5 repetitions, randomly interleaved (so an operation and its baselines sample the same
 # moments of a noisy machine); compare ratios against the baselines of the same run, not absolute
 # figures across runs. Extra arguments go to the timing binary (e.g. --benchmark_filter=get).
@@ -25,6 +26,13 @@ common=(--benchmark_repetitions=5 --benchmark_report_aggregates_only=true
         --benchmark_out_format=json "--benchmark_context=${context}")
 
 ./build/bench/bench/ucm_bench "${common[@]}" --benchmark_out="bench/results/${date}.json" "$@"
+# ucm's peers in the same run, right after ucm's timings (node and python3 come from
+# install-deps.sh). Each prints its own JSON; the file holds both, with this run's context.
+node_json=$(node bench/peers/node_als.mjs)
+python_json=$(python3 bench/peers/py_contextvars.py)
+printf '{\n"context": {"date": "%s", "cpu_model": "%s", "cores": %s, "commit": "%s"},\n"node": %s,\n"python": %s\n}\n' \
+  "$(date -Iseconds)" "${model:-unknown}" "$(nproc)" "${commit}" "${node_json}" "${python_json}" \
+  >"bench/results/${date}-peers.json"
 ./build/bench/bench/ucm_memory_bench "${common[@]}" \
   --benchmark_out="bench/results/${date}-memory.json"
 # The scripts need nothing beyond Python's standard library (report.py draws its SVG itself).
