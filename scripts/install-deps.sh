@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# Installs what ucm's build, tests, examples, benchmarks and packages (scripts/packaging.sh: the
-# Debian package, the API reference) need on Debian, from Debian's
-# packages (and the interop test's npm packages from the npm registry). Idempotent: installs
-# only what is missing. Needs root (or sudo) only when something is missing.
+# Installs what ucm's build, tests, examples, benchmarks and packaging (scripts/packaging.sh: the
+# Debian package, the API reference) need on Debian, from Debian's packages (and the interop
+# test's npm packages from the npm registry). Idempotent: installs only what is missing. Needs
+# root (or sudo) only when something is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
