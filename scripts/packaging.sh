@@ -7,8 +7,9 @@
 #                   and ucm's core, Task, manager, window, channel, W3C and both-Asios tests
 #                   build against it alone (no header of include/ reachable) and pass
 #   deb             the Debian package libucm-dev, built with `dpkg-buildpackage -us -uc -b` in a
-#                   copy of the tree, is lintian-clean; unpacked into a scratch root (`dpkg -x`),
-#                   a user's project builds against it with find_package and with pkg-config
+#                   copy of the tree, is lintian-clean and apt would install it; unpacked into a
+#                   scratch root (`dpkg -x`), a user's project builds against it with find_package
+#                   and with pkg-config
 #   doxygen         the API reference (docs/Doxyfile) builds into build/doxygen without a warning
 # Pass step names to run only those. Everything is written under build/packaging and
 # build/doxygen.
@@ -59,6 +60,8 @@ deb() {
   # lintian refuses to run as root only with a warning on stderr.
   lintian --fail-on error,warning --display-info "$deb_file" 2> >(grep -v 'root privileges' >&2)
   echo "deb: lintian clean ($(basename "$deb_file"))"
+  # `apt install ./libucm-dev_*.deb` resolves (simulated: nothing is installed on this machine).
+  apt-get install --simulate "$deb_file" | grep -E '^(Inst|Conf) libucm-dev'
   dpkg -x "$deb_file" "$dir/root"
   # find_package(ucm), the package's CMake files (the user's project of tests/consumer).
   cmake -S tests/consumer/project -B "$dir/consumer" -G Ninja -DCMAKE_CXX_COMPILER="$cxx" \
