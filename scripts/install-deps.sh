@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# Installs what ucm's build, tests, examples and benchmarks need on Debian, from Debian's
-# packages (and the interop test's npm packages from the npm registry). Idempotent: installs
-# only what is missing. Needs root (or sudo) only when something is missing.
+# Installs what ucm's build, tests, examples, benchmarks and packaging (scripts/packaging.sh: the
+# Debian package, the API reference) need on Debian, from Debian's packages (and the interop
+# test's npm packages from the npm registry). Idempotent: installs only what is missing. Needs
+# root (or sudo) only when something is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,7 +12,7 @@ cd "$(dirname "$0")/.."
 # the benchmark report draws its plot without matplotlib.
 packages=(cmake ninja-build g++ clang clang-format libclang-rt-14-dev catch2 libbenchmark-dev
           libasio-dev libboost1.81-dev libcpp-httplib-dev libfmt-dev libspdlog-dev pkg-config
-          valgrind python3)
+          valgrind python3 debhelper lintian doxygen)
 command -v node >/dev/null 2>&1 || packages+=(nodejs)
 command -v npm >/dev/null 2>&1 || packages+=(npm)
 

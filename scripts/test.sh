@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 # Builds and runs ucm's whole test suite: formatting, then every test (unit, concurrency, Asio,
 # W3C interop, examples, consumer projects, fuzzing for a bounded time) with g++ and clang++,
-# under AddressSanitizer + UndefinedBehaviorSanitizer + LeakSanitizer, and under ThreadSanitizer.
+# under AddressSanitizer + UndefinedBehaviorSanitizer + LeakSanitizer, and under ThreadSanitizer,
+# then the packaging forms (scripts/packaging.sh).
 # Warnings are errors everywhere. Pass preset names to run only those (dev clang asan-ubsan tsan).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +16,8 @@ if ((${#presets[@]} == 0)); then
   build_bench=1
   echo "== format (clang-format, .clang-format)"
   git ls-files '*.hpp' '*.cpp' | xargs clang-format --dry-run -Werror
+  echo "== single_include/ generated from include/ (python3 scripts/single_include.py)"
+  python3 scripts/single_include.py --check
 fi
 
 for preset in "${presets[@]}"; do
@@ -26,5 +29,7 @@ done
 if ((build_bench)); then
   echo "== bench (build only: the benchmarks compile; run them with scripts/bench.sh)"
   cmake --workflow --preset bench
+  echo "== packaging: single header, Debian package, API reference (scripts/packaging.sh)"
+  ./scripts/packaging.sh
 fi
 echo "== all test presets passed: ${presets[*]}"
