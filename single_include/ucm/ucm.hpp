@@ -202,18 +202,20 @@ struct alignas(16) FrameData {
   std::atomic<std::uint32_t> holds;  // frames and callables using its values (retain_values),
                                      // plus one for all the views while there are any
   std::uint32_t size;                // own entries, tombstones included
-  std::uint32_t bound;               // variables with a value, looking through a delta's parents
   std::uint32_t owner_count;         // entries of owners[] in use
   std::uint32_t owned_count;         // entries of owned[]
-  std::uint32_t alignment;           // what the block was allocated with
-  std::uint32_t bytes;               // size of the block asked for (a cached block may be larger),
-                                     // modulo 2^32: for the memory benchmark only
+  std::uint32_t mask;                // index slots - 1; the slot count is a power of two
+  std::uint64_t serial;              // unique in the process, never reused (see next_serial)
   FrameData** owners;                // a delta's parent first
   OwnedValue* owned;
-  FrameData* next_release;  // intrusive stack used only while releasing
-  std::uint32_t mask;       // index slots - 1; the slot count is a power of two
+  union {
+    std::size_t bytes;        // size of the block asked for (a cached block may be larger):
+                              // for the memory benchmark only, while the frame lives
+    FrameData* next_release;  // intrusive stack used only while releasing
+  };
+  std::uint32_t alignment;  // what the block was allocated with
   std::uint8_t block;       // the block's cache class, or no_cache_class (see free_block)
-  std::uint8_t flags;       // entered_frame
+  std::uint8_t flags;       // entered_frame, borrowed_parent
   std::uint16_t depth;      // 0: complete; n: a delta over a frame of depth n - 1
 
   /// The frame a delta adds to (which it keeps alive); nullptr for a complete frame.
@@ -257,8 +259,18 @@ static_assert(sizeof(FrameEntry) == 24 && std::is_trivially_copyable_v<FrameEntr
 /// chain of `enter`s keeps only the values still visible.
 inline constexpr std::uint8_t entered_frame = 1;
 
-/// Longest chain of deltas: a lookup probes at most this many indexes plus one.
-inline constexpr std::uint16_t max_delta_depth = 4;
+/// FrameData::flags: a delta built by a call window that borrows its parent instead of holding a
+/// reference to it. The window restores the parent when it closes, so whatever made the parent
+/// current keeps it alive at least as long as the window, and the delta dies with the window
+/// unless something retains it: that retain (a capture, a delta over it) first takes the parent
+/// reference the delta skipped (see promote), so the common window, which nobody captures, costs
+/// no atomic read-modify-write on its parent. Such a frame is reachable only from the one chain
+/// of windows that built it until it is promoted, so the flag is read and cleared without atomics.
+inline constexpr std::uint8_t borrowed_parent = 2;
+
+/// Longest chain of deltas: a lookup that misses the per-thread lookup cache (see LookupCache)
+/// probes at most this many indexes plus one.
+inline constexpr std::uint16_t max_delta_depth = 8;
 /// Most changes a delta takes at once; more build a complete frame.
 inline constexpr std::size_t max_delta_bindings = 8;
 
@@ -317,6 +329,53 @@ inline std::ptrdiff_t index_of(const FrameData* f, VariableId id) noexcept {
   return -1;
 }
 
+/// Number of variables with a value seen through `f`: its own entries that are not tombstones,
+/// and those of its parents that no nearer entry hides. Linear in the entries of the chain (a
+/// diagnostic, not a hot path).
+inline std::size_t count_bound(const FrameData* f) noexcept {
+  std::size_t n = 0;
+  for (const FrameData* g = f; g != nullptr; g = g->parent()) {
+    const FrameEntry* own = g->entries();
+    for (std::uint32_t i = 0; i < g->size; ++i) {
+      if (own[i].value != nullptr && find_entry(f, own[i].id) == own + i) ++n;
+    }
+  }
+  return n;
+}
+
+/// What this thread's `get()`s found lately: the value of a variable in a frame, remembered
+/// under the frame's serial (never reused: see next_serial) and the variable's id, in a small
+/// direct-mapped table. A frame never changes after it is built, so an entry stays right for as
+/// long as its frame lives, and no later frame can match it: nothing is ever invalidated. A hit
+/// costs the same few loads whatever the frame's shape (a chain of deltas, nested windows, a
+/// frame of 64 variables); a miss walks the frame once and remembers the answer (nullptr for no
+/// value). Trivially destructible and zero-initialised (serial 0 matches no frame).
+struct LookupCache {
+  static constexpr std::uint32_t size = 128;
+  struct Entry {
+    std::uint64_t serial;
+    VariableId id;
+    const void* value;
+  };
+  Entry entries[size];
+
+  /// The entry `id` in a frame of serial `serial` would use. Ids of variables created together
+  /// differ in their low bits, and a thread's successive frames' serials too, so neither the
+  /// variables of one frame nor one variable's successive frames evict each other.
+  Entry& slot(std::uint64_t serial, VariableId id) noexcept {
+    return entries[static_cast<std::uint32_t>(id + serial * 7) & (size - 1)];
+  }
+};
+
+/// A `get()` that missed the lookup cache: walks the frame and remembers the answer in `e`.
+[[gnu::noinline]] inline const void* lookup_and_remember(const FrameData* f, VariableId id,
+                                                         LookupCache::Entry& e) noexcept {
+  const FrameEntry* found = find_entry(f, id);
+  const void* value = found == nullptr ? nullptr : found->value;
+  e = LookupCache::Entry{f->serial, id, value};
+  return value;
+}
+
 /// Records entry `entry` (holding `id`) in a hash index of `mask + 1` slots.
 inline void index_insert(std::uint32_t* index, std::uint32_t mask, VariableId id,
                          std::uint32_t entry) noexcept {
@@ -354,6 +413,8 @@ struct FrameCache {
   Block* head[class_count] = {};
   std::uint32_t count[class_count] = {};
   State state = State::unregistered;
+  std::uint64_t next_serial = 0;  // this thread's block of frame serials (see next_serial)
+  std::uint64_t end_serial = 0;
 };
 
 /// FrameData::block of a block that came from operator new, not from a cache class.
@@ -368,6 +429,29 @@ inline constexpr std::size_t block_alignment = 64;
 UCM_SHARED_STATE inline FrameCache& frame_cache() noexcept {
   static thread_local constinit FrameCache instance{};
   return instance;
+}
+
+/// The process-wide source of frame serials, drawn by threads in blocks.
+inline constexpr std::uint64_t serial_block = 4096;
+UCM_SHARED_STATE inline std::atomic<std::uint64_t>& frame_serials() noexcept {
+  static std::atomic<std::uint64_t> next{1};  // 0 is never a serial: an empty cache entry
+  return next;
+}
+
+/// A frame's serial: unique in the process and never reused, unlike its block's address, so the
+/// per-thread lookup caches can remember what a frame holds under its serial and never mistake
+/// a later frame in the same block for it. A 64-bit count: it does not wrap. One atomic addition
+/// per 4,096 frames a thread builds.
+[[gnu::noinline]] inline std::uint64_t draw_serials(FrameCache& c) noexcept {
+  // Relaxed: serials only have to be unique.
+  c.next_serial = frame_serials().fetch_add(serial_block, std::memory_order_relaxed);
+  c.end_serial = c.next_serial + serial_block;
+  return c.next_serial++;
+}
+inline std::uint64_t next_serial(FrameCache& c) noexcept {
+  if (c.next_serial != c.end_serial) [[likely]]
+    return c.next_serial++;
+  return draw_serials(c);
 }
 
 /// Sends every block cached by this thread back to operator delete.
@@ -476,9 +560,26 @@ inline void free_block(FrameData* f) noexcept {
 
 // ---- reference counting ----------------------------------------------------------------------
 
+/// Takes the parent references that `f` and the deltas below it borrowed (see borrowed_parent),
+/// before `f` gets a second view: from then on it may outlive the windows that lent them, and
+/// other threads may see it. Runs in the chain that built `f` (the only one that can reach it).
+[[gnu::noinline]] inline void promote(FrameData* f) noexcept {
+  while (f != nullptr && (f->flags & borrowed_parent) != 0) {
+    f->flags = static_cast<std::uint8_t>(f->flags & ~borrowed_parent);
+    FrameData* const parent = f->owners[0];
+    // Relaxed, as retain: the window that lent the parent still holds it.
+    parent->refs.fetch_add(1, std::memory_order_relaxed);
+    f = parent;  // which may have borrowed its own
+  }
+}
+
 inline void retain(FrameData* f) noexcept {
-  // Relaxed: taking a new reference needs no ordering; the caller already holds one.
-  if (f != nullptr) f->refs.fetch_add(1, std::memory_order_relaxed);
+  if (f != nullptr) {
+    if ((f->flags & borrowed_parent) != 0) [[unlikely]]
+      promote(f);
+    // Relaxed: taking a new reference needs no ordering; the caller already holds one.
+    f->refs.fetch_add(1, std::memory_order_relaxed);
+  }
 }
 
 /// Keeps `f`'s own values alive (not `f` as a frame: not what it shows of other frames).
@@ -527,7 +628,8 @@ inline void destroy_block(FrameData* f) noexcept {
       FrameData* owner = f->owners[i];
       // acq_rel (in drop_count): the release half publishes our reads of the owner's values
       // before the count drops; the acquire half makes the last owner see every other thread's.
-      if (i == 0 && f->depth != 0) {  // a delta's parent: a view
+      if (i == 0 && f->depth != 0) {  // a delta's parent: a view, unless borrowed
+        if ((f->flags & borrowed_parent) != 0) continue;
         if (drop_count(owner->refs)) {
           owner->next_release = next;
           next = owner;
@@ -629,7 +731,7 @@ Binding forward_binding(VariableId id, V&& source) noexcept {
   return b;
 }
 
-inline std::size_t align_up(std::size_t n, std::size_t alignment) noexcept {
+constexpr std::size_t align_up(std::size_t n, std::size_t alignment) noexcept {
   return (n + alignment - 1) & ~(alignment - 1);
 }
 
@@ -698,15 +800,14 @@ inline FrameData* new_frame_block(const FrameLayout& l, std::size_t size,
   f->refs.store(1, std::memory_order_relaxed);
   f->holds.store(1, std::memory_order_relaxed);
   f->size = static_cast<std::uint32_t>(size);
-  f->bound = 0;
   f->owner_count = 0;
   f->owned_count = 0;
-  f->alignment = static_cast<std::uint32_t>(alignment);
-  f->bytes = static_cast<std::uint32_t>(l.bytes);  // modulo 2^32 (see the field)
+  f->mask = l.slots - 1;
+  f->serial = next_serial(frame_cache());
   f->owners = reinterpret_cast<FrameData**>(block + l.owners_offset);
   f->owned = reinterpret_cast<OwnedValue*>(block + l.owned_offset);
-  f->next_release = nullptr;
-  f->mask = l.slots - 1;
+  f->bytes = l.bytes;
+  f->alignment = static_cast<std::uint32_t>(alignment);
   f->block = static_cast<std::uint8_t>(k);
   f->flags = 0;
   f->depth = 0;
@@ -797,9 +898,10 @@ inline void add_owner(FrameData* f, FrameData* owner) noexcept {
 /// most max_delta_bindings), in a block of its own that references `base` instead of copying
 /// it. This is what a call window, a scope and `enter` build: one small block (from this
 /// thread's cache when it holds one), the new values constructed in place, one reference on the
-/// parent, whatever the parent's size.
+/// parent, whatever the parent's size. `borrowed`: the parent is lent by a call window (see
+/// borrowed_parent) and not retained.
 [[gnu::noinline]] inline FrameData* build_delta(const FrameData* base, const Binding* bindings,
-                                                std::size_t count) {
+                                                std::size_t count, bool borrowed) {
   const BindingNeeds needs = binding_needs(bindings, count);
   const std::size_t owner_capacity = (base == nullptr ? 0 : 1) + needs.borrowed;
   const FrameLayout l = frame_layout(index_slots(count), count, owner_capacity, needs.owned_count,
@@ -808,7 +910,6 @@ inline void add_owner(FrameData* f, FrameData* owner) noexcept {
   auto* storage = reinterpret_cast<unsigned char*>(f) + l.storage_offset;
   clear_index(f);
   FrameEntry* entries = f->entries();
-  std::uint32_t bound = base == nullptr ? 0 : base->bound;
   std::size_t storage_at = 0;
   try {
     for (std::size_t j = 0; j < count; ++j) {
@@ -816,16 +917,12 @@ inline void add_owner(FrameData* f, FrameData* owner) noexcept {
       FrameEntry& e = entries[j];
       e.id = b.id;
       index_insert(f->index(), f->mask, b.id, static_cast<std::uint32_t>(j));
-      const FrameEntry* hidden = find_entry(base, b.id);
-      if (hidden != nullptr && hidden->value != nullptr) --bound;
       apply_binding(f, e, b, storage, storage_at);
-      if (e.value != nullptr) ++bound;
     }
   } catch (...) {
     discard_frame(f);
     throw;
   }
-  f->bound = bound;
   if (base != nullptr) {
     f->depth = static_cast<std::uint16_t>(base->depth + 1);
     f->owners[f->owner_count++] = const_cast<FrameData*>(base);  // owners[0]: the parent
@@ -837,7 +934,11 @@ inline void add_owner(FrameData* f, FrameData* owner) noexcept {
   }
   for (std::uint32_t i = 0; i < f->owner_count; ++i) {
     if (i == 0 && base != nullptr) {
-      retain(f->owners[0]);  // the parent: a view
+      if (borrowed) {
+        f->flags = borrowed_parent;
+      } else {
+        retain(f->owners[0]);  // the parent: a view
+      }
     } else {
       retain_values(f->owners[i]);
     }
@@ -845,10 +946,16 @@ inline void add_owner(FrameData* f, FrameData* owner) noexcept {
   return f;
 }
 
+/// Whether a change on top of `base` may build a delta (see FrameData).
+inline bool short_chain(const FrameData* base) noexcept {
+  return base == nullptr || (base->depth < max_delta_depth && (base->flags & entered_frame) == 0);
+}
+
 /// build_delta for the change a call window, a scope or `enter` makes: one new value. The same
 /// frame, built without loops over bindings: a 4-slot index, one entry, one owned value, the
 /// parent as the only owner.
-[[gnu::noinline]] inline FrameData* build_delta_one(const FrameData* base, const Binding& b) {
+[[gnu::noinline]] inline FrameData* build_delta_one(const FrameData* base, const Binding& b,
+                                                    bool borrowed) {
   constexpr std::uint32_t slots = 4;
   static_assert(slots == 4 && sizeof(std::uint32_t) * slots == 16);
   const std::size_t alignment = std::max(alignof(FrameData), b.alignment);
@@ -871,16 +978,15 @@ inline void add_owner(FrameData* f, FrameData* owner) noexcept {
   f->entries()[0] = FrameEntry{b.id, object, f};
   f->owned[0] = OwnedValue{object, b.destroy};
   f->owned_count = 1;
-  if (base == nullptr) {
-    f->bound = 1;
-    return f;
-  }
-  const FrameEntry* hidden = find_entry(base, b.id);
-  f->bound = base->bound + (hidden != nullptr && hidden->value != nullptr ? 0 : 1);
+  if (base == nullptr) return f;
   f->depth = static_cast<std::uint16_t>(base->depth + 1);
   f->owners[0] = const_cast<FrameData*>(base);
   f->owner_count = 1;
-  retain(f->owners[0]);
+  if (borrowed) {
+    f->flags = borrowed_parent;
+  } else {
+    retain(f->owners[0]);
+  }
   return f;
 }
 
@@ -962,9 +1068,6 @@ inline void copy_entries(FrameData* f, const FrameData* base) noexcept {
     throw;
   }
   f->size = n;
-  for (std::uint32_t k = 0; k < n; ++k) {
-    if (entries[k].value != nullptr) ++f->bound;
-  }
 
   // One hold on each distinct frame we show values of.
   if (complete_base && !replaces) {
@@ -1015,17 +1118,113 @@ inline void copy_entries(FrameData* f, const FrameData* base) noexcept {
 /// block with one reference owned by the caller, or nullptr when the result has no entries.
 /// Strong guarantee: if a value's constructor or the allocation throws, nothing changes.
 /// A few changes on a short chain make a delta (see FrameData); otherwise a complete frame.
-inline FrameData* build_frame(const FrameData* base, Binding* bindings, std::size_t count) {
-  const bool short_chain =
-      base == nullptr || (base->depth < max_delta_depth && (base->flags & entered_frame) == 0);
-  if (count == 1 && bindings[0].kind == Binding::Kind::construct && short_chain) [[likely]] {
-    return build_delta_one(base, bindings[0]);
+/// `borrowed`: the frame is a call window's, which borrows `base` from the window's opener (see
+/// borrowed_parent); the window must close before `base` dies.
+inline FrameData* build_frame(const FrameData* base, Binding* bindings, std::size_t count,
+                              bool borrowed = false) {
+  if (count == 1 && bindings[0].kind == Binding::Kind::construct && short_chain(base)) [[likely]] {
+    return build_delta_one(base, bindings[0], borrowed);
   }
   count = normalize(bindings, count);
-  if (count <= max_delta_bindings && short_chain && (count != 0 || base != nullptr)) {
-    return build_delta(base, bindings, count);
+  if (count <= max_delta_bindings && short_chain(base) && (count != 0 || base != nullptr)) {
+    return build_delta(base, bindings, count, borrowed);
   }
   return build_complete(base, bindings, count);
+}
+
+}  // namespace ucm::detail
+
+namespace ucm::detail {
+
+/// Where build_window_delta puts things in a block of the smallest cache class: the header, a
+/// 4-slot index, one entry, the parent, one owned value, then the T (the same layout
+/// build_delta_one computes at run time).
+template <class T>
+struct WindowDeltaLayout {
+  static constexpr std::size_t owners_offset =
+      sizeof(FrameData) + 4 * sizeof(std::uint32_t) + sizeof(FrameEntry);
+  static constexpr std::size_t owned_offset = owners_offset + sizeof(FrameData*);
+  static constexpr std::size_t storage_offset =
+      align_up(owned_offset + sizeof(OwnedValue), alignof(T));
+  static constexpr std::size_t bytes = storage_offset + sizeof(T);
+  /// Whether such a frame fits the smallest class of the block cache.
+  static constexpr bool fits =
+      UCM_FRAME_CACHE != 0 && bytes <= FrameCache::smallest && alignof(T) <= block_alignment;
+};
+
+/// A call window's frame for one variable set to `T(std::forward<V>(value))` over `base`: the
+/// delta build_frame would make (see borrowed_parent), built inline from a block this thread's
+/// cache holds, with the value constructed directly, the index written as one store and no
+/// reference taken on `base`. The first window on a thread, a frame over no frame or over a
+/// chain at its longest, and values too big for the smallest block take build_frame's path.
+template <class T, class V>
+FrameData* build_window_delta(FrameData* base, VariableId id, V&& value) {
+  using L = WindowDeltaLayout<T>;
+  if constexpr (L::fits) {
+    FrameCache& c = frame_cache();
+    FrameCache::Block* const b = c.head[0];
+    if (b != nullptr && base != nullptr && short_chain(base)) [[likely]] {
+      c.head[0] = b->next;
+      --c.count[0];
+      auto* const block = reinterpret_cast<unsigned char*>(b);
+      void* const object = block + L::storage_offset;
+      if constexpr (std::is_nothrow_constructible_v<T, V&&>) {
+        ::new (object) T(std::forward<V>(value));
+      } else {
+        try {
+          ::new (object) T(std::forward<V>(value));
+        } catch (...) {
+          free_cached_block(block, block_alignment, 0);
+          throw;
+        }
+      }
+      auto* const f = ::new (block) FrameData;
+      f->refs.store(1, std::memory_order_relaxed);
+      f->holds.store(1, std::memory_order_relaxed);
+      f->size = 1;
+      f->owner_count = 1;
+      f->owned_count = 1;
+      f->mask = 3;
+      f->serial = next_serial(c);
+      f->owners = reinterpret_cast<FrameData**>(block + L::owners_offset);
+      f->owned = reinterpret_cast<OwnedValue*>(block + L::owned_offset);
+      f->bytes = L::bytes;
+      f->alignment = static_cast<std::uint32_t>(block_alignment);
+      f->block = 0;
+      f->flags = borrowed_parent;
+      f->depth = static_cast<std::uint16_t>(base->depth + 1);
+      // The 4-slot index: entry 1 in the id's slot, 0 elsewhere, written as two 8-byte words
+      // (an array written then copied would stall on store forwarding).
+      const std::uint32_t slot = static_cast<std::uint32_t>(id) & 3;
+      constexpr std::uint32_t high_first = std::endian::native == std::endian::big ? 1 : 0;
+      const std::uint64_t word = std::uint64_t{1} << (32 * ((slot & 1) ^ high_first));
+      const std::uint64_t words[2] = {slot < 2 ? word : 0, slot < 2 ? 0 : word};
+      std::memcpy(f->index(), &words[0], sizeof(std::uint64_t));
+      std::memcpy(f->index() + 2, &words[1], sizeof(std::uint64_t));
+      f->entries()[0] = FrameEntry{id, object, f};
+      f->owners[0] = base;
+      f->owned[0] = OwnedValue{object, destroy_function<T>()};
+      return f;
+    }
+  }
+  Binding binding = forward_binding<T>(id, std::forward<V>(value));
+  return build_frame(base, &binding, 1, true);
+}
+
+/// Releases a window's own frame. The common case, a frame built for the window that nothing
+/// retained (it still borrows its parent) and whose values nothing holds, is destroyed here
+/// without an atomic read-modify-write; anything else goes through release.
+inline void release_window_frame(FrameData* f) noexcept {
+  if (f == nullptr) return;
+  // borrowed_parent: never retained (a retain promotes it first), so its only view is ours; one
+  // hold is the views' own, so nobody else can take one now; and with no owner but its parent,
+  // it holds no other frame's values.
+  if ((f->flags & borrowed_parent) != 0 && f->owner_count == 1 &&
+      f->holds.load(std::memory_order_acquire) == 1) {
+    destroy_block(f);
+    return;
+  }
+  release(f);
 }
 
 }  // namespace ucm::detail
@@ -1139,29 +1338,39 @@ static_assert(sizeof(Slots) <= 64, "a slot swap moves one cache line");
 
 /// Copies the slots: what a window saves and restores, and a coroutine swaps in and out.
 ///
-// NOTE: field by field rather than as one 64-byte block, which g++ -O2 may copy with `rep movsl`
-// (sixteen 4-byte moves with a microcoded start): measured at twice the instructions of a
-// continuation window. Field by field, it pairs neighbouring fields into 16-byte moves.
+// NOTE: in four 16-byte moves, always the same four, rather than as one 64-byte block (which g++
+// -O2 may copy with `rep movsl`, sixteen 4-byte moves with a microcoded start) or field by field
+// (which the compiler pairs into 16-byte loads of fields just stored 8 bytes at a time: a load
+// that two stores must feed stalls on store forwarding, measured at a fifth of a call window).
 inline void copy_slots(Slots& to, const Slots& from) noexcept {
-  to.current = from.current;
-  to.inherited = from.inherited;
-  to.base = from.base;
-  to.owned = from.owned;
-  to.merged = from.merged;
-  to.returned = from.returned;
-  to.window = from.window;
-  to.chain = from.chain;
+  static_assert(sizeof(Slots) == 64 && std::is_trivially_copyable_v<Slots>);
+  auto* const out = reinterpret_cast<unsigned char*>(&to);
+  const auto* const in = reinterpret_cast<const unsigned char*>(&from);
+  std::memcpy(out, in, 16);
+  std::memcpy(out + 16, in + 16, 16);
+  std::memcpy(out + 32, in + 32, 16);
+  std::memcpy(out + 48, in + 48, 16);
 }
 
-/// This thread's slots. One instance per program and thread: an inline function's static is
-/// shared by every translation unit (tested with two translation units in one program).
-/// Trivially destructible and constant-initialised, so reaching it is a plain TLS access with no
-/// initialisation guard; what needs releasing at thread exit is handled by a separate guard
-/// registered only on the paths that leave something behind.
-UCM_SHARED_STATE inline Slots& slots() noexcept {
-  static thread_local constinit Slots instance{};
+/// What a thread reads on every `get()`: its slots and its lookup cache, in one thread_local so
+/// that one TLS address reaches both (one call of __tls_get_addr at most, in a shared library).
+struct ThreadContext {
+  Slots slots;
+  LookupCache cache;
+};
+
+/// This thread's slots and lookup cache. One instance per program and thread: an inline
+/// function's static is shared by every translation unit (tested with two translation units in
+/// one program). Trivially destructible and constant-initialised, so reaching it is a plain TLS
+/// access with no initialisation guard; what needs releasing at thread exit is handled by a
+/// separate guard registered only on the paths that leave something behind.
+UCM_SHARED_STATE inline ThreadContext& thread_context() noexcept {
+  static thread_local constinit ThreadContext instance{};
   return instance;
 }
+
+/// This thread's slots.
+inline Slots& slots() noexcept { return thread_context().slots; }
 
 /// This thread's slots, from code that can run after a coroutine resumption (see after_resume).
 inline Slots& slots_after_resume() noexcept { return after_resume<&slots>(); }
@@ -1354,8 +1563,15 @@ inline void open_continuation(Slots& s, SavedSlots& saved, FrameData* f) noexcep
 [[gnu::cold, gnu::noinline]] inline void misordered_exit(Slots& s, const SavedSlots& saved,
                                                          FrameData* own,
                                                          FrameData* borrowed) noexcept {
-  retain(borrowed);  // its holder may die now; a window opened inside this one may restore it
   if (chain_of(s) == saved.chain) {
+    // Every frame this chain can still restore becomes independent of the windows that lent
+    // their parents (see borrowed_parent): those windows are being closed out of order.
+    promote(s.current);
+    promote(s.owned);
+    promote(saved.current);
+    promote(own);
+    promote(borrowed);
+    retain(borrowed);  // its holder may die now; a window opened inside this one may restore it
     // Out of order in its own chain: the windows opened inside it and still open may restore the
     // frames of the levels this restore drops.
     const FrameData* const owned = s.owned;
@@ -1369,6 +1585,7 @@ inline void open_continuation(Slots& s, SavedSlots& saved, FrameData* f) noexcep
         "a ucm window (scope) was closed out of order: it restored what it saved, and its frames "
         "are kept until its thread exits (a coroutine's: until the process exits)");
   } else {
+    retain(borrowed);  // a handle's frame: never a window's own, so never borrowing a parent
     // Closed in another chain (another thread, or after its coroutine ended): nothing it saved
     // belongs here, so this chain is left as it is, and what the window held goes to the
     // process-wide keeper (its own chain may still restore it, whatever exits first).
@@ -1400,7 +1617,7 @@ inline void close_window(Slots& s, const SavedSlots& saved, FrameData* own,
     release(owned);
     release_returned(returned);
   }
-  release(own);
+  release_window_frame(own);
 }
 
 /// RAII call window over a frame someone else keeps alive (own == false) or whose reference it
@@ -1460,10 +1677,15 @@ inline void enter_frame(FrameData* f) noexcept {
 }
 
 /// The value `get()` sees for `id`: the one in `current` (never `inherited`: a child's values do
-/// not appear in its parent's `get()`); nullptr for none or a tombstone.
-inline const void* lookup(const Slots& s, VariableId id) noexcept {
-  const void* const* v = find(s.current, id);
-  return v == nullptr ? nullptr : *v;
+/// not appear in its parent's `get()`); nullptr for none or a tombstone. Through the thread's
+/// lookup cache: a hit is a few loads whatever the frame's shape (see LookupCache).
+inline const void* lookup(ThreadContext& t, VariableId id) noexcept {
+  const FrameData* const f = t.slots.current;
+  if (f == nullptr) return nullptr;
+  LookupCache::Entry& e = t.cache.slot(f->serial, id);
+  if (e.serial == f->serial && e.id == id) [[likely]]
+    return e.value;
+  return lookup_and_remember(f, id, e);
 }
 
 }  // namespace ucm::detail
@@ -1570,7 +1792,7 @@ class ContextFrame {
   }
 
   /// Number of variables bound in this frame.
-  [[nodiscard]] std::size_t size() const noexcept { return data_ == nullptr ? 0 : data_->bound; }
+  [[nodiscard]] std::size_t size() const noexcept { return detail::count_bound(data_); }
   /// Whether no variable is bound in this frame.
   [[nodiscard]] bool empty() const noexcept { return size() == 0; }
 
@@ -2137,7 +2359,8 @@ class ContextVariable {
   /// appear in its parent's `get()`. Valid at least until the window that set it ends. One small
   /// lookup, no allocation, no lock.
   [[nodiscard]] const T* get() const noexcept {
-    if (const void* v = detail::lookup(detail::slots(), id_)) return static_cast<const T*>(v);
+    if (const void* v = detail::lookup(detail::thread_context(), id_))
+      return static_cast<const T*>(v);
     return default_.get();
   }
 
@@ -2169,7 +2392,7 @@ class ContextVariable {
 
   /// Whether `get()` would find a value other than the default.
   [[nodiscard]] bool is_bound() const noexcept {
-    return detail::lookup(detail::slots(), id_) != nullptr;
+    return detail::lookup(detail::thread_context(), id_) != nullptr;
   }
 
   /// The default value, or nullptr.
@@ -2183,7 +2406,8 @@ class ContextVariable {
   template <class V, class F, class... Args>
   requires std::constructible_from<T, V&&> && std::invocable<F, Args...>
   decltype(auto) run(V&& value, F&& fn, Args&&... args) const {
-    detail::CallWindow window(make_frame(std::forward<V>(value)), true);
+    detail::CallWindow window(
+        detail::build_window_delta<T>(detail::slots().current, id_, std::forward<V>(value)), true);
     return std::invoke(std::forward<F>(fn), std::forward<Args>(args)...);
   }
 
@@ -2305,7 +2529,7 @@ class VariableBound {
       binding.value = value_;
       binding.owner = owner_;
     }
-    return build_frame(slots().current, &binding, 1);
+    return build_frame(slots().current, &binding, 1, true);
   }
 
   VariableId id_;
@@ -2332,7 +2556,8 @@ class [[nodiscard]] ContextVariableScope {
   template <class V>
   requires std::constructible_from<T, V&&> ContextVariableScope(const ContextVariable<T>& variable,
                                                                 V&& value)
-      : frame_(variable.make_frame(std::forward<V>(value))) {
+      : frame_(detail::build_window_delta<T>(detail::slots().current, variable.id_,
+                                             std::forward<V>(value))) {
     detail::open_call(detail::slots(), saved_, frame_);
   }
   ContextVariableScope(const ContextVariableScope&) = delete;
@@ -2449,13 +2674,13 @@ class [[nodiscard]] With {
   template <class F, class... Args>
   requires std::invocable<F, Args...>
   decltype(auto) run(F&& fn, Args&&... args) && {
-    detail::CallWindow window(build(detail::slots().current, std::true_type{}), true);
+    detail::CallWindow window(build(detail::slots().current, std::true_type{}, true), true);
     return std::invoke(std::forward<F>(fn), std::forward<Args>(args)...);
   }
   template <class F, class... Args>
   requires std::invocable<F, Args...> &&(std::copy_constructible<Ts>&&...) decltype(auto)
       run(F&& fn, Args&&... args) const& {
-    detail::CallWindow window(build(detail::slots().current, std::false_type{}), true);
+    detail::CallWindow window(build(detail::slots().current, std::false_type{}, true), true);
     return std::invoke(std::forward<F>(fn), std::forward<Args>(args)...);
   }
 
@@ -2469,8 +2694,10 @@ class [[nodiscard]] With {
   template <class... Us>
   friend class With;
 
+  /// `window`: the frame is a call window's (see detail::borrowed_parent).
   template <bool Move>
-  detail::FrameData* build(detail::FrameData* base, std::bool_constant<Move>) const {
+  detail::FrameData* build(detail::FrameData* base, std::bool_constant<Move>,
+                           bool window = false) const {
     std::array<detail::Binding, sizeof...(Ts)> bindings;
     std::size_t i = 0;
     std::apply(
@@ -2478,7 +2705,7 @@ class [[nodiscard]] With {
           ((bindings[i++] = binding_for<Move>(pending)), ...);
         },
         pending_);
-    return detail::build_frame(base, bindings.data(), bindings.size());
+    return detail::build_frame(base, bindings.data(), bindings.size(), window);
   }
 
   template <bool Move, class T>
