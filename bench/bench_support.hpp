@@ -33,6 +33,53 @@ struct Context {
   ucm::ContextFrame frame;
 };
 
+/// How the frame a benchmark reads was built: the shapes real code makes, beyond one flat frame.
+enum class Shape : int {
+  flat,         // the Context's frame as it is: one frame for every variable
+  with_chain,   // then 8 successive `f = f.with(extra, k)`, as middleware after middleware does
+  nested_runs,  // then 8 nested `extra.run(k, ...)` windows
+  enters,       // then a loop of 8 `extra.enter(k)` in a continuation window
+};
+inline constexpr int shape_layers = 8;
+
+/// Runs `fn()` where the current frame is `context`'s built up as `shape` says, with the 8 extra
+/// variables of `layers`.
+template <class F>
+void in_shape(Shape shape, const Context& context, const Context& layers, F&& fn) {
+  switch (shape) {
+    case Shape::flat:
+      context.frame.run(fn);
+      break;
+    case Shape::with_chain: {
+      ucm::ContextFrame f = context.frame;
+      for (int k = 0; k < shape_layers; ++k) {
+        f = f.with(*layers.variables[static_cast<std::size_t>(k)], k);
+      }
+      f.run(fn);
+      break;
+    }
+    case Shape::nested_runs: {
+      auto nest = [&](auto& self, int k) -> void {
+        if (k == shape_layers) {
+          fn();
+          return;
+        }
+        layers.variables[static_cast<std::size_t>(k)]->run(k, [&] { self(self, k + 1); });
+      };
+      context.frame.run([&] { nest(nest, 0); });
+      break;
+    }
+    case Shape::enters:
+      context.frame.inherit([&] {
+        for (int k = 0; k < shape_layers; ++k) {
+          layers.variables[static_cast<std::size_t>(k)]->enter(k);
+        }
+        fn();
+      });
+      break;
+  }
+}
+
 /// The baselines' thread_local pointer: what a hand-rolled "current request" global costs.
 /// Reached the way ucm reaches its slots (a constant-initialised thread_local in an inline
 /// function), so the two pay the same TLS access.

@@ -50,6 +50,36 @@ void frame_bytes(benchmark::State& state) {
 }
 BENCHMARK(frame_bytes)->Arg(1)->Arg(2)->Arg(4)->Arg(8)->Arg(16)->Arg(64)->Iterations(1);
 
+// Bytes of every frame a lookup may read through (the current frame and its parents) on each
+// frame shape (see ucm_bench::Shape), and per visible value: args are the shape and n.
+void shape_bytes(benchmark::State& state) {
+  const auto shape = static_cast<ucm_bench::Shape>(state.range(0));
+  const std::size_t n = static_cast<std::size_t>(state.range(1));
+  const Context context(n);
+  const Context layers(ucm_bench::shape_layers);
+  std::size_t bytes = 0;
+  std::size_t frames = 0;
+  for (auto _ : state) {
+    ucm_bench::in_shape(shape, context, layers, [&] {
+      bytes = 0;
+      frames = 0;
+      for (const ucm::detail::FrameData* f = ucm::detail::slots().current; f != nullptr;
+           f = f->parent()) {
+        bytes += f->bytes;
+        ++frames;
+      }
+    });
+  }
+  const std::size_t values = shape == ucm_bench::Shape::flat ? n : n + ucm_bench::shape_layers;
+  state.counters["bytes"] = static_cast<double>(bytes);
+  state.counters["frames"] = static_cast<double>(frames);
+  state.counters["bytes_per_value"] = static_cast<double>(bytes) / static_cast<double>(values);
+}
+BENCHMARK(shape_bytes)
+    ->ArgsProduct({{0, 1, 2, 3}, {1, 8, 64}})
+    ->ArgNames({"shape", "n"})
+    ->Iterations(1);
+
 // The frame a call window builds when it sets one more variable on a frame of n.
 void window_frame_bytes(benchmark::State& state) {
   const Context context(static_cast<std::size_t>(state.range(0)));

@@ -39,6 +39,24 @@ void get_hit(benchmark::State& state) {
 }
 BENCHMARK(get_hit)->Arg(1)->Arg(8)->Arg(64);
 
+// get() on the frame shapes real code builds (see ucm_bench::Shape): args are the shape and the
+// Context's variable count; each iteration reads the next of the Context's variables, the
+// deepest in the chain, in turn.
+void get_shape(benchmark::State& state) {
+  const auto shape = static_cast<ucm_bench::Shape>(state.range(0));
+  const std::size_t n = static_cast<std::size_t>(state.range(1));
+  const Context context(n);
+  const Context layers(ucm_bench::shape_layers);
+  ucm_bench::in_shape(shape, context, layers, [&] {
+    std::size_t i = 0;
+    for (auto _ : state) {
+      benchmark::DoNotOptimize(context.variables[i]->get());
+      i = (i + 1) & (n - 1);
+    }
+  });
+}
+BENCHMARK(get_shape)->ArgsProduct({{0, 1, 2, 3}, {1, 8, 64}})->ArgNames({"shape", "n"});
+
 // get() of one fixed variable (the last id of the frame: the far end of a linear scan).
 void get_hit_last(benchmark::State& state) {
   const std::size_t n = static_cast<std::size_t>(state.range(0));

@@ -8,7 +8,9 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -240,5 +242,102 @@ TEST_CASE("size counts the variables a chain of deltas shows", "[fast][size]") {
     const ContextFrame hidden = unbound();
     CHECK(hidden.get(a) == nullptr);
     CHECK(hidden.size() == 1);  // b only
+  });
+}
+
+namespace {
+/// Its move constructor throws when the moved-from object says so; copies keep that mark.
+struct Throwing {
+  static inline int live = 0;
+  Throwing() { ++live; }
+  Throwing(const Throwing& other) : fail_move(other.fail_move) { ++live; }
+  Throwing(Throwing&& other) : fail_move(other.fail_move) {
+    if (fail_move) throw std::runtime_error("move failed");
+    ++live;
+  }
+  Throwing& operator=(const Throwing&) = delete;
+  ~Throwing() { --live; }
+  bool fail_move = false;
+};
+
+/// Too big for the block cache's classes: the inline builders hand over to build_frame.
+struct Big {
+  char bytes[4096] = {};
+  int value = 0;
+};
+}  // namespace
+
+TEST_CASE("with(...).run built inline: values, destruction, the later of two bindings wins",
+          "[fast][with]") {
+  const int live_before = Tracked::live;
+  ContextVariable<Tracked> a;
+  ContextVariable<Tracked> b;
+  ContextVariable<std::unique_ptr<int>> c;  // move-only
+  ContextVariable<int> d;
+  ContextFrame{}.with(d, 0).run([&] {  // over a frame: the inline path
+    for (int i = 0; i < 100; ++i) {
+      ucm::with(a, Tracked("a"))
+          .with(b, Tracked("b"))
+          .with(c, std::make_unique<int>(i))
+          .with(d, i)
+          .run([&] {
+            CHECK(a.get()->text == "a");
+            CHECK(b.get()->text == "b");
+            CHECK(**c.get() == i);
+            CHECK(*d.get() == i);
+          });
+      CHECK(*d.get() == 0);
+      CHECK(a.get() == nullptr);
+    }
+    // The same variable twice: build_frame's path, the later value wins.
+    ucm::with(a, Tracked("first")).with(b, Tracked("b")).with(a, Tracked("second")).run([&] {
+      CHECK(a.get()->text == "second");
+    });
+    // A set used twice (copies), then consumed.
+    const auto set = ucm::with(a, Tracked("kept")).with(d, 7);
+    set.run([&] { CHECK(a.get()->text == "kept"); });
+    set.run([&] { CHECK(*d.get() == 7); });
+  });
+  CHECK(Tracked::live == live_before);
+}
+
+TEST_CASE("a value constructor that throws in an inline window leaves nothing behind",
+          "[fast][with][exceptions]") {
+  ContextVariable<Throwing> t;
+  ContextVariable<Throwing> u;
+  ContextVariable<int> d;
+  ContextFrame{}.with(d, 1).run([&] {
+    Throwing ok;
+    Throwing bad;
+    bad.fail_move = true;
+    const int live_before = Throwing::live;
+    // The set holds copies; running it moves them into the window's block, and the second move
+    // throws after the first value was constructed there.
+    CHECK_THROWS_AS(ucm::with(t, ok).with(u, bad).run([] { FAIL("must not run"); }),
+                    std::runtime_error);
+    CHECK(Throwing::live == live_before);
+    CHECK_THROWS_AS(t.run(std::move(bad), [] { FAIL("must not run"); }), std::runtime_error);
+    CHECK(Throwing::live == live_before);
+    CHECK(t.get() == nullptr);
+    CHECK(*d.get() == 1);
+    // The block went back to the cache: the next windows work.
+    t.run(ok, [&] { CHECK(t.get() != nullptr); });
+    CHECK(Throwing::live == live_before);
+  });
+}
+
+TEST_CASE("values too big for the block cache take the general path", "[fast][with]") {
+  ContextVariable<Big> big;
+  ContextVariable<int> d;
+  Big value;
+  value.value = 42;
+  ContextFrame{}.with(d, 1).run([&] {
+    big.run(value, [&] { CHECK(big.get()->value == 42); });
+    ucm::with(big, value).with(d, 2).run([&] {
+      CHECK(big.get()->value == 42);
+      CHECK(*d.get() == 2);
+    });
+    const ContextVariableScope scope(big, value);
+    CHECK(big.get()->value == 42);
   });
 }

@@ -32,7 +32,8 @@ class [[nodiscard]] ContextVariableScope {
   ContextVariableScope(const ContextVariableScope&) = delete;
   ContextVariableScope& operator=(const ContextVariableScope&) = delete;
   ~ContextVariableScope() {
-    detail::close_window(detail::slots_after_resume(), saved_, frame_, nullptr);
+    detail::close_window<&detail::release_window_delta<T>>(detail::slots_after_resume(), saved_,
+                                                           frame_, nullptr);
   }
 
  private:

@@ -61,13 +61,13 @@ class [[nodiscard]] With {
   template <class F, class... Args>
   requires std::invocable<F, Args...>
   decltype(auto) run(F&& fn, Args&&... args) && {
-    detail::CallWindow window(build(detail::slots().current, std::true_type{}, true), true);
+    detail::ValueWindow<Ts...> window(window_frame(std::true_type{}));
     return std::invoke(std::forward<F>(fn), std::forward<Args>(args)...);
   }
   template <class F, class... Args>
   requires std::invocable<F, Args...> &&(std::copy_constructible<Ts>&&...) decltype(auto)
       run(F&& fn, Args&&... args) const& {
-    detail::CallWindow window(build(detail::slots().current, std::false_type{}, true), true);
+    detail::ValueWindow<Ts...> window(window_frame(std::false_type{}));
     return std::invoke(std::forward<F>(fn), std::forward<Args>(args)...);
   }
 
@@ -80,6 +80,31 @@ class [[nodiscard]] With {
  private:
   template <class... Us>
   friend class With;
+
+  /// The frame of a call window setting every binding: built inline when it can be (see
+  /// detail::try_build_window_delta), else by build.
+  template <bool Move>
+  detail::FrameData* window_frame(std::bool_constant<Move> move) const {
+    detail::FrameData* const base = detail::slots().current;
+    detail::FrameData* const f = std::apply(
+        [&](const detail::PendingValue<Ts>&... pending) {
+          return detail::try_build_window_delta<Ts...>(
+              base, {detail::VariableAccess::id(*pending.variable)...}, source<Move>(pending)...);
+        },
+        pending_);
+    return f != nullptr ? f : build(base, move, true);
+  }
+
+  /// What a binding's value is constructed from: the stored value, moved from when the set is
+  /// consumed (an rvalue-qualified member: moving out of our own tuple is fine), else copied.
+  template <bool Move, class T>
+  static decltype(auto) source(const detail::PendingValue<T>& pending) noexcept {
+    if constexpr (Move) {
+      return std::move(const_cast<T&>(pending.value));
+    } else {
+      return (pending.value);
+    }
+  }
 
   /// `window`: the frame is a call window's (see detail::borrowed_parent).
   template <bool Move>

@@ -343,6 +343,9 @@ inline void open_continuation(Slots& s, SavedSlots& saved, FrameData* f) noexcep
 /// Values are destroyed only after the restore, so their destructors see the context outside the
 /// window, never a frame being destroyed. `borrowed` is the frame the window showed without
 /// owning it (frame.run, frame.inherit), kept alive if the window closes out of order.
+/// `Release(own)` releases the window's own frame: release_window_frame, or a variant that
+/// knows how the frame was built (release_window_delta).
+template <void (*Release)(FrameData*) noexcept = release_window_frame>
 inline void close_window(Slots& s, const SavedSlots& saved, FrameData* own,
                          FrameData* borrowed) noexcept {
   if (s.window != &saved) [[unlikely]] {
@@ -356,7 +359,7 @@ inline void close_window(Slots& s, const SavedSlots& saved, FrameData* own,
     release(owned);
     release_returned(returned);
   }
-  release_window_frame(own);
+  Release(own);
 }
 
 /// RAII call window over a frame someone else keeps alive (own == false) or whose reference it
@@ -374,6 +377,24 @@ class CallWindow {
   Slots& slots_;
   FrameData* frame_;
   bool own_;
+  SavedSlots saved_;
+};
+
+/// RAII call window over a frame built for it (one reference, taken over), by
+/// try_build_window_delta<Ts...> where it could be.
+template <class... Ts>
+class ValueWindow {
+ public:
+  explicit ValueWindow(FrameData* f) noexcept : slots_(slots()), frame_(f) {
+    open_call(slots_, saved_, f);
+  }
+  ValueWindow(const ValueWindow&) = delete;
+  ValueWindow& operator=(const ValueWindow&) = delete;
+  ~ValueWindow() { close_window<&release_window_delta<Ts...>>(slots_, saved_, frame_, nullptr); }
+
+ private:
+  Slots& slots_;
+  FrameData* frame_;
   SavedSlots saved_;
 };
 
