@@ -31,6 +31,7 @@
 // docs/performance.md explains the layout and the costs.
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <bit>
 #include <cstdint>
@@ -268,6 +269,10 @@ inline constexpr std::uint8_t entered_frame = 1;
 /// of windows that built it until it is promoted, so the flag is read and cleared without atomics.
 inline constexpr std::uint8_t borrowed_parent = 2;
 
+/// FrameData::flags: built by try_build_window_delta<Ts...>, so its owned values are exactly a
+/// Ts... in order, which release_window_delta<Ts...> destroys without indirect calls.
+inline constexpr std::uint8_t typed_window = 4;
+
 /// Longest chain of deltas: a lookup that misses the per-thread lookup cache (see LookupCache)
 /// probes at most this many indexes plus one.
 inline constexpr std::uint16_t max_delta_depth = 8;
@@ -276,7 +281,7 @@ inline constexpr std::size_t max_delta_bindings = 8;
 
 /// Index slots for a new frame of `n` entries: a power of two, at least 1.5 n (so a probe meets
 /// a free slot soon) and at least 4.
-inline std::uint32_t index_slots(std::size_t n) noexcept {
+constexpr std::uint32_t index_slots(std::size_t n) noexcept {
   return static_cast<std::uint32_t>(std::bit_ceil(std::max<std::size_t>(4, n + (n + 1) / 2)));
 }
 
@@ -1136,76 +1141,126 @@ inline FrameData* build_frame(const FrameData* base, Binding* bindings, std::siz
 
 namespace ucm::detail {
 
-/// Where build_window_delta puts things in a block of the smallest cache class: the header, a
-/// 4-slot index, one entry, the parent, one owned value, then the T (the same layout
-/// build_delta_one computes at run time).
-template <class T>
+/// Where try_build_window_delta puts things: the header, the index, one entry per value, the
+/// parent, one owned value per value, then the values in order. The layout build_delta computes
+/// at run time for the same changes, up to the order of the values in their storage.
+template <class... Ts>
 struct WindowDeltaLayout {
+  static constexpr std::size_t count = sizeof...(Ts);
+  static constexpr std::uint32_t slots = index_slots(count);
+  static constexpr std::size_t alignment = std::max({alignof(FrameData), alignof(Ts)...});
   static constexpr std::size_t owners_offset =
-      sizeof(FrameData) + 4 * sizeof(std::uint32_t) + sizeof(FrameEntry);
+      sizeof(FrameData) + slots * sizeof(std::uint32_t) + count * sizeof(FrameEntry);
   static constexpr std::size_t owned_offset = owners_offset + sizeof(FrameData*);
-  static constexpr std::size_t storage_offset =
-      align_up(owned_offset + sizeof(OwnedValue), alignof(T));
-  static constexpr std::size_t bytes = storage_offset + sizeof(T);
-  /// Whether such a frame fits the smallest class of the block cache.
+  /// Where each value goes, and (last) the block's size.
+  static constexpr std::array<std::size_t, count + 1> offsets = [] {
+    std::array<std::size_t, count + 1> o{};
+    std::size_t at = owned_offset + count * sizeof(OwnedValue);
+    std::size_t i = 0;
+    ((at = align_up(at, alignof(Ts)), o[i++] = at, at += sizeof(Ts)), ...);
+    o[count] = at;
+    return o;
+  }();
+  static constexpr std::size_t bytes = offsets[count];
+  /// Whether such a frame fits a class of the block cache, and which.
   static constexpr bool fits =
-      UCM_FRAME_CACHE != 0 && bytes <= FrameCache::smallest && alignof(T) <= block_alignment;
+      UCM_FRAME_CACHE != 0 && bytes <= FrameCache::largest && alignment <= block_alignment;
+  static constexpr std::uint32_t block_class =
+      fits ? static_cast<std::uint32_t>(std::bit_width((bytes - 1) / FrameCache::smallest)) : 0;
 };
 
-/// A call window's frame for one variable set to `T(std::forward<V>(value))` over `base`: the
-/// delta build_frame would make (see borrowed_parent), built inline from a block this thread's
-/// cache holds, with the value constructed directly, the index written as one store and no
-/// reference taken on `base`. The first window on a thread, a frame over no frame or over a
-/// chain at its longest, and values too big for the smallest block take build_frame's path.
-template <class T, class V>
-FrameData* build_window_delta(FrameData* base, VariableId id, V&& value) {
-  using L = WindowDeltaLayout<T>;
-  if constexpr (L::fits) {
-    FrameCache& c = frame_cache();
-    FrameCache::Block* const b = c.head[0];
-    if (b != nullptr && base != nullptr && short_chain(base)) [[likely]] {
-      c.head[0] = b->next;
-      --c.count[0];
-      auto* const block = reinterpret_cast<unsigned char*>(b);
-      void* const object = block + L::storage_offset;
-      if constexpr (std::is_nothrow_constructible_v<T, V&&>) {
-        ::new (object) T(std::forward<V>(value));
-      } else {
-        try {
-          ::new (object) T(std::forward<V>(value));
-        } catch (...) {
-          free_cached_block(block, block_alignment, 0);
-          throw;
-        }
+/// A call window's frame setting the variables `ids` to `Ts(std::forward<Sources>(sources))...`
+/// over `base`: the delta build_frame would make (see borrowed_parent), built inline from a block
+/// this thread's cache holds, the values constructed directly in it, no reference taken on
+/// `base` and nothing but the values' constructors called. nullptr, with nothing constructed,
+/// where build_frame's path must be taken instead: the first window on a thread (an empty
+/// cache), a frame over no frame or over a chain at its longest, a variable given twice, values
+/// too big for the cache's blocks. If a constructor throws, nothing is left behind.
+template <class... Ts, class... Sources>
+FrameData* try_build_window_delta(FrameData* base, const std::array<VariableId, sizeof...(Ts)>& ids,
+                                  Sources&&... sources) {
+  using L = WindowDeltaLayout<Ts...>;
+  static_assert(sizeof...(Sources) == L::count);
+  if constexpr (!L::fits) {
+    return nullptr;
+  } else {
+    if (base == nullptr || !short_chain(base)) return nullptr;
+    for (std::size_t i = 1; i < L::count; ++i) {
+      for (std::size_t j = 0; j < i; ++j) {
+        if (ids[i] == ids[j]) return nullptr;  // the later wins: build_frame normalizes
       }
-      auto* const f = ::new (block) FrameData;
-      f->refs.store(1, std::memory_order_relaxed);
-      f->holds.store(1, std::memory_order_relaxed);
-      f->size = 1;
-      f->owner_count = 1;
-      f->owned_count = 1;
-      f->mask = 3;
-      f->serial = next_serial(c);
-      f->owners = reinterpret_cast<FrameData**>(block + L::owners_offset);
-      f->owned = reinterpret_cast<OwnedValue*>(block + L::owned_offset);
-      f->bytes = L::bytes;
-      f->alignment = static_cast<std::uint32_t>(block_alignment);
-      f->block = 0;
-      f->flags = borrowed_parent;
-      f->depth = static_cast<std::uint16_t>(base->depth + 1);
-      // The 4-slot index: entry 1 in the id's slot, 0 elsewhere, written as two 8-byte words
-      // (an array written then copied would stall on store forwarding).
-      const std::uint32_t slot = static_cast<std::uint32_t>(id) & 3;
+    }
+    constexpr std::uint32_t k = L::block_class;
+    FrameCache& c = frame_cache();
+    FrameCache::Block* const b = c.head[k];
+    if (b == nullptr) [[unlikely]]
+      return nullptr;
+    c.head[k] = b->next;
+    --c.count[k];
+    auto* const block = reinterpret_cast<unsigned char*>(b);
+    constexpr void (*destroys[])(void*) noexcept = {destroy_function<Ts>()...};
+    std::size_t constructed = 0;
+    try {
+      [&]<std::size_t... I>(std::index_sequence<I...>) {
+        ((::new (block + L::offsets[I]) Ts(std::forward<Sources>(sources)), ++constructed), ...);
+      }
+      (std::index_sequence_for<Ts...>{});
+    } catch (...) {
+      while (constructed-- > 0) {
+        if (destroys[constructed] != nullptr)
+          destroys[constructed](block + L::offsets[constructed]);
+      }
+      free_cached_block(block, block_alignment, k);
+      throw;
+    }
+    auto* const f = ::new (block) FrameData;
+    f->refs.store(1, std::memory_order_relaxed);
+    f->holds.store(1, std::memory_order_relaxed);
+    f->size = static_cast<std::uint32_t>(L::count);
+    f->owner_count = 1;
+    f->owned_count = static_cast<std::uint32_t>(L::count);
+    f->mask = L::slots - 1;
+    f->serial = next_serial(c);
+    f->owners = reinterpret_cast<FrameData**>(block + L::owners_offset);
+    f->owned = reinterpret_cast<OwnedValue*>(block + L::owned_offset);
+    f->bytes = L::bytes;
+    f->alignment = static_cast<std::uint32_t>(block_alignment);
+    f->block = static_cast<std::uint8_t>(k);
+    f->flags = borrowed_parent | typed_window;
+    f->depth = static_cast<std::uint16_t>(base->depth + 1);
+    // Stored directly (an index built elsewhere and copied in would stall on store forwarding).
+    std::uint32_t* const index = f->index();
+    if constexpr (L::count == 1) {
+      // Entry 1 in the id's slot of 4, 0 elsewhere: two 8-byte stores.
+      static_assert(L::slots == 4);
+      const std::uint32_t slot = static_cast<std::uint32_t>(ids[0]) & 3;
       constexpr std::uint32_t high_first = std::endian::native == std::endian::big ? 1 : 0;
       const std::uint64_t word = std::uint64_t{1} << (32 * ((slot & 1) ^ high_first));
-      const std::uint64_t words[2] = {slot < 2 ? word : 0, slot < 2 ? 0 : word};
-      std::memcpy(f->index(), &words[0], sizeof(std::uint64_t));
-      std::memcpy(f->index() + 2, &words[1], sizeof(std::uint64_t));
-      f->entries()[0] = FrameEntry{id, object, f};
-      f->owners[0] = base;
-      f->owned[0] = OwnedValue{object, destroy_function<T>()};
-      return f;
+      const std::uint64_t low = slot < 2 ? word : 0;
+      const std::uint64_t high = slot < 2 ? 0 : word;
+      std::memcpy(index, &low, sizeof(low));
+      std::memcpy(index + 2, &high, sizeof(high));
+    } else {
+      std::memset(index, 0, L::slots * sizeof(std::uint32_t));
+      for (std::uint32_t j = 0; j < L::count; ++j) index_insert(index, L::slots - 1, ids[j], j);
     }
+    FrameEntry* const entries = f->entries();
+    for (std::size_t j = 0; j < L::count; ++j) {
+      void* const object = block + L::offsets[j];
+      entries[j] = FrameEntry{ids[j], object, f};
+      f->owned[j] = OwnedValue{object, destroys[j]};
+    }
+    f->owners[0] = base;
+    return f;
+  }
+}
+
+/// A call window's frame for one variable set to `T(std::forward<V>(value))` over `base`: see
+/// try_build_window_delta, and build_frame where that does not apply.
+template <class T, class V>
+FrameData* build_window_delta(FrameData* base, VariableId id, V&& value) {
+  if (FrameData* f = try_build_window_delta<T>(base, {id}, std::forward<V>(value))) [[likely]] {
+    return f;
   }
   Binding binding = forward_binding<T>(id, std::forward<V>(value));
   return build_frame(base, &binding, 1, true);
@@ -1225,6 +1280,25 @@ inline void release_window_frame(FrameData* f) noexcept {
     return;
   }
   release(f);
+}
+
+/// release_window_frame for a window's frame that may be try_build_window_delta<Ts...>'s: the
+/// common case destroys the values directly, by type, in reverse order.
+template <class... Ts>
+inline void release_window_delta(FrameData* f) noexcept {
+  // As release_window_frame, and typed_window: the owned values are a Ts... (and not promoted,
+  // not entered).
+  if (f != nullptr && f->flags == (borrowed_parent | typed_window) && f->owner_count == 1 &&
+      f->holds.load(std::memory_order_acquire) == 1) [[likely]] {
+    // Constants: the compiler drops the trivially destructible and calls the others directly.
+    constexpr void (*destroys[])(void*) noexcept = {destroy_function<Ts>()...};
+    for (std::size_t j = sizeof...(Ts); j-- > 0;) {
+      if (destroys[j] != nullptr) destroys[j](f->owned[j].object);
+    }
+    free_block(f);
+    return;
+  }
+  release_window_frame(f);
 }
 
 }  // namespace ucm::detail
@@ -1604,6 +1678,9 @@ inline void open_continuation(Slots& s, SavedSlots& saved, FrameData* f) noexcep
 /// Values are destroyed only after the restore, so their destructors see the context outside the
 /// window, never a frame being destroyed. `borrowed` is the frame the window showed without
 /// owning it (frame.run, frame.inherit), kept alive if the window closes out of order.
+/// `Release(own)` releases the window's own frame: release_window_frame, or a variant that
+/// knows how the frame was built (release_window_delta).
+template <void (*Release)(FrameData*) noexcept = release_window_frame>
 inline void close_window(Slots& s, const SavedSlots& saved, FrameData* own,
                          FrameData* borrowed) noexcept {
   if (s.window != &saved) [[unlikely]] {
@@ -1617,7 +1694,7 @@ inline void close_window(Slots& s, const SavedSlots& saved, FrameData* own,
     release(owned);
     release_returned(returned);
   }
-  release_window_frame(own);
+  Release(own);
 }
 
 /// RAII call window over a frame someone else keeps alive (own == false) or whose reference it
@@ -1635,6 +1712,24 @@ class CallWindow {
   Slots& slots_;
   FrameData* frame_;
   bool own_;
+  SavedSlots saved_;
+};
+
+/// RAII call window over a frame built for it (one reference, taken over), by
+/// try_build_window_delta<Ts...> where it could be.
+template <class... Ts>
+class ValueWindow {
+ public:
+  explicit ValueWindow(FrameData* f) noexcept : slots_(slots()), frame_(f) {
+    open_call(slots_, saved_, f);
+  }
+  ValueWindow(const ValueWindow&) = delete;
+  ValueWindow& operator=(const ValueWindow&) = delete;
+  ~ValueWindow() { close_window<&release_window_delta<Ts...>>(slots_, saved_, frame_, nullptr); }
+
+ private:
+  Slots& slots_;
+  FrameData* frame_;
   SavedSlots saved_;
 };
 
@@ -2406,8 +2501,8 @@ class ContextVariable {
   template <class V, class F, class... Args>
   requires std::constructible_from<T, V&&> && std::invocable<F, Args...>
   decltype(auto) run(V&& value, F&& fn, Args&&... args) const {
-    detail::CallWindow window(
-        detail::build_window_delta<T>(detail::slots().current, id_, std::forward<V>(value)), true);
+    detail::ValueWindow<T> window(
+        detail::build_window_delta<T>(detail::slots().current, id_, std::forward<V>(value)));
     return std::invoke(std::forward<F>(fn), std::forward<Args>(args)...);
   }
 
@@ -2563,7 +2658,8 @@ class [[nodiscard]] ContextVariableScope {
   ContextVariableScope(const ContextVariableScope&) = delete;
   ContextVariableScope& operator=(const ContextVariableScope&) = delete;
   ~ContextVariableScope() {
-    detail::close_window(detail::slots_after_resume(), saved_, frame_, nullptr);
+    detail::close_window<&detail::release_window_delta<T>>(detail::slots_after_resume(), saved_,
+                                                           frame_, nullptr);
   }
 
  private:
@@ -2625,7 +2721,6 @@ inline void clear() noexcept {
 // ~~~~ include/ucm/with.hpp ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
 // ucm/with.hpp: ucm::with(a, va).with(b, vb): set several variables with one new frame.
 
-#include <array>
 #include <tuple>
 
 namespace ucm {
@@ -2674,13 +2769,13 @@ class [[nodiscard]] With {
   template <class F, class... Args>
   requires std::invocable<F, Args...>
   decltype(auto) run(F&& fn, Args&&... args) && {
-    detail::CallWindow window(build(detail::slots().current, std::true_type{}, true), true);
+    detail::ValueWindow<Ts...> window(window_frame(std::true_type{}));
     return std::invoke(std::forward<F>(fn), std::forward<Args>(args)...);
   }
   template <class F, class... Args>
   requires std::invocable<F, Args...> &&(std::copy_constructible<Ts>&&...) decltype(auto)
       run(F&& fn, Args&&... args) const& {
-    detail::CallWindow window(build(detail::slots().current, std::false_type{}, true), true);
+    detail::ValueWindow<Ts...> window(window_frame(std::false_type{}));
     return std::invoke(std::forward<F>(fn), std::forward<Args>(args)...);
   }
 
@@ -2693,6 +2788,31 @@ class [[nodiscard]] With {
  private:
   template <class... Us>
   friend class With;
+
+  /// The frame of a call window setting every binding: built inline when it can be (see
+  /// detail::try_build_window_delta), else by build.
+  template <bool Move>
+  detail::FrameData* window_frame(std::bool_constant<Move> move) const {
+    detail::FrameData* const base = detail::slots().current;
+    detail::FrameData* const f = std::apply(
+        [&](const detail::PendingValue<Ts>&... pending) {
+          return detail::try_build_window_delta<Ts...>(
+              base, {detail::VariableAccess::id(*pending.variable)...}, source<Move>(pending)...);
+        },
+        pending_);
+    return f != nullptr ? f : build(base, move, true);
+  }
+
+  /// What a binding's value is constructed from: the stored value, moved from when the set is
+  /// consumed (an rvalue-qualified member: moving out of our own tuple is fine), else copied.
+  template <bool Move, class T>
+  static decltype(auto) source(const detail::PendingValue<T>& pending) noexcept {
+    if constexpr (Move) {
+      return std::move(const_cast<T&>(pending.value));
+    } else {
+      return (pending.value);
+    }
+  }
 
   /// `window`: the frame is a call window's (see detail::borrowed_parent).
   template <bool Move>
