@@ -261,6 +261,20 @@ class Report:
                 ("TracingChannel trace_sync, nobody subscribed", "tracing_trace_sync_none"),
                 ("trace_sync, start and end subscribed", "tracing_trace_sync_start_end")):
             self.add("channels", label, name, pc)
+        # Issue 13's goals, stated as ratios to baselines of the same run.
+        shapes = ("flat frame", "8 successive f.with", "8 nested run windows", "a loop of 8 enters")
+        for shape, shape_label in enumerate(shapes):
+            for n in (1, 8, 64):
+                self.add("issue 13", f"get, {shape_label}, {n} variables",
+                         f"get_shape/shape:{shape}/n:{n}", tl, ratio_max=6, target_text="≤ 6×")
+        self.add("issue 13", "call window: var.run on a frame of 8", "variable_run/8", m8,
+                 ratio_max=0.9, target_text="≤ 0.9×")
+        self.add("issue 13", "call window: ContextVariableScope on a frame of 8",
+                 "variable_scope/8", m8, ratio_max=0.9, target_text="≤ 0.9×")
+        self.add("issue 13", "same-thread capture", "capture", "baseline_atomic_inc_dec",
+                 ratio_max=0.3, target_text="≤ 0.3×")
+        self.add("issue 13", "ucm::with of 4 against a one-variable window", "with_4",
+                 "variable_run/8", ratio_max=1.5, target_text="≤ 1.5×")
         for label, name, naive in (("get", "get_hit/8", "naive_get_hit"),
                                    ("capture", "capture", "naive_capture"),
                                    ("set one value for a call", "variable_run/8", "naive_set"),
@@ -296,6 +310,15 @@ class Report:
             elif name.startswith("window_frame_bytes/"):
                 frames.append((int(name.split("/")[1]), e.get("bytes"),
                                "frame a call window builds on it (a delta)"))
+            elif name.startswith("shape_bytes/"):
+                shape = int(name.split("shape:")[1].split("/")[0])
+                n = int(name.split("n:")[1].split("/")[0])
+                shape_label = ("flat frame", "after 8 successive f.with", "inside 8 nested runs",
+                               "after a loop of 8 enters")[shape]
+                frames.append((n, e.get("bytes"),
+                               f"{shape_label}: every frame a lookup may read "
+                               f"({e.get('frames', 0):.0f} frames, "
+                               f"{e.get('bytes_per_value', 0):.0f} bytes per visible value)"))
         allocs = [(name, e.get("allocs_per_op")) for name, e in sorted(self.mem.items())
                   if name.startswith("allocs_")]
         return sorted(frames, key=lambda r: (r[2], r[0])), allocs
@@ -513,7 +536,7 @@ class Report:
         series = [("complete frame", "#1f77b4", "",
                    [(n, b) for n, b, k in frames if k.startswith("complete") and b]),
                   ("call-window frame (delta)", "#ff7f0e", ' stroke-dasharray="5,3"',
-                   [(n, b) for n, b, k in frames if not k.startswith("complete") and b])]
+                   [(n, b) for n, b, k in frames if k.startswith("frame a call window") and b])]
         points = [p for _, _, _, ps in series for p in ps]
         if points:
             mx0, mh = label_w + bars_w + gap, min(plot_h, 320)
@@ -575,6 +598,7 @@ SHORT = {
     "baseline_atomic_inc_dec": "atomic inc+dec",
     "baseline_malloc_free": "malloc+free",
     "baseline_direct_call": "direct call",
+    "variable_run/8": "one-variable var.run",
     "baseline_channel_plain_call": "plain call",
     "baseline_bare_task_await": "same task, propagation compiled out",
     "paired_bare": "same task, propagation compiled out, paired",

@@ -356,7 +356,7 @@ inline std::size_t count_bound(const FrameData* f) noexcept {
 /// frame of 64 variables); a miss walks the frame once and remembers the answer (nullptr for no
 /// value). Trivially destructible and zero-initialised (serial 0 matches no frame).
 struct LookupCache {
-  static constexpr std::uint32_t size = 128;
+  static constexpr std::uint32_t size = 64;
   struct Entry {
     std::uint64_t serial;
     VariableId id;
