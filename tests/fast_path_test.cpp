@@ -443,3 +443,37 @@ TEST_CASE("a suspended Task destroyed with a window frame open releases it once"
     CHECK(Tracked::live == live_before);
   }
 }
+
+TEST_CASE("one frame captured and released by its owner thread and 4 others at once",
+          "[fast][threads][refcount]") {
+  const int live_before = Tracked::live;
+  {
+    ContextVariable<Tracked> v;
+    ContextVariable<int> n;
+    std::atomic<bool> go{false};
+    std::atomic<int> wrong{0};
+    ContextFrame{}.with(n, 1).run([&] {
+      v.run(Tracked("shared"), [&] {
+        const ContextFrame shared = ContextFrame::current();  // promotes the window's frame
+        std::vector<std::thread> others;
+        for (int t = 0; t < 4; ++t) {
+          others.emplace_back([&] {
+            while (!go.load()) std::this_thread::yield();
+            for (int i = 0; i < 20000; ++i) {
+              const ContextFrame copy = shared;  // cross-thread increment and decrement
+              if (copy.get(v) == nullptr || copy.get(v)->text != "shared") ++wrong;
+            }
+          });
+        }
+        go = true;
+        for (int i = 0; i < 20000; ++i) {  // the owner captures the current frame meanwhile
+          const ContextFrame mine = ContextFrame::current();
+          if (mine != shared || v.get()->text != "shared") ++wrong;
+        }
+        for (auto& thread : others) thread.join();
+      });
+    });
+    CHECK(wrong == 0);
+  }
+  CHECK(Tracked::live == live_before);
+}
