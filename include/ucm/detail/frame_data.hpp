@@ -1118,9 +1118,9 @@ bool repeats(const std::array<VariableId, N>& ids) noexcept {
   return [&]<std::size_t... I>(std::index_sequence<I...>) {
     // Row I: ids[I] against every later id.
     auto row = [&]<std::size_t A, std::size_t... J>(std::index_sequence<J...>) {
-      return ((ids[A] == ids[A + 1 + J]) | ... | false);
+      return (static_cast<unsigned>(ids[A] == ids[A + 1 + J]) | ... | 0U);
     };
-    return (row.template operator()<I>(std::make_index_sequence<N - 1 - I>{}) | ... | false);
+    return (row.template operator()<I>(std::make_index_sequence<N - 1 - I>{}) | ... | 0U) != 0;
   }
   (std::make_index_sequence<N>{});
 }
