@@ -6,19 +6,22 @@
     python3 scripts/single_include.py --check   fails if rewriting would change single_include/
 
 single_include/ucm/ucm.hpp holds the core (ucm/ucm.hpp), Task (ucm/task.hpp), the manager
-(ucm/manager.hpp), window channels (ucm/channel.hpp) and W3C (ucm/propagation/w3c.hpp). The
-integrations that need another library (Asio, Boost.Asio and Beast, fmt, spdlog) stay separate
-headers under the same names, each including single_include/ucm/ucm.hpp instead of the core's
-headers, so a program includes them exactly as it includes include/'s.
+(ucm/manager.hpp), window channels (ucm/channel.hpp) and W3C (ucm/propagation/w3c.hpp and its
+parts). The integrations that need another library (Asio and Boost.Asio, with a header per tool,
+Beast, fmt, spdlog) stay separate headers under the same names, each including
+single_include/ucm/ucm.hpp instead of the core's headers (and an umbrella its tools' headers), so
+a program includes them exactly as it includes include/'s.
 
 Each header is inlined where the preprocessor would first include it, once (the `#pragma once`
 semantics of include/'s headers), so the order is the include order and every header follows
 what it needs. Only ucm's own headers (quoted includes naming a file under include/) are inlined;
 system and third-party includes stay where they are, and one already written outside any
-conditional block is not repeated. A header without `#pragma once` (ucm/detail/asio_integration.hpp,
-instantiated once per Asio) is inlined at each include. A header that more than one integration
-inlines (ucm/detail/asio_shared.hpp, shared by both Asios) gets an include guard, so both
-integrations can be included in one program.
+conditional block is not repeated. A header without `#pragma once` (ucm/detail/asio_propagate.hpp
+and the other parts of the Asio integration, instantiated once per Asio) is inlined at each
+include. What several integrations share (ucm/detail/asio_shared.hpp, shared by both Asios, and
+each Asio's ucm/asio/detail/associators.hpp, shared by its tools) is a header of its own under
+the same name, which they include, and any other header that more than one integration inlines
+gets an include guard, so any of the integrations can be included together in one program.
 """
 
 import argparse
@@ -34,8 +37,13 @@ OUTPUT = ROOT / "single_include"
 # The headers that single_include/ucm/ucm.hpp holds, in this order.
 CORE = ["ucm/ucm.hpp", "ucm/task.hpp", "ucm/manager.hpp", "ucm/channel.hpp", "ucm/propagation/w3c.hpp"]
 # The integrations: each a header of its own, including the single header.
-INTEGRATIONS = ["ucm/asio.hpp", "ucm/boost_asio.hpp", "ucm/propagation/beast.hpp", "ucm/fmt.hpp",
-                "ucm/spdlog.hpp"]
+ASIO_TOOLS = ["propagate", "context_executor", "use_task"]
+INTEGRATIONS = (["ucm/asio.hpp"] + [f"ucm/asio/{tool}.hpp" for tool in ASIO_TOOLS]
+                + ["ucm/boost_asio.hpp"] + [f"ucm/boost_asio/{tool}.hpp" for tool in ASIO_TOOLS]
+                + ["ucm/propagation/beast.hpp", "ucm/fmt.hpp", "ucm/spdlog.hpp"])
+# What several integrations share: each a header of its own too, which they include.
+SHARED = ["ucm/detail/asio_shared.hpp", "ucm/asio/detail/associators.hpp",
+          "ucm/boost_asio/detail/associators.hpp"]
 
 SPDX = "// SPDX-License-Identifier: MIT"
 QUOTED_INCLUDE = re.compile(r'^\s*#\s*include\s*"([^"]+)"')
@@ -136,8 +144,8 @@ def generate():
         ["ucm in one header: the core, Task, the manager, window channels and W3C,",
          "from " + ", ".join(CORE[:3]) + ",", ", ".join(CORE[3:]) + "."], core.lines)
     provided = {name: "ucm/ucm.hpp" for name in core.once}
-    provided.update({name: name for name in INTEGRATIONS})
-    for name in INTEGRATIONS:
+    provided.update({name: name for name in INTEGRATIONS + SHARED})
+    for name in INTEGRATIONS + SHARED:
         writer = Writer({k: v for k, v in provided.items() if k != name}, guarded=True)
         writer.include(name, top=True)
         files[name] = text([f"{name}, for single_include/ucm/ucm.hpp."], writer.lines)

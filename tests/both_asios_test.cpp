@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // tests/both_asios_test.cpp: ucm/asio.hpp and ucm/boost_asio.hpp in one translation unit (one
-// implementation, ucm/detail/asio_integration.hpp, instantiated for each Asio): a Task that
+// implementation, ucm/detail/asio_*.hpp, instantiated for each Asio): a Task that
 // awaits both Asios' operations in turn, each on its own multi-threaded io_context, keeps its
 // context, and each Asio's binders, errors and executors are its own.
 #include "ucm/asio.hpp"

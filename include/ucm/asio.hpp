@@ -13,17 +13,12 @@
 // spans a `co_await` is not safe. `ucm::Task` with `use_task` restores the coroutine's slots on
 // every resumption and is the fully correct way to mix Asio and context.
 //
-// The same tools for Boost.Asio are in ucm/boost_asio.hpp (ucm::boost_asio), from the same
-// implementation (ucm/detail/asio_integration.hpp); both headers may be included in one program.
+// Each tool has a header of its own, which this one includes: ucm/asio/propagate.hpp,
+// ucm/asio/use_task.hpp and ucm/asio/context_executor.hpp. The same tools for Boost.Asio are in
+// ucm/boost_asio.hpp (ucm::boost_asio), from the same implementation (ucm/detail/asio_*.hpp);
+// both headers may be included in one program.
 #pragma once
 
-#include <asio.hpp>
-#include <system_error>
-
-#define UCM_ASIO_NS asio
-#define UCM_ASIO_UCM_NS asio
-#define UCM_ASIO_ERROR_NS std
-#include "ucm/detail/asio_integration.hpp"
-#undef UCM_ASIO_NS
-#undef UCM_ASIO_UCM_NS
-#undef UCM_ASIO_ERROR_NS
+#include "ucm/asio/context_executor.hpp"
+#include "ucm/asio/propagate.hpp"
+#include "ucm/asio/use_task.hpp"

@@ -12,20 +12,15 @@
 //                                          submission
 //
 // Exactly the tools and semantics of ucm/asio.hpp for standalone Asio, from the same
-// implementation (ucm/detail/asio_integration.hpp), so both headers may be included in one
-// program. Errors are Boost's: use_task throws an operation's `boost::system::error_code` as a
+// implementation (ucm/detail/asio_*.hpp), so both headers may be included in one program. Errors
+// are Boost's: use_task throws an operation's `boost::system::error_code` as a
 // `boost::system::system_error`, as `boost::asio::use_awaitable` does. For W3C headers on Beast
 // messages, include ucm/propagation/beast.hpp.
+//
+// Each tool has a header of its own, which this one includes: ucm/boost_asio/propagate.hpp,
+// ucm/boost_asio/use_task.hpp and ucm/boost_asio/context_executor.hpp.
 #pragma once
 
-#include <boost/asio.hpp>
-#include <boost/system/error_code.hpp>
-#include <boost/system/system_error.hpp>
-
-#define UCM_ASIO_NS boost::asio
-#define UCM_ASIO_UCM_NS boost_asio
-#define UCM_ASIO_ERROR_NS boost::system
-#include "ucm/detail/asio_integration.hpp"
-#undef UCM_ASIO_NS
-#undef UCM_ASIO_UCM_NS
-#undef UCM_ASIO_ERROR_NS
+#include "ucm/boost_asio/context_executor.hpp"
+#include "ucm/boost_asio/propagate.hpp"
+#include "ucm/boost_asio/use_task.hpp"

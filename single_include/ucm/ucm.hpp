@@ -5620,19 +5620,23 @@ class TracedCallback {
 //     ucm::ContextFrameScope scope(ucm::w3c::extract(headers)); // server: continue the caller
 //
 // The choices the specifications leave open are documented in docs/w3c.md.
+//
+// Each part has a header of its own, which this one includes: ucm/propagation/trace_context.hpp
+// (traceparent: TraceId, SpanId, TraceContext), trace_state.hpp (TraceState), baggage.hpp
+// (Baggage), carriers.hpp (the carrier concepts, CarrierTraits, EnvironmentCarrier) and
+// baggage_codecs.hpp (register_baggage_codec). This header adds the context variables
+// `trace_context` and `baggage`, and inject/extract.
 
-#include <cerrno>
-#include <charconv>
-#include <random>
-
-#if !defined(_WIN32)
-#include <pthread.h>
-#endif
+// ~~~~ include/ucm/propagation/baggage.hpp ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// ucm/propagation/baggage.hpp: W3C Baggage (Baggage, BaggageMember, BaggageProperty): the
+// members of a `baggage` header, percent-decoded and encoded, within the spec's limits (64
+// members, 8192 bytes). Part of ucm/propagation/w3c.hpp, which includes it.
 
 // ~~~~ include/ucm/propagation/detail/w3c_text.hpp ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
 // ucm/propagation/detail/w3c_text.hpp: the character classes and text codecs of W3C Trace
 // Context and W3C Baggage (lower-case hex, OWS, RFC 7230 tokens, tracestate keys and values,
-// baggage octets, percent-encoding, UTF-8 repair). Internal to ucm/propagation/w3c.hpp.
+// baggage octets, percent-encoding, UTF-8 repair). Internal to ucm/propagation/w3c.hpp and
+// its parts (trace_context.hpp, trace_state.hpp, baggage.hpp, carriers.hpp).
 
 namespace ucm::w3c::detail {
 
@@ -5973,405 +5977,9 @@ bool for_each_list_member(const std::string_view* pieces, std::size_t count, F&&
 
 namespace ucm::w3c {
 
-// =============================================================================================
-// Identifiers
-// =============================================================================================
-
 namespace detail {
-/// Counts fork()s in this process's history, so generators notice they were copied into a child.
-inline std::atomic<unsigned>& fork_generation() noexcept {
-  static std::atomic<unsigned> generation{0};
-  return generation;
-}
-
-inline void note_fork() noexcept { fork_generation().fetch_add(1, std::memory_order_relaxed); }
-
-/// This thread's generator of trace and span ids, seeded from std::random_device. It reseeds in
-/// a forked child, which would otherwise repeat its parent's ids (a fork handler counts forks,
-/// so the check costs a relaxed load, not a system call).
-inline std::mt19937_64& random_engine() {
-#if !defined(_WIN32)
-  static const bool fork_handler = ::pthread_atfork(nullptr, nullptr, &note_fork) == 0;
-  static_cast<void>(fork_handler);
-#endif
-  struct State {
-    std::mt19937_64 engine;
-    unsigned generation = 0;
-    bool seeded = false;
-  };
-  static thread_local State state;
-  const unsigned generation = fork_generation().load(std::memory_order_relaxed);
-  if (!state.seeded || state.generation != generation) {
-    std::random_device device;
-    std::seed_seq seed{device(), device(), device(), device(),
-                       device(), device(), device(), device()};
-    state.engine.seed(seed);
-    state.generation = generation;
-    state.seeded = true;
-  }
-  return state.engine;
-}
+struct HeaderLists;  // ucm/propagation/w3c.hpp: parses the pieces of a repeated header
 }  // namespace detail
-
-/// An identifier of `N` bytes written as `2 * N` lower-case hex digits: `TraceId` (16 bytes)
-/// and `SpanId` (8 bytes). The all-zero id, which a default-constructed one is, is invalid on
-/// the wire. A plain value: copying is a memcpy.
-template <std::size_t N>
-class ByteId {
- public:
-  /// Number of bytes.
-  static constexpr std::size_t size = N;
-  /// Number of hex digits in the text form.
-  static constexpr std::size_t hex_size = 2 * N;
-
-  /// The all-zero (invalid) id.
-  constexpr ByteId() noexcept = default;
-  /// The id with these bytes, most significant first (as written in hex).
-  constexpr explicit ByteId(const std::array<std::uint8_t, N>& bytes) noexcept : bytes_(bytes) {}
-
-  /// Parses exactly `2 * N` lower-case hex digits (upper case is invalid in traceparent).
-  /// The all-zero id parses; check `is_valid()`. Never throws.
-  [[nodiscard]] static constexpr std::optional<ByteId> from_hex(std::string_view hex) noexcept {
-    if (hex.size() != hex_size) return std::nullopt;
-    ByteId id;
-    for (std::size_t i = 0; i < N; ++i) {
-      const char hi = hex[2 * i];
-      const char lo = hex[2 * i + 1];
-      if (!detail::is_lower_hex(hi) || !detail::is_lower_hex(lo)) return std::nullopt;
-      id.bytes_[i] = static_cast<std::uint8_t>(detail::hex_value(hi) * 16 + detail::hex_value(lo));
-    }
-    return id;
-  }
-
-  /// A random, non-zero id from this thread's generator (std::mt19937_64 seeded from
-  /// std::random_device; not for secrets).
-  [[nodiscard]] static ByteId random() {
-    ByteId id;
-    std::mt19937_64& engine = detail::random_engine();
-    do {
-      for (std::size_t i = 0; i < N; i += 8) {
-        std::uint64_t word = engine();
-        for (std::size_t j = i; j < N && j < i + 8; ++j) {
-          id.bytes_[j] = static_cast<std::uint8_t>(word & 0xFF);
-          word >>= 8;
-        }
-      }
-    } while (!id.is_valid());
-    return id;
-  }
-
-  /// Whether some byte is non-zero (the all-zero id is forbidden on the wire).
-  [[nodiscard]] constexpr bool is_valid() const noexcept {
-    for (const std::uint8_t b : bytes_) {
-      if (b != 0) return true;
-    }
-    return false;
-  }
-
-  /// The bytes, most significant first.
-  [[nodiscard]] constexpr const std::array<std::uint8_t, N>& bytes() const noexcept {
-    return bytes_;
-  }
-
-  /// Appends the `2 * N` lower-case hex digits to `out`.
-  void append_hex(std::string& out) const {
-    for (const std::uint8_t b : bytes_) {
-      out.push_back(detail::lower_hex_digits[b >> 4]);
-      out.push_back(detail::lower_hex_digits[b & 0x0F]);
-    }
-  }
-
-  /// The `2 * N` lower-case hex digits.
-  [[nodiscard]] std::string to_hex() const {
-    std::string out;
-    out.reserve(hex_size);
-    append_hex(out);
-    return out;
-  }
-
-  /// Member-wise equality.
-  friend constexpr bool operator==(const ByteId&, const ByteId&) noexcept = default;
-
- private:
-  std::array<std::uint8_t, N> bytes_{};
-};
-
-/// The 16-byte trace-id of W3C Trace Context: the whole distributed trace.
-using TraceId = ByteId<16>;
-/// The 8-byte parent-id (span id) of W3C Trace Context: one operation in the trace.
-using SpanId = ByteId<8>;
-
-namespace detail {
-struct HeaderLists;
-}  // namespace detail
-
-// =============================================================================================
-// tracestate
-// =============================================================================================
-
-/// The `tracestate` list: vendor-specific key/value pairs, left-most the most recent, at most
-/// 32, keys unique. Keys follow Trace Context level 1 (`vendor` or `tenant@system`, lower case);
-/// values are 1 to 256 printable ASCII characters other than `,` and `=`, not ending in a space.
-///
-/// `parse` is all-or-nothing, as the spec requires: a header with a malformed member, a
-/// duplicate key or more than 32 members is invalid as a whole. Empty and whitespace-only
-/// members are allowed and skipped. Nothing is truncated: the spec asks to propagate at least
-/// 512 characters and ucm propagates the whole list (32 members at most).
-class TraceState {
- public:
-  /// The most members a tracestate may have.
-  static constexpr std::size_t max_members = 32;
-
-  /// One list-member.
-  struct Member {
-    std::string key;    ///< a valid tracestate key
-    std::string value;  ///< a valid tracestate value
-    /// Member-wise equality.
-    friend bool operator==(const Member&, const Member&) = default;
-  };
-  using const_iterator = std::vector<Member>::const_iterator;
-
-  /// The empty list.
-  TraceState() = default;
-
-  /// Whether `key` is a valid tracestate key (simple or multi-tenant, level 1 grammar).
-  [[nodiscard]] static constexpr bool is_valid_key(std::string_view key) noexcept {
-    return detail::is_tracestate_key(key);
-  }
-  /// Whether `value` is a valid tracestate value.
-  [[nodiscard]] static constexpr bool is_valid_value(std::string_view value) noexcept {
-    return detail::is_tracestate_value(value);
-  }
-
-  /// Parses a (combined) `tracestate` header value. `nullopt` when the header is invalid:
-  /// a member without `=`, an invalid key or value, a duplicate key, or more than 32 members.
-  /// OWS around commas and empty members are accepted. Never throws (allocation failure also
-  /// gives `nullopt`).
-  [[nodiscard]] static std::optional<TraceState> parse(std::string_view header) noexcept {
-    return parse_list(&header, 1);
-  }
-
-  /// The header value: `key=value` pairs joined by `,`, no whitespace. Empty for an empty list
-  /// (inject then sends no tracestate header).
-  [[nodiscard]] std::string to_header() const {
-    std::string out;
-    std::size_t size = 0;
-    for (const Member& m : members_) size += m.key.size() + m.value.size() + 2;
-    out.reserve(size);
-    for (const Member& m : members_) {
-      if (!out.empty()) out.push_back(',');
-      out.append(m.key).push_back('=');
-      out.append(m.value);
-    }
-    return out;
-  }
-
-  /// The value of `key`, or nullptr. Valid until this list changes.
-  [[nodiscard]] const std::string* get(std::string_view key) const noexcept {
-    const auto it = find(key);
-    return it == members_.end() ? nullptr : &it->value;
-  }
-
-  /// Sets `key` to `value` and moves it to the front (left), as the spec's "update" and "add"
-  /// mutations require. Adding a 33rd member drops the right-most one. Throws
-  /// `std::invalid_argument` when the key or value is invalid.
-  void set(std::string_view key, std::string_view value) {
-    if (!is_valid_key(key)) throw std::invalid_argument("ucm::w3c: invalid tracestate key");
-    if (!is_valid_value(value)) throw std::invalid_argument("ucm::w3c: invalid tracestate value");
-    Member member{std::string(key), std::string(value)};
-    if (const auto it = find(key); it != members_.end()) {
-      members_.erase(it);
-    } else if (members_.size() == max_members) {
-      members_.pop_back();
-    }
-    members_.insert(members_.begin(), std::move(member));
-  }
-
-  /// Removes `key`; returns whether it was there.
-  bool erase(std::string_view key) {
-    const auto it = find(key);
-    if (it == members_.end()) return false;
-    members_.erase(it);
-    return true;
-  }
-
-  /// Number of members.
-  [[nodiscard]] std::size_t size() const noexcept { return members_.size(); }
-  /// Whether the list is empty.
-  [[nodiscard]] bool empty() const noexcept { return members_.empty(); }
-  /// The members, left-most first.
-  [[nodiscard]] const_iterator begin() const noexcept { return members_.begin(); }
-  /// End of the members.
-  [[nodiscard]] const_iterator end() const noexcept { return members_.end(); }
-
-  /// Member-wise equality.
-  friend bool operator==(const TraceState&, const TraceState&) = default;
-
- private:
-  friend struct detail::HeaderLists;
-
-  /// `parse` of the list `pieces` form joined by `,` (repeated headers), without joining them.
-  /// Memory: the members kept (at most 32 of at most 513 characters), whatever the input; it
-  /// stops at the first invalid member.
-  static std::optional<TraceState> parse_list(const std::string_view* pieces,
-                                              std::size_t count) noexcept {
-    try {
-      TraceState state;
-      const bool valid =
-          ucm::w3c::detail::for_each_list_member(pieces, count, [&](std::string_view piece) {
-            const std::string_view member = detail::trim_ows(piece);
-            if (member.empty()) return true;
-            const std::size_t eq = member.find('=');
-            if (eq == std::string_view::npos) return false;
-            const std::string_view key = member.substr(0, eq);
-            const std::string_view value = member.substr(eq + 1);
-            if (!is_valid_key(key) || !is_valid_value(value) ||
-                state.members_.size() == max_members || state.find(key) != state.members_.end()) {
-              return false;
-            }
-            state.members_.push_back(Member{std::string(key), std::string(value)});
-            return true;
-          });
-      if (!valid) return std::nullopt;
-      return state;
-    } catch (...) {
-      return std::nullopt;
-    }
-  }
-
-  [[nodiscard]] const_iterator find(std::string_view key) const noexcept {
-    return std::find_if(members_.begin(), members_.end(),
-                        [key](const Member& m) { return m.key == key; });
-  }
-
-  std::vector<Member> members_;
-};
-
-// =============================================================================================
-// traceparent + tracestate
-// =============================================================================================
-
-/// A W3C trace context: what `traceparent` and `tracestate` carry. As held in
-/// `ucm::w3c::trace_context`, it describes the current operation: `inject` sends `parent_id`
-/// as the receiver's parent. A plain value type.
-///
-///     auto ctx = ucm::w3c::TraceContext::new_trace();          // a new, sampled trace
-///     ucm::w3c::trace_context.run(ctx, call_downstream);      // inject() sends it
-///     ucm::w3c::trace_context.run(ctx.child(), next_step);    // a new span in the same trace
-struct TraceContext {
-  /// Trace flag bit: the caller may have recorded trace data (level 1).
-  static constexpr std::uint8_t sampled_flag = 0x01;
-  /// Trace flag bit: the right-most 7 bytes of the trace-id are random (level 2).
-  static constexpr std::uint8_t random_flag = 0x02;
-  /// The flag bits this implementation knows; `traceparent()` writes only these, since the
-  /// spec requires unknown flags to be sent as zero.
-  static constexpr std::uint8_t known_flags = sampled_flag | random_flag;
-
-  /// The trace-id.
-  TraceId trace_id;
-  /// The parent-id: the span id of the operation that sends (or sent) the headers.
-  SpanId parent_id;
-  /// trace-flags as received (a version-00 header keeps all 8 bits; a higher version keeps only
-  /// the known ones, as the spec's processing model says).
-  std::uint8_t flags = 0;
-  /// The tracestate list (empty when absent or invalid).
-  TraceState state;
-
-  /// Whether both ids are non-zero, so the context can be sent.
-  [[nodiscard]] constexpr bool is_valid() const noexcept {
-    return trace_id.is_valid() && parent_id.is_valid();
-  }
-  /// Whether the sampled flag is set.
-  [[nodiscard]] constexpr bool sampled() const noexcept { return (flags & sampled_flag) != 0; }
-  /// Whether the random-trace-id flag (level 2) is set.
-  [[nodiscard]] constexpr bool random_trace_id() const noexcept {
-    return (flags & random_flag) != 0;
-  }
-
-  /// Parses a `traceparent` header value (tracestate empty). Leading and trailing OWS is
-  /// ignored. Version `00` must be exactly 55 characters; a higher version (not `ff`) is parsed
-  /// as version 00 when its first 55 characters are followed by `-` or nothing; `ff`, upper-case
-  /// hex, wrong lengths and all-zero ids are invalid. Never throws.
-  [[nodiscard]] static std::optional<TraceContext> parse(std::string_view traceparent) noexcept {
-    const std::string_view text = detail::trim_ows(traceparent);
-    constexpr std::size_t length = 55;  // 2 + 1 + 32 + 1 + 16 + 1 + 2
-    if (text.size() < length) return std::nullopt;
-    if (!detail::is_lower_hex(text[0]) || !detail::is_lower_hex(text[1]) || text[2] != '-') {
-      return std::nullopt;
-    }
-    const int version = detail::hex_value(text[0]) * 16 + detail::hex_value(text[1]);
-    if (version == 0xff) return std::nullopt;
-    if (version == 0 && text.size() != length) return std::nullopt;
-    if (text.size() > length && text[length] != '-') return std::nullopt;
-    if (text[35] != '-' || text[52] != '-') return std::nullopt;
-    const auto trace_id = TraceId::from_hex(text.substr(3, 32));
-    const auto parent_id = SpanId::from_hex(text.substr(36, 16));
-    if (!trace_id || !parent_id || !trace_id->is_valid() || !parent_id->is_valid()) {
-      return std::nullopt;
-    }
-    if (!detail::is_lower_hex(text[53]) || !detail::is_lower_hex(text[54])) return std::nullopt;
-    auto flags =
-        static_cast<std::uint8_t>(detail::hex_value(text[53]) * 16 + detail::hex_value(text[54]));
-    if (version != 0) flags &= known_flags;
-    TraceContext context;
-    context.trace_id = *trace_id;
-    context.parent_id = *parent_id;
-    context.flags = flags;
-    return context;
-  }
-
-  /// Parses `traceparent` and, only when it is valid, `tracestate`: an invalid tracestate is
-  /// dropped (the context keeps an empty one) and never affects the traceparent. Never throws.
-  [[nodiscard]] static std::optional<TraceContext> parse(std::string_view traceparent,
-                                                         std::string_view tracestate) noexcept {
-    std::optional<TraceContext> context = parse(traceparent);
-    if (context) {
-      if (std::optional<TraceState> state = TraceState::parse(tracestate)) {
-        context->state = std::move(*state);
-      }
-    }
-    return context;
-  }
-
-  /// The `traceparent` header value: version `00`, lower-case hex, unknown flag bits cleared.
-  [[nodiscard]] std::string traceparent() const {
-    std::string out;
-    out.reserve(55);
-    out.append("00-");
-    trace_id.append_hex(out);
-    out.push_back('-');
-    parent_id.append_hex(out);
-    out.push_back('-');
-    const auto bits = static_cast<std::uint8_t>(flags & known_flags);
-    out.push_back(detail::lower_hex_digits[bits >> 4]);
-    out.push_back(detail::lower_hex_digits[bits & 0x0F]);
-    return out;
-  }
-
-  /// The `tracestate` header value (empty when the list is).
-  [[nodiscard]] std::string tracestate() const { return state.to_header(); }
-
-  /// A new trace: random trace-id and parent-id, the random-trace-id flag set, and the sampled
-  /// flag as asked. Use it where no caller's context arrived (or to restart at a trust boundary).
-  [[nodiscard]] static TraceContext new_trace(bool sampled = true) {
-    TraceContext context;
-    context.trace_id = TraceId::random();
-    context.parent_id = SpanId::random();
-    context.flags = static_cast<std::uint8_t>(random_flag | (sampled ? sampled_flag : 0));
-    return context;
-  }
-
-  /// The context of a new operation below this one: same trace-id, flags and tracestate, a
-  /// fresh random parent-id (the spec's "update parent-id" mutation).
-  [[nodiscard]] TraceContext child() const {
-    TraceContext context = *this;
-    context.parent_id = SpanId::random();
-    return context;
-  }
-
-  /// Member-wise equality.
-  friend bool operator==(const TraceContext&, const TraceContext&) = default;
-};
 
 // =============================================================================================
 // baggage
@@ -6698,79 +6306,237 @@ class Baggage {
   std::vector<BaggageMember> members_;
 };
 
-namespace detail {
+}  // namespace ucm::w3c
+// ~~~~ include/ucm/propagation/baggage_codecs.hpp ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// ucm/propagation/baggage_codecs.hpp: baggage codecs, a user's ContextVariable<T> riding in
+// W3C baggage (register_baggage_codec, BaggageCodec, default_baggage_codec). Part of
+// ucm/propagation/w3c.hpp, which includes it: `inject` and `extract` run the codecs.
 
-/// Parsing a header given as the pieces a carrier holds (repeated headers, read as one list
-/// joined by `,`) without copying them.
-struct HeaderLists {
-  /// `TraceContext::parse` of `pieces` joined by `,`, copying at most 56 characters.
-  static std::optional<TraceContext> traceparent(const std::string_view* pieces,
-                                                 std::size_t count) noexcept {
-    if (count == 1) return TraceContext::parse(pieces[0]);
-    // Joined, the value holds a comma, which a version-00 value cannot (it is 55 characters of
-    // hex digits and dashes), and a later version reads only its first 55 characters and the
-    // `-` after them: those 56 characters after the leading OWS decide.
-    constexpr std::size_t decisive = 56;
-    std::array<char, decisive> prefix{};
-    std::size_t n = 0;
-    bool leading = true;
-    const auto add = [&](char c) {
-      if (n == decisive || (leading && detail::is_ows(c))) return;
-      leading = false;
-      prefix[n++] = c;
-    };
-    for (std::size_t i = 0; i < count && n < decisive; ++i) {
-      if (i != 0) add(',');
-      for (std::size_t k = 0; k < pieces[i].size() && n < decisive; ++k) add(pieces[i][k]);
-    }
-    if (n < decisive || prefix[decisive - 1] != '-') return std::nullopt;
-    return TraceContext::parse(std::string_view(prefix.data(), decisive));
-  }
-  static std::optional<TraceState> tracestate(const std::string_view* pieces,
-                                              std::size_t count) noexcept {
-    return TraceState::parse_list(pieces, count);
-  }
-  static std::optional<Baggage> baggage(const std::string_view* pieces,
-                                        std::size_t count) noexcept {
-    return Baggage::parse_list(pieces, count);
-  }
+#include <charconv>
+
+namespace ucm::w3c {
+
+// =============================================================================================
+// Baggage codecs: a user's ContextVariable<T> riding in baggage
+// =============================================================================================
+
+/// How a `T` is written as a baggage value and read back. `encode` gives the raw value
+/// (percent-encoding is applied on the wire); `decode` receives the decoded value and returns
+/// nullopt when it is not a valid `T`.
+template <class T>
+struct BaggageCodec {
+  std::function<std::string(const T&)> encode;               ///< T to text
+  std::function<std::optional<T>(std::string_view)> decode;  ///< text to T, or nullopt
 };
 
-}  // namespace detail
-
-// =============================================================================================
-// The context variables
-// =============================================================================================
+/// The codec `register_baggage_codec(variable, key)` uses: `std::string` as is, `bool` as
+/// `true`/`false`, integers and floating-point numbers through std::to_chars/std::from_chars
+/// (the whole value must parse). Other types need an explicit codec.
+template <class T>
+requires std::same_as<T, std::string> || std::is_arithmetic_v<T>
+[[nodiscard]] BaggageCodec<T> default_baggage_codec() {
+  if constexpr (std::same_as<T, std::string>) {
+    return {[](const std::string& v) { return v; },
+            [](std::string_view text) -> std::optional<std::string> { return std::string(text); }};
+  } else if constexpr (std::same_as<T, bool>) {
+    return {[](const bool& v) { return std::string(v ? "true" : "false"); },
+            [](std::string_view text) -> std::optional<bool> {
+              if (text == "true") return true;
+              if (text == "false") return false;
+              return std::nullopt;
+            }};
+  } else {
+    return {[](const T& v) {
+              std::array<char, 64> buffer{};
+              const auto result = std::to_chars(buffer.data(), buffer.data() + buffer.size(), v);
+              return std::string(buffer.data(), result.ptr);
+            },
+            [](std::string_view text) -> std::optional<T> {
+              T value{};
+              const char* end = text.data() + text.size();
+              const auto result = std::from_chars(text.data(), end, value);
+              if (result.ec != std::errc{} || result.ptr != end) return std::nullopt;
+              return value;
+            }};
+  }
+}
 
 namespace detail {
-// One instance per program, like the core's state (see UCM_SHARED_STATE): as inline variables,
-// a shared library built with -fvisibility=hidden would have copies of its own, with other
-// ids, and its `inject` would not see what the program's `extract` bound. ucm's own code reads
-// them through these functions, which work even before the references below are initialised.
-// Named for ucm::describe: the trace context shows as its traceparent (it is sent on the wire
-// anyway); baggage stays hidden (it may carry what an application would not print).
-UCM_SHARED_STATE inline ucm::ContextVariable<TraceContext>& trace_context_variable() noexcept {
-  static ucm::ContextVariable<TraceContext> instance{
-      ucm::named("w3c.trace_context").expose([](const TraceContext& t) {
-        return t.traceparent();
-      })};
-  return instance;
+
+/// One registered codec, type-erased.
+struct BaggageCodecEntry {
+  std::string key;
+  /// The variable's binding in `*frame` (or, for nullptr, in this thread's context, the
+  /// default excluded) encoded; nullopt when unbound.
+  std::function<std::optional<std::string>(const ContextFrame* frame)> encode;
+  /// `frame` plus the variable bound to the decoded `value`; nullopt when decoding fails.
+  std::function<std::optional<ContextFrame>(const ContextFrame& frame, std::string_view value)>
+      decode;
+  /// Cleared first when the registration ends, so a snapshot taken just before skips it.
+  std::atomic<bool> active{true};
+};
+
+using BaggageCodecList = std::vector<std::shared_ptr<BaggageCodecEntry>>;
+
+/// The process-wide codec registry: copy-on-write, so inject and extract take a snapshot under
+/// the lock (one reference-count increment) and run the codecs without holding it.
+struct BaggageCodecRegistry {
+  std::mutex mutex;
+  std::shared_ptr<const BaggageCodecList> codecs = std::make_shared<const BaggageCodecList>();
+};
+
+/// One per program (see UCM_SHARED_STATE): a codec registered in one shared library is used by
+/// `inject` and `extract` in another.
+UCM_SHARED_STATE inline BaggageCodecRegistry& baggage_codec_registry() {
+  static BaggageCodecRegistry registry;
+  return registry;
 }
-UCM_SHARED_STATE inline ucm::ContextVariable<Baggage>& baggage_variable() noexcept {
-  static ucm::ContextVariable<Baggage> instance{ucm::named("w3c.baggage")};
-  return instance;
+
+inline std::shared_ptr<const BaggageCodecList> baggage_codecs() {
+  BaggageCodecRegistry& registry = baggage_codec_registry();
+  const std::lock_guard lock(registry.mutex);
+  return registry.codecs;
 }
+
 }  // namespace detail
 
-/// The trace context of the current operation: what `inject` sends as `traceparent` and
-/// `tracestate`, and what `extract` binds from them. No default. One variable per program, also
-/// across shared libraries built with hidden visibility.
-inline ucm::ContextVariable<TraceContext>& trace_context = detail::trace_context_variable();
+/// Keeps a baggage codec registered; unregisters it when destroyed or `reset`. Movable, not
+/// copyable. Destroy it before the variable it refers to, and not while an `inject` or
+/// `extract` may be running on another thread (defining both at namespace scope, the
+/// registration after the variable, does this: it ends first).
+class [[nodiscard]] BaggageCodecRegistration {
+ public:
+  /// An empty registration (registers nothing).
+  BaggageCodecRegistration() noexcept = default;
+  BaggageCodecRegistration(BaggageCodecRegistration&& other) noexcept
+      : entry_(std::move(other.entry_)) {}
+  BaggageCodecRegistration& operator=(BaggageCodecRegistration&& other) noexcept {
+    if (this != &other) {
+      reset();
+      entry_ = std::move(other.entry_);
+    }
+    return *this;
+  }
+  BaggageCodecRegistration(const BaggageCodecRegistration&) = delete;
+  BaggageCodecRegistration& operator=(const BaggageCodecRegistration&) = delete;
+  ~BaggageCodecRegistration() { reset(); }
 
-/// The baggage of the current request: what `inject` sends as `baggage` (together with the
-/// variables registered through `register_baggage_codec`), and what `extract` binds. No default.
-/// One variable per program, like `trace_context`.
-inline ucm::ContextVariable<Baggage>& baggage = detail::baggage_variable();
+  /// Unregisters the codec now (no effect on an empty registration).
+  void reset() noexcept {
+    if (!entry_) return;
+    entry_->active.store(false, std::memory_order_release);
+    try {
+      detail::BaggageCodecRegistry& registry = detail::baggage_codec_registry();
+      const std::lock_guard lock(registry.mutex);
+      auto next = std::make_shared<detail::BaggageCodecList>();
+      next->reserve(registry.codecs->size());
+      for (const auto& entry : *registry.codecs) {
+        if (entry != entry_) next->push_back(entry);
+      }
+      registry.codecs = std::move(next);
+    } catch (...) {
+      // Out of memory: the entry stays in the list but inactive, and is skipped.
+    }
+    entry_.reset();
+  }
+
+  /// Whether a codec is registered through this object.
+  [[nodiscard]] explicit operator bool() const noexcept { return entry_ != nullptr; }
+
+ private:
+  template <class T>
+  friend BaggageCodecRegistration register_baggage_codec(const ContextVariable<T>&, std::string,
+                                                         BaggageCodec<T>);
+  explicit BaggageCodecRegistration(std::shared_ptr<detail::BaggageCodecEntry> entry) noexcept
+      : entry_(std::move(entry)) {}
+
+  std::shared_ptr<detail::BaggageCodecEntry> entry_;
+};
+
+/// Makes `variable` ride in baggage under `key`: `inject` writes its binding (if bound; the
+/// default is not sent) as a baggage member, replacing the value of a member with the same key
+/// in `ucm::w3c::baggage`; `extract` decodes the member into the frame it returns (a value that
+/// fails to decode is skipped, the rest of the baggage still applies). The member also stays in
+/// `ucm::w3c::baggage`. Throws `std::invalid_argument` when `key` is not a token or another
+/// live codec has it, or when `codec` lacks a function.
+///
+///     inline ucm::ContextVariable<int> tenant;
+///     inline auto tenant_codec = ucm::w3c::register_baggage_codec(tenant, "tenant");
+template <class T>
+BaggageCodecRegistration register_baggage_codec(const ContextVariable<T>& variable, std::string key,
+                                                BaggageCodec<T> codec) {
+  static_assert(std::move_constructible<T>, "a decoded value is moved into the frame");
+  if (!Baggage::is_valid_key(key)) throw std::invalid_argument("ucm::w3c: invalid baggage key");
+  if (!codec.encode || !codec.decode) {
+    throw std::invalid_argument("ucm::w3c: a baggage codec needs encode and decode");
+  }
+  auto entry = std::make_shared<detail::BaggageCodecEntry>();
+  entry->key = key;
+  entry->encode = [&variable,
+                   encode = codec.encode](const ContextFrame* frame) -> std::optional<std::string> {
+    const T* value = nullptr;
+    if (frame != nullptr) {
+      value = frame->get(variable);
+    } else if (variable.is_bound()) {
+      value = variable.get();
+    }
+    if (value == nullptr) return std::nullopt;
+    return encode(*value);
+  };
+  entry->decode = [&variable, decode = codec.decode](
+                      const ContextFrame& frame,
+                      std::string_view text) -> std::optional<ContextFrame> {
+    std::optional<T> value = decode(text);
+    if (!value) return std::nullopt;
+    return frame.with(variable, std::move(*value));
+  };
+  detail::BaggageCodecRegistry& registry = detail::baggage_codec_registry();
+  const std::lock_guard lock(registry.mutex);
+  for (const auto& other : *registry.codecs) {
+    if (other->active.load(std::memory_order_acquire) && other->key == key) {
+      throw std::invalid_argument("ucm::w3c: a baggage codec is already registered for " + key);
+    }
+  }
+  auto next = std::make_shared<detail::BaggageCodecList>(*registry.codecs);
+  next->push_back(entry);
+  registry.codecs = std::move(next);
+  return BaggageCodecRegistration(std::move(entry));
+}
+
+/// `register_baggage_codec` with separate encode and decode functions: `encode(const T&)`
+/// returns something convertible to `std::string`, `decode(std::string_view)` something
+/// convertible to `std::optional<T>`.
+template <class T, class Encode, class Decode>
+requires std::convertible_to<std::invoke_result_t<const Encode&, const T&>, std::string> &&
+    std::convertible_to<std::invoke_result_t<const Decode&, std::string_view>, std::optional<T>>
+        BaggageCodecRegistration register_baggage_codec(const ContextVariable<T>& variable,
+                                                        std::string key, Encode encode,
+                                                        Decode decode) {
+  BaggageCodec<T> codec;
+  codec.encode = [encode = std::move(encode)](const T& v) { return std::string(encode(v)); };
+  codec.decode = [decode = std::move(decode)](std::string_view text) {
+    return std::optional<T>(decode(text));
+  };
+  return register_baggage_codec(variable, std::move(key), std::move(codec));
+}
+
+/// `register_baggage_codec` with `default_baggage_codec<T>()` (strings, bool, numbers).
+template <class T>
+requires std::same_as<T, std::string> || std::is_arithmetic_v<T> BaggageCodecRegistration
+register_baggage_codec(const ContextVariable<T>& variable, std::string key) {
+  return register_baggage_codec(variable, std::move(key), default_baggage_codec<T>());
+}
+
+}  // namespace ucm::w3c
+// ~~~~ include/ucm/propagation/carriers.hpp ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// ucm/propagation/carriers.hpp: where `inject` writes and `extract` reads the W3C headers: the
+// header names, the ReadableCarrier and WritableCarrier concepts (header maps, types with
+// `get`/`set`, CarrierTraits specialisations) and EnvironmentCarrier (the environment of a child
+// process). Part of ucm/propagation/w3c.hpp, which includes it.
+
+#include <cerrno>
+
+namespace ucm::w3c {
 
 // =============================================================================================
 // Carriers
@@ -7069,216 +6835,507 @@ class EnvironmentCarrier {
   }
 };
 
+}  // namespace ucm::w3c
+// ~~~~ include/ucm/propagation/trace_context.hpp ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// ucm/propagation/trace_context.hpp: W3C Trace Context's `traceparent` (level 1 plus level 2's
+// random-trace-id flag): the ids (TraceId, SpanId) and TraceContext, with its flags, strict
+// parsing and formatting, new traces and child spans. Part of ucm/propagation/w3c.hpp, which
+// includes it.
+
+#include <random>
+
+#if !defined(_WIN32)
+#include <pthread.h>
+#endif
+
+// ~~~~ include/ucm/propagation/trace_state.hpp ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// ucm/propagation/trace_state.hpp: W3C Trace Context's `tracestate` list (TraceState): vendor
+// key/value pairs with strict parsing and formatting. Part of ucm/propagation/w3c.hpp, which
+// includes it.
+
+namespace ucm::w3c {
+
+namespace detail {
+struct HeaderLists;  // ucm/propagation/w3c.hpp: parses the pieces of a repeated header
+}  // namespace detail
+
 // =============================================================================================
-// Baggage codecs: a user's ContextVariable<T> riding in baggage
+// tracestate
 // =============================================================================================
 
-/// How a `T` is written as a baggage value and read back. `encode` gives the raw value
-/// (percent-encoding is applied on the wire); `decode` receives the decoded value and returns
-/// nullopt when it is not a valid `T`.
-template <class T>
-struct BaggageCodec {
-  std::function<std::string(const T&)> encode;               ///< T to text
-  std::function<std::optional<T>(std::string_view)> decode;  ///< text to T, or nullopt
+/// The `tracestate` list: vendor-specific key/value pairs, left-most the most recent, at most
+/// 32, keys unique. Keys follow Trace Context level 1 (`vendor` or `tenant@system`, lower case);
+/// values are 1 to 256 printable ASCII characters other than `,` and `=`, not ending in a space.
+///
+/// `parse` is all-or-nothing, as the spec requires: a header with a malformed member, a
+/// duplicate key or more than 32 members is invalid as a whole. Empty and whitespace-only
+/// members are allowed and skipped. Nothing is truncated: the spec asks to propagate at least
+/// 512 characters and ucm propagates the whole list (32 members at most).
+class TraceState {
+ public:
+  /// The most members a tracestate may have.
+  static constexpr std::size_t max_members = 32;
+
+  /// One list-member.
+  struct Member {
+    std::string key;    ///< a valid tracestate key
+    std::string value;  ///< a valid tracestate value
+    /// Member-wise equality.
+    friend bool operator==(const Member&, const Member&) = default;
+  };
+  using const_iterator = std::vector<Member>::const_iterator;
+
+  /// The empty list.
+  TraceState() = default;
+
+  /// Whether `key` is a valid tracestate key (simple or multi-tenant, level 1 grammar).
+  [[nodiscard]] static constexpr bool is_valid_key(std::string_view key) noexcept {
+    return detail::is_tracestate_key(key);
+  }
+  /// Whether `value` is a valid tracestate value.
+  [[nodiscard]] static constexpr bool is_valid_value(std::string_view value) noexcept {
+    return detail::is_tracestate_value(value);
+  }
+
+  /// Parses a (combined) `tracestate` header value. `nullopt` when the header is invalid:
+  /// a member without `=`, an invalid key or value, a duplicate key, or more than 32 members.
+  /// OWS around commas and empty members are accepted. Never throws (allocation failure also
+  /// gives `nullopt`).
+  [[nodiscard]] static std::optional<TraceState> parse(std::string_view header) noexcept {
+    return parse_list(&header, 1);
+  }
+
+  /// The header value: `key=value` pairs joined by `,`, no whitespace. Empty for an empty list
+  /// (inject then sends no tracestate header).
+  [[nodiscard]] std::string to_header() const {
+    std::string out;
+    std::size_t size = 0;
+    for (const Member& m : members_) size += m.key.size() + m.value.size() + 2;
+    out.reserve(size);
+    for (const Member& m : members_) {
+      if (!out.empty()) out.push_back(',');
+      out.append(m.key).push_back('=');
+      out.append(m.value);
+    }
+    return out;
+  }
+
+  /// The value of `key`, or nullptr. Valid until this list changes.
+  [[nodiscard]] const std::string* get(std::string_view key) const noexcept {
+    const auto it = find(key);
+    return it == members_.end() ? nullptr : &it->value;
+  }
+
+  /// Sets `key` to `value` and moves it to the front (left), as the spec's "update" and "add"
+  /// mutations require. Adding a 33rd member drops the right-most one. Throws
+  /// `std::invalid_argument` when the key or value is invalid.
+  void set(std::string_view key, std::string_view value) {
+    if (!is_valid_key(key)) throw std::invalid_argument("ucm::w3c: invalid tracestate key");
+    if (!is_valid_value(value)) throw std::invalid_argument("ucm::w3c: invalid tracestate value");
+    Member member{std::string(key), std::string(value)};
+    if (const auto it = find(key); it != members_.end()) {
+      members_.erase(it);
+    } else if (members_.size() == max_members) {
+      members_.pop_back();
+    }
+    members_.insert(members_.begin(), std::move(member));
+  }
+
+  /// Removes `key`; returns whether it was there.
+  bool erase(std::string_view key) {
+    const auto it = find(key);
+    if (it == members_.end()) return false;
+    members_.erase(it);
+    return true;
+  }
+
+  /// Number of members.
+  [[nodiscard]] std::size_t size() const noexcept { return members_.size(); }
+  /// Whether the list is empty.
+  [[nodiscard]] bool empty() const noexcept { return members_.empty(); }
+  /// The members, left-most first.
+  [[nodiscard]] const_iterator begin() const noexcept { return members_.begin(); }
+  /// End of the members.
+  [[nodiscard]] const_iterator end() const noexcept { return members_.end(); }
+
+  /// Member-wise equality.
+  friend bool operator==(const TraceState&, const TraceState&) = default;
+
+ private:
+  friend struct detail::HeaderLists;
+
+  /// `parse` of the list `pieces` form joined by `,` (repeated headers), without joining them.
+  /// Memory: the members kept (at most 32 of at most 513 characters), whatever the input; it
+  /// stops at the first invalid member.
+  static std::optional<TraceState> parse_list(const std::string_view* pieces,
+                                              std::size_t count) noexcept {
+    try {
+      TraceState state;
+      const bool valid =
+          ucm::w3c::detail::for_each_list_member(pieces, count, [&](std::string_view piece) {
+            const std::string_view member = detail::trim_ows(piece);
+            if (member.empty()) return true;
+            const std::size_t eq = member.find('=');
+            if (eq == std::string_view::npos) return false;
+            const std::string_view key = member.substr(0, eq);
+            const std::string_view value = member.substr(eq + 1);
+            if (!is_valid_key(key) || !is_valid_value(value) ||
+                state.members_.size() == max_members || state.find(key) != state.members_.end()) {
+              return false;
+            }
+            state.members_.push_back(Member{std::string(key), std::string(value)});
+            return true;
+          });
+      if (!valid) return std::nullopt;
+      return state;
+    } catch (...) {
+      return std::nullopt;
+    }
+  }
+
+  [[nodiscard]] const_iterator find(std::string_view key) const noexcept {
+    return std::find_if(members_.begin(), members_.end(),
+                        [key](const Member& m) { return m.key == key; });
+  }
+
+  std::vector<Member> members_;
 };
 
-/// The codec `register_baggage_codec(variable, key)` uses: `std::string` as is, `bool` as
-/// `true`/`false`, integers and floating-point numbers through std::to_chars/std::from_chars
-/// (the whole value must parse). Other types need an explicit codec.
-template <class T>
-requires std::same_as<T, std::string> || std::is_arithmetic_v<T>
-[[nodiscard]] BaggageCodec<T> default_baggage_codec() {
-  if constexpr (std::same_as<T, std::string>) {
-    return {[](const std::string& v) { return v; },
-            [](std::string_view text) -> std::optional<std::string> { return std::string(text); }};
-  } else if constexpr (std::same_as<T, bool>) {
-    return {[](const bool& v) { return std::string(v ? "true" : "false"); },
-            [](std::string_view text) -> std::optional<bool> {
-              if (text == "true") return true;
-              if (text == "false") return false;
-              return std::nullopt;
-            }};
-  } else {
-    return {[](const T& v) {
-              std::array<char, 64> buffer{};
-              const auto result = std::to_chars(buffer.data(), buffer.data() + buffer.size(), v);
-              return std::string(buffer.data(), result.ptr);
-            },
-            [](std::string_view text) -> std::optional<T> {
-              T value{};
-              const char* end = text.data() + text.size();
-              const auto result = std::from_chars(text.data(), end, value);
-              if (result.ec != std::errc{} || result.ptr != end) return std::nullopt;
-              return value;
-            }};
-  }
+}  // namespace ucm::w3c
+
+namespace ucm::w3c {
+
+// =============================================================================================
+// Identifiers
+// =============================================================================================
+
+namespace detail {
+/// Counts fork()s in this process's history, so generators notice they were copied into a child.
+inline std::atomic<unsigned>& fork_generation() noexcept {
+  static std::atomic<unsigned> generation{0};
+  return generation;
 }
+
+inline void note_fork() noexcept { fork_generation().fetch_add(1, std::memory_order_relaxed); }
+
+/// This thread's generator of trace and span ids, seeded from std::random_device. It reseeds in
+/// a forked child, which would otherwise repeat its parent's ids (a fork handler counts forks,
+/// so the check costs a relaxed load, not a system call).
+inline std::mt19937_64& random_engine() {
+#if !defined(_WIN32)
+  static const bool fork_handler = ::pthread_atfork(nullptr, nullptr, &note_fork) == 0;
+  static_cast<void>(fork_handler);
+#endif
+  struct State {
+    std::mt19937_64 engine;
+    unsigned generation = 0;
+    bool seeded = false;
+  };
+  static thread_local State state;
+  const unsigned generation = fork_generation().load(std::memory_order_relaxed);
+  if (!state.seeded || state.generation != generation) {
+    std::random_device device;
+    std::seed_seq seed{device(), device(), device(), device(),
+                       device(), device(), device(), device()};
+    state.engine.seed(seed);
+    state.generation = generation;
+    state.seeded = true;
+  }
+  return state.engine;
+}
+}  // namespace detail
+
+/// An identifier of `N` bytes written as `2 * N` lower-case hex digits: `TraceId` (16 bytes)
+/// and `SpanId` (8 bytes). The all-zero id, which a default-constructed one is, is invalid on
+/// the wire. A plain value: copying is a memcpy.
+template <std::size_t N>
+class ByteId {
+ public:
+  /// Number of bytes.
+  static constexpr std::size_t size = N;
+  /// Number of hex digits in the text form.
+  static constexpr std::size_t hex_size = 2 * N;
+
+  /// The all-zero (invalid) id.
+  constexpr ByteId() noexcept = default;
+  /// The id with these bytes, most significant first (as written in hex).
+  constexpr explicit ByteId(const std::array<std::uint8_t, N>& bytes) noexcept : bytes_(bytes) {}
+
+  /// Parses exactly `2 * N` lower-case hex digits (upper case is invalid in traceparent).
+  /// The all-zero id parses; check `is_valid()`. Never throws.
+  [[nodiscard]] static constexpr std::optional<ByteId> from_hex(std::string_view hex) noexcept {
+    if (hex.size() != hex_size) return std::nullopt;
+    ByteId id;
+    for (std::size_t i = 0; i < N; ++i) {
+      const char hi = hex[2 * i];
+      const char lo = hex[2 * i + 1];
+      if (!detail::is_lower_hex(hi) || !detail::is_lower_hex(lo)) return std::nullopt;
+      id.bytes_[i] = static_cast<std::uint8_t>(detail::hex_value(hi) * 16 + detail::hex_value(lo));
+    }
+    return id;
+  }
+
+  /// A random, non-zero id from this thread's generator (std::mt19937_64 seeded from
+  /// std::random_device; not for secrets).
+  [[nodiscard]] static ByteId random() {
+    ByteId id;
+    std::mt19937_64& engine = detail::random_engine();
+    do {
+      for (std::size_t i = 0; i < N; i += 8) {
+        std::uint64_t word = engine();
+        for (std::size_t j = i; j < N && j < i + 8; ++j) {
+          id.bytes_[j] = static_cast<std::uint8_t>(word & 0xFF);
+          word >>= 8;
+        }
+      }
+    } while (!id.is_valid());
+    return id;
+  }
+
+  /// Whether some byte is non-zero (the all-zero id is forbidden on the wire).
+  [[nodiscard]] constexpr bool is_valid() const noexcept {
+    for (const std::uint8_t b : bytes_) {
+      if (b != 0) return true;
+    }
+    return false;
+  }
+
+  /// The bytes, most significant first.
+  [[nodiscard]] constexpr const std::array<std::uint8_t, N>& bytes() const noexcept {
+    return bytes_;
+  }
+
+  /// Appends the `2 * N` lower-case hex digits to `out`.
+  void append_hex(std::string& out) const {
+    for (const std::uint8_t b : bytes_) {
+      out.push_back(detail::lower_hex_digits[b >> 4]);
+      out.push_back(detail::lower_hex_digits[b & 0x0F]);
+    }
+  }
+
+  /// The `2 * N` lower-case hex digits.
+  [[nodiscard]] std::string to_hex() const {
+    std::string out;
+    out.reserve(hex_size);
+    append_hex(out);
+    return out;
+  }
+
+  /// Member-wise equality.
+  friend constexpr bool operator==(const ByteId&, const ByteId&) noexcept = default;
+
+ private:
+  std::array<std::uint8_t, N> bytes_{};
+};
+
+/// The 16-byte trace-id of W3C Trace Context: the whole distributed trace.
+using TraceId = ByteId<16>;
+/// The 8-byte parent-id (span id) of W3C Trace Context: one operation in the trace.
+using SpanId = ByteId<8>;
+
+// =============================================================================================
+// traceparent + tracestate
+// =============================================================================================
+
+/// A W3C trace context: what `traceparent` and `tracestate` carry. As held in
+/// `ucm::w3c::trace_context`, it describes the current operation: `inject` sends `parent_id`
+/// as the receiver's parent. A plain value type.
+///
+///     auto ctx = ucm::w3c::TraceContext::new_trace();          // a new, sampled trace
+///     ucm::w3c::trace_context.run(ctx, call_downstream);      // inject() sends it
+///     ucm::w3c::trace_context.run(ctx.child(), next_step);    // a new span in the same trace
+struct TraceContext {
+  /// Trace flag bit: the caller may have recorded trace data (level 1).
+  static constexpr std::uint8_t sampled_flag = 0x01;
+  /// Trace flag bit: the right-most 7 bytes of the trace-id are random (level 2).
+  static constexpr std::uint8_t random_flag = 0x02;
+  /// The flag bits this implementation knows; `traceparent()` writes only these, since the
+  /// spec requires unknown flags to be sent as zero.
+  static constexpr std::uint8_t known_flags = sampled_flag | random_flag;
+
+  /// The trace-id.
+  TraceId trace_id;
+  /// The parent-id: the span id of the operation that sends (or sent) the headers.
+  SpanId parent_id;
+  /// trace-flags as received (a version-00 header keeps all 8 bits; a higher version keeps only
+  /// the known ones, as the spec's processing model says).
+  std::uint8_t flags = 0;
+  /// The tracestate list (empty when absent or invalid).
+  TraceState state;
+
+  /// Whether both ids are non-zero, so the context can be sent.
+  [[nodiscard]] constexpr bool is_valid() const noexcept {
+    return trace_id.is_valid() && parent_id.is_valid();
+  }
+  /// Whether the sampled flag is set.
+  [[nodiscard]] constexpr bool sampled() const noexcept { return (flags & sampled_flag) != 0; }
+  /// Whether the random-trace-id flag (level 2) is set.
+  [[nodiscard]] constexpr bool random_trace_id() const noexcept {
+    return (flags & random_flag) != 0;
+  }
+
+  /// Parses a `traceparent` header value (tracestate empty). Leading and trailing OWS is
+  /// ignored. Version `00` must be exactly 55 characters; a higher version (not `ff`) is parsed
+  /// as version 00 when its first 55 characters are followed by `-` or nothing; `ff`, upper-case
+  /// hex, wrong lengths and all-zero ids are invalid. Never throws.
+  [[nodiscard]] static std::optional<TraceContext> parse(std::string_view traceparent) noexcept {
+    const std::string_view text = detail::trim_ows(traceparent);
+    constexpr std::size_t length = 55;  // 2 + 1 + 32 + 1 + 16 + 1 + 2
+    if (text.size() < length) return std::nullopt;
+    if (!detail::is_lower_hex(text[0]) || !detail::is_lower_hex(text[1]) || text[2] != '-') {
+      return std::nullopt;
+    }
+    const int version = detail::hex_value(text[0]) * 16 + detail::hex_value(text[1]);
+    if (version == 0xff) return std::nullopt;
+    if (version == 0 && text.size() != length) return std::nullopt;
+    if (text.size() > length && text[length] != '-') return std::nullopt;
+    if (text[35] != '-' || text[52] != '-') return std::nullopt;
+    const auto trace_id = TraceId::from_hex(text.substr(3, 32));
+    const auto parent_id = SpanId::from_hex(text.substr(36, 16));
+    if (!trace_id || !parent_id || !trace_id->is_valid() || !parent_id->is_valid()) {
+      return std::nullopt;
+    }
+    if (!detail::is_lower_hex(text[53]) || !detail::is_lower_hex(text[54])) return std::nullopt;
+    auto flags =
+        static_cast<std::uint8_t>(detail::hex_value(text[53]) * 16 + detail::hex_value(text[54]));
+    if (version != 0) flags &= known_flags;
+    TraceContext context;
+    context.trace_id = *trace_id;
+    context.parent_id = *parent_id;
+    context.flags = flags;
+    return context;
+  }
+
+  /// Parses `traceparent` and, only when it is valid, `tracestate`: an invalid tracestate is
+  /// dropped (the context keeps an empty one) and never affects the traceparent. Never throws.
+  [[nodiscard]] static std::optional<TraceContext> parse(std::string_view traceparent,
+                                                         std::string_view tracestate) noexcept {
+    std::optional<TraceContext> context = parse(traceparent);
+    if (context) {
+      if (std::optional<TraceState> state = TraceState::parse(tracestate)) {
+        context->state = std::move(*state);
+      }
+    }
+    return context;
+  }
+
+  /// The `traceparent` header value: version `00`, lower-case hex, unknown flag bits cleared.
+  [[nodiscard]] std::string traceparent() const {
+    std::string out;
+    out.reserve(55);
+    out.append("00-");
+    trace_id.append_hex(out);
+    out.push_back('-');
+    parent_id.append_hex(out);
+    out.push_back('-');
+    const auto bits = static_cast<std::uint8_t>(flags & known_flags);
+    out.push_back(detail::lower_hex_digits[bits >> 4]);
+    out.push_back(detail::lower_hex_digits[bits & 0x0F]);
+    return out;
+  }
+
+  /// The `tracestate` header value (empty when the list is).
+  [[nodiscard]] std::string tracestate() const { return state.to_header(); }
+
+  /// A new trace: random trace-id and parent-id, the random-trace-id flag set, and the sampled
+  /// flag as asked. Use it where no caller's context arrived (or to restart at a trust boundary).
+  [[nodiscard]] static TraceContext new_trace(bool sampled = true) {
+    TraceContext context;
+    context.trace_id = TraceId::random();
+    context.parent_id = SpanId::random();
+    context.flags = static_cast<std::uint8_t>(random_flag | (sampled ? sampled_flag : 0));
+    return context;
+  }
+
+  /// The context of a new operation below this one: same trace-id, flags and tracestate, a
+  /// fresh random parent-id (the spec's "update parent-id" mutation).
+  [[nodiscard]] TraceContext child() const {
+    TraceContext context = *this;
+    context.parent_id = SpanId::random();
+    return context;
+  }
+
+  /// Member-wise equality.
+  friend bool operator==(const TraceContext&, const TraceContext&) = default;
+};
+
+}  // namespace ucm::w3c
+
+namespace ucm::w3c {
 
 namespace detail {
 
-/// One registered codec, type-erased.
-struct BaggageCodecEntry {
-  std::string key;
-  /// The variable's binding in `*frame` (or, for nullptr, in this thread's context, the
-  /// default excluded) encoded; nullopt when unbound.
-  std::function<std::optional<std::string>(const ContextFrame* frame)> encode;
-  /// `frame` plus the variable bound to the decoded `value`; nullopt when decoding fails.
-  std::function<std::optional<ContextFrame>(const ContextFrame& frame, std::string_view value)>
-      decode;
-  /// Cleared first when the registration ends, so a snapshot taken just before skips it.
-  std::atomic<bool> active{true};
+/// Parsing a header given as the pieces a carrier holds (repeated headers, read as one list
+/// joined by `,`) without copying them.
+struct HeaderLists {
+  /// `TraceContext::parse` of `pieces` joined by `,`, copying at most 56 characters.
+  static std::optional<TraceContext> traceparent(const std::string_view* pieces,
+                                                 std::size_t count) noexcept {
+    if (count == 1) return TraceContext::parse(pieces[0]);
+    // Joined, the value holds a comma, which a version-00 value cannot (it is 55 characters of
+    // hex digits and dashes), and a later version reads only its first 55 characters and the
+    // `-` after them: those 56 characters after the leading OWS decide.
+    constexpr std::size_t decisive = 56;
+    std::array<char, decisive> prefix{};
+    std::size_t n = 0;
+    bool leading = true;
+    const auto add = [&](char c) {
+      if (n == decisive || (leading && detail::is_ows(c))) return;
+      leading = false;
+      prefix[n++] = c;
+    };
+    for (std::size_t i = 0; i < count && n < decisive; ++i) {
+      if (i != 0) add(',');
+      for (std::size_t k = 0; k < pieces[i].size() && n < decisive; ++k) add(pieces[i][k]);
+    }
+    if (n < decisive || prefix[decisive - 1] != '-') return std::nullopt;
+    return TraceContext::parse(std::string_view(prefix.data(), decisive));
+  }
+  static std::optional<TraceState> tracestate(const std::string_view* pieces,
+                                              std::size_t count) noexcept {
+    return TraceState::parse_list(pieces, count);
+  }
+  static std::optional<Baggage> baggage(const std::string_view* pieces,
+                                        std::size_t count) noexcept {
+    return Baggage::parse_list(pieces, count);
+  }
 };
-
-using BaggageCodecList = std::vector<std::shared_ptr<BaggageCodecEntry>>;
-
-/// The process-wide codec registry: copy-on-write, so inject and extract take a snapshot under
-/// the lock (one reference-count increment) and run the codecs without holding it.
-struct BaggageCodecRegistry {
-  std::mutex mutex;
-  std::shared_ptr<const BaggageCodecList> codecs = std::make_shared<const BaggageCodecList>();
-};
-
-/// One per program (see UCM_SHARED_STATE): a codec registered in one shared library is used by
-/// `inject` and `extract` in another.
-UCM_SHARED_STATE inline BaggageCodecRegistry& baggage_codec_registry() {
-  static BaggageCodecRegistry registry;
-  return registry;
-}
-
-inline std::shared_ptr<const BaggageCodecList> baggage_codecs() {
-  BaggageCodecRegistry& registry = baggage_codec_registry();
-  const std::lock_guard lock(registry.mutex);
-  return registry.codecs;
-}
 
 }  // namespace detail
 
-/// Keeps a baggage codec registered; unregisters it when destroyed or `reset`. Movable, not
-/// copyable. Destroy it before the variable it refers to, and not while an `inject` or
-/// `extract` may be running on another thread (defining both at namespace scope, the
-/// registration after the variable, does this: it ends first).
-class [[nodiscard]] BaggageCodecRegistration {
- public:
-  /// An empty registration (registers nothing).
-  BaggageCodecRegistration() noexcept = default;
-  BaggageCodecRegistration(BaggageCodecRegistration&& other) noexcept
-      : entry_(std::move(other.entry_)) {}
-  BaggageCodecRegistration& operator=(BaggageCodecRegistration&& other) noexcept {
-    if (this != &other) {
-      reset();
-      entry_ = std::move(other.entry_);
-    }
-    return *this;
-  }
-  BaggageCodecRegistration(const BaggageCodecRegistration&) = delete;
-  BaggageCodecRegistration& operator=(const BaggageCodecRegistration&) = delete;
-  ~BaggageCodecRegistration() { reset(); }
+// =============================================================================================
+// The context variables
+// =============================================================================================
 
-  /// Unregisters the codec now (no effect on an empty registration).
-  void reset() noexcept {
-    if (!entry_) return;
-    entry_->active.store(false, std::memory_order_release);
-    try {
-      detail::BaggageCodecRegistry& registry = detail::baggage_codec_registry();
-      const std::lock_guard lock(registry.mutex);
-      auto next = std::make_shared<detail::BaggageCodecList>();
-      next->reserve(registry.codecs->size());
-      for (const auto& entry : *registry.codecs) {
-        if (entry != entry_) next->push_back(entry);
-      }
-      registry.codecs = std::move(next);
-    } catch (...) {
-      // Out of memory: the entry stays in the list but inactive, and is skipped.
-    }
-    entry_.reset();
-  }
-
-  /// Whether a codec is registered through this object.
-  [[nodiscard]] explicit operator bool() const noexcept { return entry_ != nullptr; }
-
- private:
-  template <class T>
-  friend BaggageCodecRegistration register_baggage_codec(const ContextVariable<T>&, std::string,
-                                                         BaggageCodec<T>);
-  explicit BaggageCodecRegistration(std::shared_ptr<detail::BaggageCodecEntry> entry) noexcept
-      : entry_(std::move(entry)) {}
-
-  std::shared_ptr<detail::BaggageCodecEntry> entry_;
-};
-
-/// Makes `variable` ride in baggage under `key`: `inject` writes its binding (if bound; the
-/// default is not sent) as a baggage member, replacing the value of a member with the same key
-/// in `ucm::w3c::baggage`; `extract` decodes the member into the frame it returns (a value that
-/// fails to decode is skipped, the rest of the baggage still applies). The member also stays in
-/// `ucm::w3c::baggage`. Throws `std::invalid_argument` when `key` is not a token or another
-/// live codec has it, or when `codec` lacks a function.
-///
-///     inline ucm::ContextVariable<int> tenant;
-///     inline auto tenant_codec = ucm::w3c::register_baggage_codec(tenant, "tenant");
-template <class T>
-BaggageCodecRegistration register_baggage_codec(const ContextVariable<T>& variable, std::string key,
-                                                BaggageCodec<T> codec) {
-  static_assert(std::move_constructible<T>, "a decoded value is moved into the frame");
-  if (!Baggage::is_valid_key(key)) throw std::invalid_argument("ucm::w3c: invalid baggage key");
-  if (!codec.encode || !codec.decode) {
-    throw std::invalid_argument("ucm::w3c: a baggage codec needs encode and decode");
-  }
-  auto entry = std::make_shared<detail::BaggageCodecEntry>();
-  entry->key = key;
-  entry->encode = [&variable,
-                   encode = codec.encode](const ContextFrame* frame) -> std::optional<std::string> {
-    const T* value = nullptr;
-    if (frame != nullptr) {
-      value = frame->get(variable);
-    } else if (variable.is_bound()) {
-      value = variable.get();
-    }
-    if (value == nullptr) return std::nullopt;
-    return encode(*value);
-  };
-  entry->decode = [&variable, decode = codec.decode](
-                      const ContextFrame& frame,
-                      std::string_view text) -> std::optional<ContextFrame> {
-    std::optional<T> value = decode(text);
-    if (!value) return std::nullopt;
-    return frame.with(variable, std::move(*value));
-  };
-  detail::BaggageCodecRegistry& registry = detail::baggage_codec_registry();
-  const std::lock_guard lock(registry.mutex);
-  for (const auto& other : *registry.codecs) {
-    if (other->active.load(std::memory_order_acquire) && other->key == key) {
-      throw std::invalid_argument("ucm::w3c: a baggage codec is already registered for " + key);
-    }
-  }
-  auto next = std::make_shared<detail::BaggageCodecList>(*registry.codecs);
-  next->push_back(entry);
-  registry.codecs = std::move(next);
-  return BaggageCodecRegistration(std::move(entry));
+namespace detail {
+// One instance per program, like the core's state (see UCM_SHARED_STATE): as inline variables,
+// a shared library built with -fvisibility=hidden would have copies of its own, with other
+// ids, and its `inject` would not see what the program's `extract` bound. ucm's own code reads
+// them through these functions, which work even before the references below are initialised.
+// Named for ucm::describe: the trace context shows as its traceparent (it is sent on the wire
+// anyway); baggage stays hidden (it may carry what an application would not print).
+UCM_SHARED_STATE inline ucm::ContextVariable<TraceContext>& trace_context_variable() noexcept {
+  static ucm::ContextVariable<TraceContext> instance{
+      ucm::named("w3c.trace_context").expose([](const TraceContext& t) {
+        return t.traceparent();
+      })};
+  return instance;
 }
-
-/// `register_baggage_codec` with separate encode and decode functions: `encode(const T&)`
-/// returns something convertible to `std::string`, `decode(std::string_view)` something
-/// convertible to `std::optional<T>`.
-template <class T, class Encode, class Decode>
-requires std::convertible_to<std::invoke_result_t<const Encode&, const T&>, std::string> &&
-    std::convertible_to<std::invoke_result_t<const Decode&, std::string_view>, std::optional<T>>
-        BaggageCodecRegistration register_baggage_codec(const ContextVariable<T>& variable,
-                                                        std::string key, Encode encode,
-                                                        Decode decode) {
-  BaggageCodec<T> codec;
-  codec.encode = [encode = std::move(encode)](const T& v) { return std::string(encode(v)); };
-  codec.decode = [decode = std::move(decode)](std::string_view text) {
-    return std::optional<T>(decode(text));
-  };
-  return register_baggage_codec(variable, std::move(key), std::move(codec));
+UCM_SHARED_STATE inline ucm::ContextVariable<Baggage>& baggage_variable() noexcept {
+  static ucm::ContextVariable<Baggage> instance{ucm::named("w3c.baggage")};
+  return instance;
 }
+}  // namespace detail
 
-/// `register_baggage_codec` with `default_baggage_codec<T>()` (strings, bool, numbers).
-template <class T>
-requires std::same_as<T, std::string> || std::is_arithmetic_v<T> BaggageCodecRegistration
-register_baggage_codec(const ContextVariable<T>& variable, std::string key) {
-  return register_baggage_codec(variable, std::move(key), default_baggage_codec<T>());
-}
+/// The trace context of the current operation: what `inject` sends as `traceparent` and
+/// `tracestate`, and what `extract` binds from them. No default. One variable per program, also
+/// across shared libraries built with hidden visibility.
+inline ucm::ContextVariable<TraceContext>& trace_context = detail::trace_context_variable();
+
+/// The baggage of the current request: what `inject` sends as `baggage` (together with the
+/// variables registered through `register_baggage_codec`), and what `extract` binds. No default.
+/// One variable per program, like `trace_context`.
+inline ucm::ContextVariable<Baggage>& baggage = detail::baggage_variable();
 
 // =============================================================================================
 // inject / extract

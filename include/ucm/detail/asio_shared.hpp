@@ -3,8 +3,9 @@
 // Boost.Asio (ucm/boost_asio.hpp) share, written once and independent of either: the deprecated
 // handler hooks of the binder behind ContextFrame::bind, propagate's initiation wrapper, and the
 // awaitable that use_task makes, with its per-thread state (one instance per program, whichever
-// Asios it uses). The parts that name an Asio are in ucm/detail/asio_integration.hpp. Nothing
-// here is public API.
+// Asios it uses). The parts that name an Asio are in ucm/detail/asio_associators.hpp and one
+// header per tool (ucm/detail/asio_propagate.hpp, asio_context_executor.hpp, asio_use_task.hpp).
+// Nothing here is public API.
 #pragma once
 
 #include <atomic>
@@ -89,7 +90,7 @@ namespace ucm::detail::asio_shared {
 /// The completion handler `propagate` hands to an operation: the frame captured at initiation
 /// and the handler made from the wrapped token. Calling it runs the handler in a continuation
 /// window of the frame (a few pointer swaps, no allocation); its associators are the wrapped
-/// handler's (see the `associator` specialisations in ucm/detail/asio_integration.hpp), so the
+/// handler's (see the `associator` specialisations in ucm/detail/asio_associators.hpp), so the
 /// completion is delivered exactly where it would be without `propagate`.
 template <class Handler>
 using PropagatingHandler = ::ucm::detail::BoundContinuation<Handler>;
@@ -375,8 +376,8 @@ template <class Errors, class Signature>
 class TaskOperation;
 
 /// What `op(use_task)` returns: an awaitable that initiates `op` with a TaskHandler when it is
-/// awaited. Its type depends on the Asio (`Errors`: its error code, see ErrorsOf in
-/// ucm/detail/asio_integration.hpp) and the completion signature only (like
+/// awaited. Its type depends on the Asio (`Errors`: its error code, see Errors in
+/// ucm/detail/asio_use_task.hpp) and the completion signature only (like
 /// `asio::awaitable<T>`), as Asio's adapters (`redirect_error`, `bind_cancellation_slot`) need:
 /// the initiation and its arguments are type-erased, stored inline when they fit in 128 bytes
 /// (Asio's initiations are a pointer or an executor, their arguments a few buffers or an

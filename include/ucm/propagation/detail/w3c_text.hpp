@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // ucm/propagation/detail/w3c_text.hpp: the character classes and text codecs of W3C Trace
 // Context and W3C Baggage (lower-case hex, OWS, RFC 7230 tokens, tracestate keys and values,
-// baggage octets, percent-encoding, UTF-8 repair). Internal to ucm/propagation/w3c.hpp.
+// baggage octets, percent-encoding, UTF-8 repair). Internal to ucm/propagation/w3c.hpp and
+// its parts (trace_context.hpp, trace_state.hpp, baggage.hpp, carriers.hpp).
 #pragma once
 
 #include <cstddef>

@@ -1,0 +1,20 @@
+// SPDX-License-Identifier: MIT
+// ucm/boost_asio/propagate.hpp: ucm::boost_asio::propagate(token), a completion-token adapter for
+// Boost.Asio: the completion handler runs in a continuation window of the frame captured at
+// initiation. Part of ucm/boost_asio.hpp (target ucm::boost_asio); the same for standalone Asio is
+// ucm/asio/propagate.hpp, from the same implementation (ucm/detail/asio_propagate.hpp).
+#pragma once
+
+#include <boost/asio.hpp>
+#include <boost/system/error_code.hpp>
+#include <boost/system/system_error.hpp>
+
+#include "ucm/boost_asio/detail/associators.hpp"
+
+#define UCM_ASIO_NS boost::asio
+#define UCM_ASIO_UCM_NS boost_asio
+#define UCM_ASIO_ERROR_NS boost::system
+#include "ucm/detail/asio_propagate.hpp"
+#undef UCM_ASIO_NS
+#undef UCM_ASIO_UCM_NS
+#undef UCM_ASIO_ERROR_NS
