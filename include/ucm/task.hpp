@@ -9,7 +9,7 @@
 // return paths made, the merge view, its innermost window), kept in its promise while it is not
 // running. When it gets
 // control the thread's slots are stashed and the coroutine's installed; when it gives up control
-// (any suspension, or its end) they are saved and the stash restored (detail/task_promise.hpp).
+// (any suspension, or its end) they are saved and the stash restored (detail/promise_base.hpp).
 // Those are a few word copies, with no allocation, no lock and no reference-count traffic. So:
 //   - whatever thread resumes a Task, the Task sees its own values, and a ContextVariableScope
 //     spanning a `co_await` is still correct after it;

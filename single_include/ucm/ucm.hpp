@@ -2862,7 +2862,7 @@ requires std::constructible_from<T, V&&> && std::move_constructible<T>
 // return paths made, the merge view, its innermost window), kept in its promise while it is not
 // running. When it gets
 // control the thread's slots are stashed and the coroutine's installed; when it gives up control
-// (any suspension, or its end) they are saved and the stash restored (detail/task_promise.hpp).
+// (any suspension, or its end) they are saved and the stash restored (detail/promise_base.hpp).
 // Those are a few word copies, with no allocation, no lock and no reference-count traffic. So:
 //   - whatever thread resumes a Task, the Task sees its own values, and a ContextVariableScope
 //     spanning a `co_await` is still correct after it;
@@ -2954,7 +2954,7 @@ struct RunQueue {
   unsigned budget = 0;   // symmetric transfers left before control returns to the loop; 0 when
                          // no loop runs
   SlotStash* stash = nullptr;  // where the running ucm coroutine's root keeps this thread's slots
-                               // (detail/task_promise.hpp)
+                               // (detail/promise_base.hpp)
 };
 
 /// This thread's run queue. One instance per program and thread (inline function static).
@@ -3350,28 +3350,28 @@ inline ResumeHelper make_resume_helper() {
 
 }  // namespace ucm::detail
 // ~~~~ include/ucm/detail/task_promise.hpp ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
-// ucm/detail/task_promise.hpp: the promise behind ucm::Task and the awaiters around every
-// `co_await` in its body: where a coroutine's slots live, how they are swapped in on resumption
-// and out on suspension, how a child Task is started and finished (the return path), and the
-// tagged union that holds a Task's result. Nothing here is public API; see ucm/task.hpp.
+// ucm/detail/task_promise.hpp: the promise behind ucm::Task and its own hand-off: how a child
+// Task is started and finished by a ucm coroutine (the return path), how a Task ends, the
+// transformation of every `co_await` in its body, the tagged union that holds a Task's result,
+// and how a suspended Task is destroyed. Where a coroutine's slots live is
+// detail/promise_base.hpp; the awaiters for foreign awaitables and coroutines are
+// detail/foreign_await.hpp. Nothing here is public API; see ucm/task.hpp.
 
-namespace ucm {
-template <class T>
-class Task;
-}  // namespace ucm
+// ~~~~ include/ucm/detail/foreign_await.hpp ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// ucm/detail/foreign_await.hpp: the awaiters between ucm and coroutine machinery that knows
+// nothing of it. A foreign awaitable in a Task body (SlotAwaiter: the Task's slots out before the
+// awaitable gets its handle, back in on resumption; its `await_suspend` in the Task's context), a
+// Task awaited by a coroutine that is not a ucm Task (ForeignTaskAwaiter), and `ucm::propagate`'s
+// awaiter for such coroutines (Propagated), the last two resumed through a resumption helper
+// (detail/coroutine_slots.hpp). Nothing here is public API; see ucm/task.hpp.
+
+// ~~~~ include/ucm/detail/promise_base.hpp ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// ucm/detail/promise_base.hpp: what every ucm coroutine's promise carries besides its result:
+// where the coroutine's slots live while it does not run, how they are swapped in on resumption
+// and out on suspension, and what completes when it completes (its continuation). Nothing here
+// is public API; see ucm/task.hpp.
 
 namespace ucm::detail {
-
-template <class T>
-class TaskPromise;
-
-/// Reaches a Task's coroutine without making it public.
-struct TaskAccess {
-  template <class T>
-  static std::coroutine_handle<TaskPromise<T>> handle(const Task<T>& task) noexcept {
-    return task.handle_;
-  }
-};
 
 /// What a Task's continuation is: the low bits of `PromiseBase::continuation_`.
 enum class Continuation : std::uintptr_t {
@@ -3494,42 +3494,12 @@ class PromiseBase : public ReadyNode {
   PromiseExtras extras_;  // a when_all's merge for its awaiter; a foreign awaiter's helper
 };
 
-/// Direct hand-off from a running parent to a child that runs next on this thread: the parent's
-/// slots are kept in its promise, the thread's become the child's start (a call: the parent's,
-/// owning nothing, in a window and chain of its own; see call_slots), and the stash stays where
-/// it is.
-inline void hand_to_child(Slots& s, PromiseBase& parent, PromiseBase& child) noexcept {
-  copy_slots(parent.own_, s);
-  s.owned = nullptr;
-  s.returned = 0;
-  s.window = &child;
-  s.chain = unassigned_coroutine_chain;
-}
+}  // namespace ucm::detail
 
-/// Direct hand-off from a finished child back to its parent, which runs next on this thread: the
-/// child's final `current` is left in the thread's `inherited` slot, for the return path the
-/// parent runs as it resumes (TaskAwaiterBase::finish), the child keeps its final `owned` and
-/// `returned` (its promise releases them), and the parent's slots are installed. If the child holds
-/// the stash (it was the root of this run), the stash moves to the parent, since the child is about
-/// to be destroyed; the parent's own is free, as it was suspended.
-inline void hand_to_parent(ThreadRefs thread, PromiseBase& child, PromiseBase& parent) noexcept {
-  Slots& s = thread.slots;
-  s.inherited = s.current;
-  child.own_.owned = s.owned;
-  child.own_.returned = s.returned;
-  // Only what the child's body may have changed for good; the merge view is the return path's.
-  s.current = parent.own_.current;
-  s.base = parent.own_.base;
-  s.owned = parent.own_.owned;
-  s.returned = parent.own_.returned;
-  s.window = parent.own_.window;
-  s.chain = parent.own_.chain;
-  if (thread.queue.stash == &child.stash_) [[unlikely]] {
-    copy_slots(parent.stash_.slots, child.stash_.slots);
-    parent.stash_.outer = child.stash_.outer;
-    thread.queue.stash = &parent.stash_;
-  }
-}
+namespace ucm::detail {
+
+template <class T>
+class TaskPromise;
 
 /// Awaiters the promise passes through as they are: they install and leave the slots themselves.
 template <class A>
@@ -3551,39 +3521,6 @@ decltype(auto) get_awaiter(A&& a) {
 
 template <class A>
 using awaiter_t = decltype(get_awaiter(std::declval<A>()));
-
-/// The last thing a Task does: give up its slots (the final ones stay in the promise for the
-/// awaiter's return path) and hand control to the awaiter: directly when it is a ucm coroutine
-/// and a symmetric transfer is allowed (see trampoline.hpp), else through the run queue.
-struct FinalAwaiter {
-  bool await_ready() const noexcept { return false; }
-  template <class P>
-  [[gnu::always_inline]] std::coroutine_handle<> await_suspend(
-      std::coroutine_handle<P> h) const noexcept {
-    PromiseBase& c = h.promise();
-    const ThreadRefs thread = thread_refs_after_resume();
-    RunQueue& q = thread.queue;
-    const std::uintptr_t continuation = c.continuation_;
-    const auto kind = static_cast<Continuation>(continuation & continuation_kind_mask);
-    if (kind == Continuation::parent) {  // tag 0: the word is the pointer
-      auto& parent = static_cast<PromiseBase&>(*reinterpret_cast<ReadyNode*>(continuation));
-      if (may_transfer(q)) [[likely]] {
-        hand_to_parent(thread, c, parent);
-        return parent.handle;
-      }
-      // Resumed from the queue, with its saved slots: the return path's frame goes there.
-      parent.own_.inherited = thread.slots.current;
-    }
-    ReadyNode* next = reinterpret_cast<ReadyNode*>(continuation & ~continuation_kind_mask);
-    c.leave(thread);
-    // NOTE: once another branch may have finished (arrive), or the awaiter may run (hand_off),
-    // this coroutine may be destroyed at any moment: nothing below touches `c`.
-    if (kind == Continuation::branch) next = static_cast<BranchLatch*>(next)->arrive();
-    if (next == nullptr) return std::noop_coroutine();
-    return hand_off(q, next);
-  }
-  void await_resume() const noexcept {}
-};
 
 /// Where a foreign awaiter's `await_suspend` runs: the Task's context, as a continuation window of
 /// the Task's frames on this thread (a foreign lazy coroutine started there sees the Task's values,
@@ -3675,104 +3612,6 @@ class SlotAwaiter {
   PromiseBase* promise_;
   bool suspended_ = false;
 };
-
-/// Starts a child Task from a ucm coroutine and finishes it: `co_await child` is a call.
-template <class T>
-class TaskAwaiterBase {
- public:
-  using ucm_slot_aware = void;
-
-  /// `parent`: the promise of the coroutine whose await_transform made this awaiter.
-  TaskAwaiterBase(std::coroutine_handle<TaskPromise<T>> child, PromiseBase& parent) noexcept
-      : child_(child), parent_(&parent) {}
-
-  bool await_ready() const noexcept { return !child_ || child_.done(); }
-
-  template <class P>
-  [[gnu::always_inline]] std::coroutine_handle<> await_suspend(std::coroutine_handle<P>) noexcept {
-    static_assert(std::is_base_of_v<PromiseBase, P>);
-    PromiseBase& p = *parent_;
-    PromiseBase& c = child_.promise();
-    c.set_continuation(&p, Continuation::parent);
-    const ThreadRefs thread = thread_refs_after_resume();
-    Slots& s = thread.slots;
-    RunQueue& q = thread.queue;
-    if (may_transfer(q)) {
-      hand_to_child(s, p, c);
-      return child_;
-    }
-    // The budget is spent: the child starts from the queue.
-    p.leave(thread);
-    c.own_ = call_slots(p.own_, &c);
-    schedule(q, &c);
-    // NOTE: the child may have completed and resumed the parent already: nothing touches `this`.
-    return std::noop_coroutine();
-  }
-
- protected:
-  /// The parent is back: its own slots again, and the return path: `inherited` becomes the
-  /// child's final `current`, which the child's end left in that slot (or every branch's, after
-  /// when_all), held by the innermost window open in the parent (see take_return). The child
-  /// must not be empty. When it had completed before (await_ready), nothing ran and the slot
-  /// holds the parent's own `inherited`, which stays (the merge view of an earlier when_all is
-  /// dropped).
-  [[gnu::always_inline]] void finish() noexcept {
-    Slots& s = slots_after_resume();
-    PromiseBase& c = child_.promise();
-    if (MergeResult* merge = c.extras_.merge_out(); merge == nullptr) [[likely]] {
-      take_return(s);
-    } else {
-      take_merge(s, std::move(*merge));
-    }
-  }
-
-  TaskPromise<T>& child_promise() const {
-    if (!child_) throw std::logic_error("ucm: co_await of an empty Task");
-    return child_.promise();
-  }
-
- private:
-  std::coroutine_handle<TaskPromise<T>> child_;
-  PromiseBase* parent_;
-};
-
-/// `co_await task` in a Task body: the result as a reference into the task (lvalue task) or by
-/// value (rvalue task; it dies at the end of the full expression).
-template <class T, bool Rvalue>
-class TaskAwaiter : public TaskAwaiterBase<T> {
- public:
-  using TaskAwaiterBase<T>::TaskAwaiterBase;
-  decltype(auto) await_resume() {
-    TaskPromise<T>& child = this->child_promise();  // throws for an empty Task
-    this->finish();
-    if constexpr (Rvalue && std::is_object_v<T>) {
-      return T(std::move(child.result()));
-    } else {
-      return child.result();
-    }
-  }
-};
-
-/// Waits for a Task to complete without taking its result (sync_wait's helper): the result, or
-/// the exception, stays in the task. The task must not be empty.
-template <class T>
-class CompletionAwaiter : public TaskAwaiterBase<T> {
- public:
-  using TaskAwaiterBase<T>::TaskAwaiterBase;
-  void await_resume() noexcept { this->finish(); }
-};
-
-/// What sync_wait's helper awaits: its await_transform makes the CompletionAwaiter, which needs
-/// the helper's promise.
-template <class T>
-struct AwaitCompletion {
-  using value_type = T;
-  std::coroutine_handle<TaskPromise<T>> task;
-};
-template <class A>
-inline constexpr bool is_await_completion_v = false;
-template <class T>
-inline constexpr bool is_await_completion_v<AwaitCompletion<T>> = true;
 
 /// `co_await task` in a coroutine that is not a ucm Task (a user's own coroutine type): the same
 /// as `ucm::propagate`. The context is captured (counted) at the co_await; the child starts from
@@ -3899,6 +3738,194 @@ template <class A>
 inline constexpr bool is_propagated_v = false;
 template <class A>
 inline constexpr bool is_propagated_v<Propagated<A>> = true;
+
+}  // namespace ucm::detail
+
+namespace ucm {
+template <class T>
+class Task;
+}  // namespace ucm
+
+namespace ucm::detail {
+
+template <class T>
+class TaskPromise;
+
+/// Reaches a Task's coroutine without making it public.
+struct TaskAccess {
+  template <class T>
+  static std::coroutine_handle<TaskPromise<T>> handle(const Task<T>& task) noexcept {
+    return task.handle_;
+  }
+};
+
+/// Direct hand-off from a running parent to a child that runs next on this thread: the parent's
+/// slots are kept in its promise, the thread's become the child's start (a call: the parent's,
+/// owning nothing, in a window and chain of its own; see call_slots), and the stash stays where
+/// it is.
+inline void hand_to_child(Slots& s, PromiseBase& parent, PromiseBase& child) noexcept {
+  copy_slots(parent.own_, s);
+  s.owned = nullptr;
+  s.returned = 0;
+  s.window = &child;
+  s.chain = unassigned_coroutine_chain;
+}
+
+/// Direct hand-off from a finished child back to its parent, which runs next on this thread: the
+/// child's final `current` is left in the thread's `inherited` slot, for the return path the
+/// parent runs as it resumes (TaskAwaiterBase::finish), the child keeps its final `owned` and
+/// `returned` (its promise releases them), and the parent's slots are installed. If the child holds
+/// the stash (it was the root of this run), the stash moves to the parent, since the child is about
+/// to be destroyed; the parent's own is free, as it was suspended.
+inline void hand_to_parent(ThreadRefs thread, PromiseBase& child, PromiseBase& parent) noexcept {
+  Slots& s = thread.slots;
+  s.inherited = s.current;
+  child.own_.owned = s.owned;
+  child.own_.returned = s.returned;
+  // Only what the child's body may have changed for good; the merge view is the return path's.
+  s.current = parent.own_.current;
+  s.base = parent.own_.base;
+  s.owned = parent.own_.owned;
+  s.returned = parent.own_.returned;
+  s.window = parent.own_.window;
+  s.chain = parent.own_.chain;
+  if (thread.queue.stash == &child.stash_) [[unlikely]] {
+    copy_slots(parent.stash_.slots, child.stash_.slots);
+    parent.stash_.outer = child.stash_.outer;
+    thread.queue.stash = &parent.stash_;
+  }
+}
+
+/// The last thing a Task does: give up its slots (the final ones stay in the promise for the
+/// awaiter's return path) and hand control to the awaiter: directly when it is a ucm coroutine
+/// and a symmetric transfer is allowed (see trampoline.hpp), else through the run queue.
+struct FinalAwaiter {
+  bool await_ready() const noexcept { return false; }
+  template <class P>
+  [[gnu::always_inline]] std::coroutine_handle<> await_suspend(
+      std::coroutine_handle<P> h) const noexcept {
+    PromiseBase& c = h.promise();
+    const ThreadRefs thread = thread_refs_after_resume();
+    RunQueue& q = thread.queue;
+    const std::uintptr_t continuation = c.continuation_;
+    const auto kind = static_cast<Continuation>(continuation & continuation_kind_mask);
+    if (kind == Continuation::parent) {  // tag 0: the word is the pointer
+      auto& parent = static_cast<PromiseBase&>(*reinterpret_cast<ReadyNode*>(continuation));
+      if (may_transfer(q)) [[likely]] {
+        hand_to_parent(thread, c, parent);
+        return parent.handle;
+      }
+      // Resumed from the queue, with its saved slots: the return path's frame goes there.
+      parent.own_.inherited = thread.slots.current;
+    }
+    ReadyNode* next = reinterpret_cast<ReadyNode*>(continuation & ~continuation_kind_mask);
+    c.leave(thread);
+    // NOTE: once another branch may have finished (arrive), or the awaiter may run (hand_off),
+    // this coroutine may be destroyed at any moment: nothing below touches `c`.
+    if (kind == Continuation::branch) next = static_cast<BranchLatch*>(next)->arrive();
+    if (next == nullptr) return std::noop_coroutine();
+    return hand_off(q, next);
+  }
+  void await_resume() const noexcept {}
+};
+
+/// Starts a child Task from a ucm coroutine and finishes it: `co_await child` is a call.
+template <class T>
+class TaskAwaiterBase {
+ public:
+  using ucm_slot_aware = void;
+
+  /// `parent`: the promise of the coroutine whose await_transform made this awaiter.
+  TaskAwaiterBase(std::coroutine_handle<TaskPromise<T>> child, PromiseBase& parent) noexcept
+      : child_(child), parent_(&parent) {}
+
+  bool await_ready() const noexcept { return !child_ || child_.done(); }
+
+  template <class P>
+  [[gnu::always_inline]] std::coroutine_handle<> await_suspend(std::coroutine_handle<P>) noexcept {
+    static_assert(std::is_base_of_v<PromiseBase, P>);
+    PromiseBase& p = *parent_;
+    PromiseBase& c = child_.promise();
+    c.set_continuation(&p, Continuation::parent);
+    const ThreadRefs thread = thread_refs_after_resume();
+    Slots& s = thread.slots;
+    RunQueue& q = thread.queue;
+    if (may_transfer(q)) {
+      hand_to_child(s, p, c);
+      return child_;
+    }
+    // The budget is spent: the child starts from the queue.
+    p.leave(thread);
+    c.own_ = call_slots(p.own_, &c);
+    schedule(q, &c);
+    // NOTE: the child may have completed and resumed the parent already: nothing touches `this`.
+    return std::noop_coroutine();
+  }
+
+ protected:
+  /// The parent is back: its own slots again, and the return path: `inherited` becomes the
+  /// child's final `current`, which the child's end left in that slot (or every branch's, after
+  /// when_all), held by the innermost window open in the parent (see take_return). The child
+  /// must not be empty. When it had completed before (await_ready), nothing ran and the slot
+  /// holds the parent's own `inherited`, which stays (the merge view of an earlier when_all is
+  /// dropped).
+  [[gnu::always_inline]] void finish() noexcept {
+    Slots& s = slots_after_resume();
+    PromiseBase& c = child_.promise();
+    if (MergeResult* merge = c.extras_.merge_out(); merge == nullptr) [[likely]] {
+      take_return(s);
+    } else {
+      take_merge(s, std::move(*merge));
+    }
+  }
+
+  TaskPromise<T>& child_promise() const {
+    if (!child_) throw std::logic_error("ucm: co_await of an empty Task");
+    return child_.promise();
+  }
+
+ private:
+  std::coroutine_handle<TaskPromise<T>> child_;
+  PromiseBase* parent_;
+};
+
+/// `co_await task` in a Task body: the result as a reference into the task (lvalue task) or by
+/// value (rvalue task; it dies at the end of the full expression).
+template <class T, bool Rvalue>
+class TaskAwaiter : public TaskAwaiterBase<T> {
+ public:
+  using TaskAwaiterBase<T>::TaskAwaiterBase;
+  decltype(auto) await_resume() {
+    TaskPromise<T>& child = this->child_promise();  // throws for an empty Task
+    this->finish();
+    if constexpr (Rvalue && std::is_object_v<T>) {
+      return T(std::move(child.result()));
+    } else {
+      return child.result();
+    }
+  }
+};
+
+/// Waits for a Task to complete without taking its result (sync_wait's helper): the result, or
+/// the exception, stays in the task. The task must not be empty.
+template <class T>
+class CompletionAwaiter : public TaskAwaiterBase<T> {
+ public:
+  using TaskAwaiterBase<T>::TaskAwaiterBase;
+  void await_resume() noexcept { this->finish(); }
+};
+
+/// What sync_wait's helper awaits: its await_transform makes the CompletionAwaiter, which needs
+/// the helper's promise.
+template <class T>
+struct AwaitCompletion {
+  using value_type = T;
+  std::coroutine_handle<TaskPromise<T>> task;
+};
+template <class A>
+inline constexpr bool is_await_completion_v = false;
+template <class T>
+inline constexpr bool is_await_completion_v<AwaitCompletion<T>> = true;
 
 template <class A>
 inline constexpr bool is_task_v = false;
