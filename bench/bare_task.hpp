@@ -64,13 +64,13 @@ class BareTask {
   }
   decltype(auto) await_resume() {
     if (!handle_) throw std::logic_error("co_await of an empty BareTask");
-    return T(std::move(handle_.promise().result()));
+    return std::move(handle_.promise()).result();
   }
 
   /// Runs a top-level task to completion on this thread, in a loop of its own (as sync_wait).
   T run() {
     ucm::detail::run_nested(&handle_.promise());
-    return T(std::move(handle_.promise().result()));
+    return std::move(handle_.promise()).result();
   }
 
  private:

@@ -3658,8 +3658,8 @@ class ForeignTaskAwaiter {
 
   decltype(auto) await_resume() {
     if (!child_) throw std::logic_error("ucm: co_await of an empty Task");
-    if constexpr (Rvalue && std::is_object_v<T>) {
-      return T(std::move(child_.promise().result()));
+    if constexpr (Rvalue) {
+      return std::move(child_.promise()).result();
     } else {
       return child_.promise().result();
     }
@@ -3898,8 +3898,8 @@ class TaskAwaiter : public TaskAwaiterBase<T> {
   decltype(auto) await_resume() {
     TaskPromise<T>& child = this->child_promise();  // throws for an empty Task
     this->finish();
-    if constexpr (Rvalue && std::is_object_v<T>) {
-      return T(std::move(child.result()));
+    if constexpr (Rvalue) {
+      return std::move(child).result();
     } else {
       return child.result();
     }
@@ -3991,9 +3991,17 @@ class TaskResult {
     state_ = State::exception;
   }
 
-  T& result() {
-    if (state_ == State::exception) std::rethrow_exception(exception_);
+  /// The value, for an lvalue task: a reference into this result. Rethrows the exception.
+  T& result() & {
+    rethrow_if_exception();
     return value_;
+  }
+
+  /// The value, for an rvalue task: moved out, by value (the task may die at the end of the
+  /// awaiter's full expression). Rethrows the exception.
+  T result() && {
+    rethrow_if_exception();
+    return std::move(value_);
   }
 
   void rethrow_if_exception() const {
@@ -4009,13 +4017,14 @@ class TaskResult {
   };
 };
 
+/// A reference result: the same reference for lvalue and rvalue tasks.
 template <class T>
 class TaskResult<T&> {
  public:
   void return_value(T& value) noexcept { value_ = std::addressof(value); }
   void unhandled_exception() noexcept { exception_ = std::current_exception(); }
   T& result() const {
-    if (exception_) std::rethrow_exception(exception_);
+    rethrow_if_exception();
     return *value_;
   }
   void rethrow_if_exception() const {
@@ -4309,10 +4318,8 @@ decltype(auto) take_when_all_result(Task<T>& task) {
   if constexpr (std::is_void_v<T>) {
     promise.result();
     return std::monostate{};
-  } else if constexpr (std::is_reference_v<T>) {
-    return promise.result();
   } else {
-    return T(std::move(promise.result()));
+    return std::move(promise).result();
   }
 }
 
@@ -4339,11 +4346,7 @@ T sync_wait(Task<T> task) {
     detail::run_nested(&helper.handle.promise());
     done.wait();
   }
-  if constexpr (std::is_void_v<T> || std::is_reference_v<T>) {
-    return handle.promise().result();
-  } else {
-    return T(std::move(handle.promise().result()));
-  }
+  return std::move(handle.promise()).result();
 }
 
 /// A Task that runs every task concurrently (each starts from the awaiter's context, as a call;

@@ -181,8 +181,8 @@ class ForeignTaskAwaiter {
 
   decltype(auto) await_resume() {
     if (!child_) throw std::logic_error("ucm: co_await of an empty Task");
-    if constexpr (Rvalue && std::is_object_v<T>) {
-      return T(std::move(child_.promise().result()));
+    if constexpr (Rvalue) {
+      return std::move(child_.promise()).result();
     } else {
       return child_.promise().result();
     }

@@ -182,8 +182,8 @@ class TaskAwaiter : public TaskAwaiterBase<T> {
   decltype(auto) await_resume() {
     TaskPromise<T>& child = this->child_promise();  // throws for an empty Task
     this->finish();
-    if constexpr (Rvalue && std::is_object_v<T>) {
-      return T(std::move(child.result()));
+    if constexpr (Rvalue) {
+      return std::move(child).result();
     } else {
       return child.result();
     }
@@ -275,9 +275,17 @@ class TaskResult {
     state_ = State::exception;
   }
 
-  T& result() {
-    if (state_ == State::exception) std::rethrow_exception(exception_);
+  /// The value, for an lvalue task: a reference into this result. Rethrows the exception.
+  T& result() & {
+    rethrow_if_exception();
     return value_;
+  }
+
+  /// The value, for an rvalue task: moved out, by value (the task may die at the end of the
+  /// awaiter's full expression). Rethrows the exception.
+  T result() && {
+    rethrow_if_exception();
+    return std::move(value_);
   }
 
   void rethrow_if_exception() const {
@@ -293,13 +301,14 @@ class TaskResult {
   };
 };
 
+/// A reference result: the same reference for lvalue and rvalue tasks.
 template <class T>
 class TaskResult<T&> {
  public:
   void return_value(T& value) noexcept { value_ = std::addressof(value); }
   void unhandled_exception() noexcept { exception_ = std::current_exception(); }
   T& result() const {
-    if (exception_) std::rethrow_exception(exception_);
+    rethrow_if_exception();
     return *value_;
   }
   void rethrow_if_exception() const {
