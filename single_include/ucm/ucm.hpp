@@ -4781,7 +4781,8 @@ class ContextManager {
 }  // namespace ucm
 // ~~~~ include/ucm/channel.hpp ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
 // ucm/channel.hpp: window channels, the RFC's Window Channel and Node's diagnostics_channel.
-// A library announces its windows on a WindowChannel<M> or a TracingChannel<M>; instrumentation
+// A library announces its windows on a WindowChannel<M> or a TracingChannel<M> (five channels
+// for one kind of operation: ucm/tracing_channel.hpp, which this header includes); instrumentation
 // (tracing, metrics, logging) subscribes, and binds context variables to them, without either
 // side depending on the other.
 //
@@ -4798,7 +4799,6 @@ class ContextManager {
 // a publish (a subscriber that unsubscribes) never waits: its old lists are freed by the next
 // writer outside any publish, or with the channel.
 
-#include <system_error>
 #include <thread>
 
 namespace ucm {
@@ -5061,33 +5061,6 @@ struct StoreOf final : StoreNode<Arg> {
   F transform;
 };
 
-/// Publishes on a channel when it goes out of scope (the `finally` of Node's tracing helpers).
-/// Publishing never throws, so this destructor does not either.
-template <class M>
-struct PublishOnExit {
-  PublishOnExit(const WindowChannel<M&>& c, M& m) noexcept : channel(c), message(m) {}
-  PublishOnExit(const PublishOnExit&) = delete;
-  PublishOnExit& operator=(const PublishOnExit&) = delete;
-  ~PublishOnExit() { channel.publish(message); }
-  const WindowChannel<M&>& channel;
-  M& message;
-};
-
-template <class F, class Wrap, class Refs, std::size_t... I>
-decltype(auto) invoke_wrapping_last(F&& fn, Wrap&& wrap, Refs&& refs, std::index_sequence<I...>) {
-  constexpr std::size_t last = sizeof...(I);
-  return std::invoke(std::forward<F>(fn), std::get<I>(std::move(refs))...,
-                     wrap(std::get<last>(std::move(refs))));
-}
-
-/// Calls `fn(args...)` with the last argument replaced by `wrap(last)`.
-template <class F, class Wrap, class... Args>
-decltype(auto) invoke_wrapping_last(F&& fn, Wrap&& wrap, Args&&... args) {
-  return invoke_wrapping_last(std::forward<F>(fn), std::forward<Wrap>(wrap),
-                              std::forward_as_tuple(std::forward<Args>(args)...),
-                              std::make_index_sequence<sizeof...(Args) - 1>{});
-}
-
 /// How a channel keeps and calls a subscriber or transform `F`: a decayed copy, as an lvalue.
 template <class F>
 using stored_callable_t = std::add_lvalue_reference_t<std::decay_t<F>>;
@@ -5100,15 +5073,6 @@ concept subscriber_for = std::invocable<stored_callable_t<F>, Arg>;
 template <class F, class Arg, class T>
 concept store_transform_for = std::invocable<stored_callable_t<F>, Arg> &&
     std::constructible_from<T, std::invoke_result_t<stored_callable_t<F>, Arg>>;
-
-/// An operation `fn(args...)` whose last argument is its completion callback.
-template <class F, class... Args>
-concept completes_through_callback = sizeof...(Args) >= 1 && std::invocable<F, Args...>;
-
-template <class M>
-struct CallbackTrace;
-template <class M, class Callback>
-class TracedCallback;
 
 }  // namespace detail
 
@@ -5342,6 +5306,58 @@ class WindowChannel {
 
   mutable detail::ChannelCore core_;
 };
+
+}  // namespace ucm
+
+// TracingChannel, built on WindowChannel: users of this header have always had it.
+// ~~~~ include/ucm/tracing_channel.hpp ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// ucm/tracing_channel.hpp: TracingChannel<M>, Node's tracingChannel: five window channels
+// (ucm/channel.hpp) that trace one kind of operation, and the helpers that publish them around a
+// synchronous call (trace_sync), a Task (trace_task) and an operation completing through a
+// callback (trace_callback).
+
+#include <system_error>
+
+namespace ucm {
+namespace detail {
+
+/// Publishes on a channel when it goes out of scope (the `finally` of Node's tracing helpers).
+/// Publishing never throws, so this destructor does not either.
+template <class M>
+struct PublishOnExit {
+  PublishOnExit(const WindowChannel<M&>& c, M& m) noexcept : channel(c), message(m) {}
+  PublishOnExit(const PublishOnExit&) = delete;
+  PublishOnExit& operator=(const PublishOnExit&) = delete;
+  ~PublishOnExit() { channel.publish(message); }
+  const WindowChannel<M&>& channel;
+  M& message;
+};
+
+template <class F, class Wrap, class Refs, std::size_t... I>
+decltype(auto) invoke_wrapping_last(F&& fn, Wrap&& wrap, Refs&& refs, std::index_sequence<I...>) {
+  constexpr std::size_t last = sizeof...(I);
+  return std::invoke(std::forward<F>(fn), std::get<I>(std::move(refs))...,
+                     wrap(std::get<last>(std::move(refs))));
+}
+
+/// Calls `fn(args...)` with the last argument replaced by `wrap(last)`.
+template <class F, class Wrap, class... Args>
+decltype(auto) invoke_wrapping_last(F&& fn, Wrap&& wrap, Args&&... args) {
+  return invoke_wrapping_last(std::forward<F>(fn), std::forward<Wrap>(wrap),
+                              std::forward_as_tuple(std::forward<Args>(args)...),
+                              std::make_index_sequence<sizeof...(Args) - 1>{});
+}
+
+/// An operation `fn(args...)` whose last argument is its completion callback.
+template <class F, class... Args>
+concept completes_through_callback = sizeof...(Args) >= 1 && std::invocable<F, Args...>;
+
+template <class M>
+struct CallbackTrace;
+template <class M, class Callback>
+class TracedCallback;
+
+}  // namespace detail
 
 /// Five channels that trace one kind of operation, as Node's `tracingChannel`: `start`, `end`,
 /// `async_start`, `async_end` and `error`, each a `WindowChannel<M&>`, so subscribers receive
