@@ -4441,6 +4441,83 @@ template <class T>
 
 #include <typeinfo>
 
+// ~~~~ include/ucm/detail/copy_on_write.hpp ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// ucm/detail/copy_on_write.hpp: a value that many threads read without a lock while a few
+// replace it, for registries (the manager's contexts). Nothing here is public API.
+
+namespace ucm::detail {
+
+/// A `T` read without a lock and changed by copy on write: `update` copies the current value,
+/// changes the copy and publishes it, so a reader sees the value before or after a change, never
+/// one in progress. Writers are serialised by a mutex. A replaced value is freed once no reader
+/// can still hold it.
+///
+///     CopyOnWrite<std::vector<int>> numbers;
+///     numbers.update([](std::vector<int>& v) { v.push_back(1); });
+///     const auto reader = numbers.read();   // *reader: the vector, valid while reader lives
+template <class T>
+class CopyOnWrite {
+ public:
+  // Readers take no lock: they announce themselves in `readers_`, then load the value. A writer
+  // publishes a new value and frees retired ones only when it sees no reader after publishing
+  // (seq_cst on both sides: a reader that arrives later loads the new value). Under a steady
+  // stream of readers, retired values wait for the next write that sees none, or the destructor.
+  class [[nodiscard]] Reader {
+   public:
+    explicit Reader(const CopyOnWrite& owner) noexcept : owner_(owner) {
+      owner_.readers_.fetch_add(1, std::memory_order_seq_cst);
+      value_ = owner_.current_.load(std::memory_order_seq_cst);
+    }
+    Reader(const Reader&) = delete;
+    Reader& operator=(const Reader&) = delete;
+    ~Reader() { owner_.readers_.fetch_sub(1, std::memory_order_release); }
+
+    /// The value current when this reader was made, valid while it lives.
+    const T& operator*() const noexcept { return *value_; }
+    const T* operator->() const noexcept { return value_; }
+
+   private:
+    const CopyOnWrite& owner_;
+    const T* value_;
+  };
+
+  CopyOnWrite() : current_(new T()) {}
+  CopyOnWrite(const CopyOnWrite&) = delete;
+  CopyOnWrite& operator=(const CopyOnWrite&) = delete;
+  ~CopyOnWrite() {
+    delete current_.load(std::memory_order_relaxed);
+    for (const T* r : retired_) delete r;
+  }
+
+  /// A reader of the current value: no lock, two atomic read-modify-writes.
+  Reader read() const noexcept { return Reader(*this); }
+
+  /// Calls `change(copy)` on a copy of the current value, then publishes the copy. If `change`
+  /// (or the copy) throws, nothing is published.
+  template <class Change>
+  void update(Change&& change) {
+    const std::lock_guard lock(write_mutex_);
+    const T* old = current_.load(std::memory_order_relaxed);
+    auto next = std::make_unique<T>(*old);
+    std::forward<Change>(change)(*next);
+    retired_.reserve(retired_.size() + 1);
+    current_.store(next.release(), std::memory_order_seq_cst);
+    retired_.push_back(old);
+    if (readers_.load(std::memory_order_seq_cst) == 0) {
+      for (const T* r : retired_) delete r;
+      retired_.clear();
+    }
+  }
+
+ private:
+  std::atomic<const T*> current_;
+  mutable std::atomic<std::size_t> readers_{0};
+  std::mutex write_mutex_;
+  std::vector<const T*> retired_;
+};
+
+}  // namespace ucm::detail
+
 namespace ucm {
 
 /// Thrown by ContextManager for registration mistakes (a name or variable registered twice) and
@@ -4586,13 +4663,9 @@ class ContextManager {
   using Registry = std::vector<std::shared_ptr<const Registration>>;
 
  public:
-  ContextManager() : registry_(new Registry()) {}
+  ContextManager() = default;
   ContextManager(const ContextManager&) = delete;
   ContextManager& operator=(const ContextManager&) = delete;
-  ~ContextManager() {
-    delete registry_.load(std::memory_order_relaxed);
-    for (const Registry* r : retired_) delete r;
-  }
 
   /// Registers `variable` under `name`, with `builder(payload)` or `builder(payload, view)`
   /// making its value. Returns `*this` for chaining. Throws `context_error` if the name or the
@@ -4608,7 +4681,7 @@ class ContextManager {
                                            Builder builder) {
     auto registration = std::make_shared<detail::TypedRegistration<Payload, T, Builder>>(
         std::move(name), variable, std::move(builder));
-    update([&](Registry& registry) {
+    registry_.update([&](Registry& registry) {
       for (const auto& r : registry) {
         if (r->name() == registration->name()) {
           throw context_error("ucm: a context named '" + r->name() + "' is already registered");
@@ -4626,7 +4699,7 @@ class ContextManager {
   /// Removes the context named `name`. Returns whether there was one.
   bool unregister(std::string_view name) {
     bool removed = false;
-    update([&](Registry& registry) {
+    registry_.update([&](Registry& registry) {
       const auto it = std::find_if(registry.begin(), registry.end(),
                                    [&](const auto& r) { return r->name() == name; });
       if (it != registry.end()) {
@@ -4639,16 +4712,16 @@ class ContextManager {
 
   /// Whether a context named `name` is registered.
   [[nodiscard]] bool has_context(std::string_view name) const {
-    const Reader reader(*this);
-    return find(reader.registry(), name) != nullptr;
+    const auto reader = registry_.read();
+    return find(*reader, name) != nullptr;
   }
 
   /// The variable registered under `name`. Throws `context_error` if there is none or if it is
   /// not a `ContextVariable<T>`.
   template <class T>
   [[nodiscard]] const ContextVariable<T>& get_context(std::string_view name) const {
-    const Reader reader(*this);
-    const Registration* r = find(reader.registry(), name);
+    const auto reader = registry_.read();
+    const Registration* r = find(*reader, name);
     if (r == nullptr) throw context_error("ucm: no context named '" + std::string(name) + "'");
     if (r->type() != typeid(T)) {
       throw context_error("ucm: context '" + std::string(name) + "' holds " + r->type().name() +
@@ -4659,9 +4732,9 @@ class ContextManager {
 
   /// The registered names, in registration order.
   [[nodiscard]] std::vector<std::string> names() const {
-    const Reader reader(*this);
+    const auto reader = registry_.read();
     std::vector<std::string> out;
-    for (const auto& r : reader.registry()) out.push_back(r->name());
+    for (const auto& r : *reader) out.push_back(r->name());
     return out;
   }
 
@@ -4689,48 +4762,14 @@ class ContextManager {
   /// defaults, or nullptr, also where an inherited frame has them); other variables keep their
   /// values.
   void clear_all() const {
-    const Reader reader(*this);
-    const Registry& registry = reader.registry();
+    const auto reader = registry_.read();
+    const Registry& registry = *reader;
     std::vector<detail::Binding> unbind(registry.size());
     for (std::size_t i = 0; i < registry.size(); ++i) unbind[i].id = registry[i]->id();
     detail::enter_frame(detail::build_frame(detail::slots().current, unbind.data(), unbind.size()));
   }
 
  private:
-  // Readers take no lock: they announce themselves in `readers_`, then load the registry. A
-  // writer publishes a new registry and frees retired ones only when it sees no reader after
-  // publishing (seq_cst on both sides: a reader that arrives later loads the new registry).
-  class Reader {
-   public:
-    explicit Reader(const ContextManager& manager) noexcept : manager_(manager) {
-      manager_.readers_.fetch_add(1, std::memory_order_seq_cst);
-      registry_ = manager_.registry_.load(std::memory_order_seq_cst);
-    }
-    Reader(const Reader&) = delete;
-    Reader& operator=(const Reader&) = delete;
-    ~Reader() { manager_.readers_.fetch_sub(1, std::memory_order_release); }
-    const Registry& registry() const noexcept { return *registry_; }
-
-   private:
-    const ContextManager& manager_;
-    const Registry* registry_;
-  };
-
-  template <class Change>
-  void update(Change&& change) {
-    std::lock_guard lock(write_mutex_);
-    const Registry* old = registry_.load(std::memory_order_relaxed);
-    auto next = std::make_unique<Registry>(*old);
-    change(*next);
-    retired_.reserve(retired_.size() + 1);
-    registry_.store(next.release(), std::memory_order_seq_cst);
-    retired_.push_back(old);
-    if (readers_.load(std::memory_order_seq_cst) == 0) {
-      for (const Registry* r : retired_) delete r;
-      retired_.clear();
-    }
-  }
-
   static const Registration* find(const Registry& registry, std::string_view name) noexcept {
     for (const auto& r : registry) {
       if (r->name() == name) return r.get();
@@ -4748,8 +4787,8 @@ class ContextManager {
   // leaves the slots as they were: its window restores them and the frames built so far are
   // released. A builder's `enter` ends with its window.
   detail::FrameData* build_frame(const Payload& payload) const {
-    const Reader reader(*this);
-    const Registry& registry = reader.registry();
+    const auto reader = registry_.read();
+    const Registry& registry = *reader;
     detail::FrameData* const base = detail::slots().current;
     if (registry.empty()) return detail::build_frame(base, nullptr, 0);
     const BuildView view;
@@ -4772,10 +4811,8 @@ class ContextManager {
     return built;
   }
 
-  std::atomic<const Registry*> registry_;
-  mutable std::atomic<std::size_t> readers_{0};
-  std::mutex write_mutex_;
-  std::vector<const Registry*> retired_;
+  // Copied on write: builds read it without a lock (detail/copy_on_write.hpp).
+  detail::CopyOnWrite<Registry> registry_;
 };
 
 }  // namespace ucm
