@@ -6,7 +6,7 @@
 // run queue), which bounds the stack where the compiler does not turn symmetric transfer into a
 // tail call. No slots are swapped, no stash is passed, no return path is kept. The difference
 // between a ucm::Task's `co_await` and this one's is what propagation costs; the difference
-// between this one and plain_task.hpp's is what the stack bound and the checks cost.
+// between this one and tests/plain_task.hpp's is what the stack bound and the checks cost.
 // A benchmark baseline only: awaited from another BareTask (not from a ucm::Task), results of
 // object type, run() on a non-empty task.
 #pragma once

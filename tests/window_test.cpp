@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "coroutine_support.hpp"
+#include "plain_task.hpp"
 #include "test_support.hpp"
 #include "thread_pool.hpp"
 #include "ucm/task.hpp"
@@ -277,43 +278,8 @@ struct ContextualAwaiter {
   void await_resume() const noexcept {}
 };
 
-/// A foreign lazy coroutine, cppcoro-style, started inside await_suspend.
-struct Lazy {
-  struct promise_type {
-    std::coroutine_handle<> continuation;
-    Lazy get_return_object() noexcept {
-      return Lazy{std::coroutine_handle<promise_type>::from_promise(*this)};
-    }
-    std::suspend_always initial_suspend() noexcept { return {}; }
-    struct Final {
-      bool await_ready() const noexcept { return false; }
-      std::coroutine_handle<> await_suspend(std::coroutine_handle<promise_type> h) noexcept {
-        return h.promise().continuation;
-      }
-      void await_resume() const noexcept {}
-    };
-    Final final_suspend() noexcept { return {}; }
-    void return_void() noexcept {}
-    void unhandled_exception() noexcept { std::terminate(); }
-  };
-  std::coroutine_handle<promise_type> handle;
-  explicit Lazy(std::coroutine_handle<promise_type> h) noexcept : handle(h) {}
-  Lazy(Lazy&& other) noexcept : handle(std::exchange(other.handle, nullptr)) {}
-  Lazy(const Lazy&) = delete;
-  Lazy& operator=(const Lazy&) = delete;
-  Lazy& operator=(Lazy&&) = delete;
-  ~Lazy() {
-    if (handle) handle.destroy();
-  }
-  bool await_ready() const noexcept { return false; }
-  std::coroutine_handle<> await_suspend(std::coroutine_handle<> h) noexcept {
-    handle.promise().continuation = h;
-    return handle;  // starts the lazy body now, inside await_suspend
-  }
-  void await_resume() const noexcept {}
-};
-
-Lazy lazy_body(const ContextVariable<int>* v, std::atomic<int>* seen) {
+/// A foreign lazy coroutine, cppcoro-style: awaited, it starts inside await_suspend.
+ucm_test::PlainTask<> lazy_body(const ContextVariable<int>* v, std::atomic<int>* seen) {
   const int* value = v->get();
   *seen = value == nullptr ? 0 : *value;
   v->enter(-2);
