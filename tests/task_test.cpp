@@ -111,6 +111,31 @@ TEST_CASE("a Task is lazy and delivers values, references, void and move-only re
   CHECK(thread_is_clean());
 }
 
+TEST_CASE("an rvalue task's result is moved out, an lvalue task's is a reference into it",
+          "[task]") {
+  auto unique = [](int n) -> Task<std::unique_ptr<int>> { co_return std::make_unique<int>(n); };
+  auto in_task = [&]() -> Task<int> {
+    Task<std::unique_ptr<int>> kept = unique(1);
+    std::unique_ptr<int>& ref = co_await kept;  // still owned by `kept`
+    std::unique_ptr<int> moved = co_await unique(2);
+    auto [a, b] = co_await ucm::when_all(unique(3), unique(4));
+    co_return *ref + *moved + *a + *b + (ref != nullptr ? 100 : 0);
+  };
+  CHECK(ucm::sync_wait(in_task()) == 110);
+  CHECK(*ucm::sync_wait(unique(5)) == 5);
+
+  // The same from a coroutine type that knows nothing of ucm.
+  int sum = 0;
+  auto foreign = [&]() -> Detached {
+    Task<std::unique_ptr<int>> kept = unique(6);
+    std::unique_ptr<int>& ref = co_await kept;
+    std::unique_ptr<int> moved = co_await unique(7);
+    sum = *ref + *moved + (ref != nullptr ? 100 : 0);
+  };
+  const Detached d = foreign();
+  CHECK(sum == 113);
+}
+
 TEST_CASE("a Task captures nothing when created: it starts from its awaiter's context", "[task]") {
   ContextVariable<int> v;
   auto read = [&]() -> Task<int> { co_return value_of(v.get()); };
