@@ -6,7 +6,7 @@
 // run queue), which bounds the stack where the compiler does not turn symmetric transfer into a
 // tail call. No slots are swapped, no stash is passed, no return path is kept. The difference
 // between a ucm::Task's `co_await` and this one's is what propagation costs; the difference
-// between this one and plain_task.hpp's is what the stack bound and the checks cost.
+// between this one and tests/plain_task.hpp's is what the stack bound and the checks cost.
 // A benchmark baseline only: awaited from another BareTask (not from a ucm::Task), results of
 // object type, run() on a non-empty task.
 #pragma once
@@ -64,13 +64,13 @@ class BareTask {
   }
   decltype(auto) await_resume() {
     if (!handle_) throw std::logic_error("co_await of an empty BareTask");
-    return T(std::move(handle_.promise().result()));
+    return std::move(handle_.promise()).result();
   }
 
   /// Runs a top-level task to completion on this thread, in a loop of its own (as sync_wait).
   T run() {
     ucm::detail::run_nested(&handle_.promise());
-    return T(std::move(handle_.promise().result()));
+    return std::move(handle_.promise()).result();
   }
 
  private:

@@ -36,8 +36,8 @@ ucm_bench::BareTask<int> bare_awaits(long n) {
   for (long i = 0; i < n; ++i) sum += co_await bare_trivial();
   co_return sum;
 }
-ucm_bench::PlainTask<int> plain_trivial() { co_return 1; }
-ucm_bench::PlainTask<int> plain_awaits(long n) {
+ucm_test::PlainTask<int> plain_trivial() { co_return 1; }
+ucm_test::PlainTask<int> plain_awaits(long n) {
   int sum = 0;
   for (long i = 0; i < n; ++i) sum += co_await plain_trivial();
   co_return sum;

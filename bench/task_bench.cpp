@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Coroutines: `co_await` of a trivial ucm::Task against two baselines: the same task type with
 // propagation compiled out (bare_task.hpp: ucm's trampoline, result type and checks, no slots),
-// and a plain task with nothing but symmetric transfer (cppcoro's shape; plain_task.hpp); and
+// and a plain task with nothing but symmetric transfer (cppcoro's shape; tests/plain_task.hpp); and
 // ucm::when_all of 8 trivial Tasks against 8 sequential awaits. Every task type allocates its
 // coroutine frame with the global operator new.
 #include <benchmark/benchmark.h>
@@ -21,7 +21,7 @@ using Clock = std::chrono::steady_clock;
 
 using ucm_bench::BareTask;
 using ucm_bench::Context;
-using ucm_bench::PlainTask;
+using ucm_test::PlainTask;
 
 BareTask<int> bare_trivial() { co_return 1; }
 

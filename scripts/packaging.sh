@@ -33,7 +33,7 @@ single_include() {
     echo "single-include: a header of include/ was reached (above)" >&2
     return 1
   fi
-  for test in core_test task_test manager_test window_test fast_path_test channel_test w3c_test both_asios_test; do
+  for test in core_test task_test manager_test window_test fast_path_test channel_test tracing_channel_test w3c_test both_asios_test; do
     if [[ -x "$dir/$test" ]]; then echo "$test: $("$dir/$test" | tail -n 2 | head -n 1)"; fi
   done
 }

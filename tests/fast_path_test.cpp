@@ -25,6 +25,7 @@
 using ucm::ContextFrame;
 using ucm::ContextVariable;
 using ucm::ContextVariableScope;
+using ucm_test::Failures;
 using ucm_test::Tracked;
 
 TEST_CASE("a frame captured inside nested call windows keeps every value after they all closed",
@@ -102,15 +103,15 @@ TEST_CASE("frames captured in windows are read and released on other threads", "
   ContextVariable<int> request;
   ContextVariable<int> step;
   ucm_test::ThreadPool pool(4);
-  std::atomic<int> wrong{0};
+  Failures failures;
   std::atomic<int> done{0};
   constexpr int requests = 2000;
   for (int i = 0; i < requests; ++i) {
     request.run(i, [&] {
       step.run(i * 2, [&] {
         pool.post(ContextFrame::bind([&, i] {
-          if (request.get() == nullptr || *request.get() != i) ++wrong;
-          if (step.get() == nullptr || *step.get() != i * 2) ++wrong;
+          EXPECT(failures, request.get() != nullptr && *request.get() == i);
+          EXPECT(failures, step.get() != nullptr && *step.get() == i * 2);
           ++done;
         }));
       });
@@ -118,7 +119,7 @@ TEST_CASE("frames captured in windows are read and released on other threads", "
   }
   pool.wait_idle();
   CHECK(done == requests);
-  CHECK(wrong == 0);
+  CHECK_NO_FAILURES(failures);
 }
 
 TEST_CASE("scopes closed out of order keep the frames their windows lent", "[fast][misuse]") {
@@ -152,20 +153,18 @@ TEST_CASE("scopes closed out of order keep the frames their windows lent", "[fas
 TEST_CASE("get sees each window's own value while frame blocks are reused", "[fast][cache]") {
   ContextVariable<int> v;
   ContextVariable<int> w;
-  int wrong = 0;
+  Failures failures;
   // Each window's frame takes the block the previous one freed: a cache keyed by the frame's
   // address would answer with the previous window's value.
   for (int i = 0; i < 10000; ++i) {
     v.run(i, [&] {
-      if (v.get() == nullptr || *v.get() != i) ++wrong;
-      if (w.get() != nullptr) ++wrong;
-      w.run(-i, [&] {
-        if (*v.get() != i || *w.get() != -i) ++wrong;
-      });
-      if (w.get() != nullptr) ++wrong;
+      EXPECT(failures, v.get() != nullptr && *v.get() == i);
+      EXPECT(failures, w.get() == nullptr);
+      w.run(-i, [&] { EXPECT(failures, *v.get() == i && *w.get() == -i); });
+      EXPECT(failures, w.get() == nullptr);
     });
   }
-  CHECK(wrong == 0);
+  CHECK_NO_FAILURES(failures);
   CHECK(v.get() == nullptr);
 }
 
@@ -174,40 +173,40 @@ TEST_CASE("get finds every variable through deep chains and many variables", "[f
   std::vector<std::unique_ptr<ContextVariable<int>>> vars;
   for (int i = 0; i < n; ++i) vars.push_back(std::make_unique<ContextVariable<int>>());
   // Nested windows, one variable each: every level checks every variable set so far.
-  int wrong = 0;
+  Failures failures;
   auto nest = [&](auto& self, int depth) -> void {
     if (depth == 40) return;
     vars[static_cast<std::size_t>(depth)]->run(depth, [&] {
       for (int k = 0; k < n; ++k) {
         const int* value = vars[static_cast<std::size_t>(k)]->get();
-        if (k <= depth ? (value == nullptr || *value != k) : value != nullptr) ++wrong;
+        EXPECT(failures, k <= depth ? value != nullptr && *value == k : value == nullptr);
       }
       self(self, depth + 1);
       for (int k = 0; k <= depth; ++k) {
-        if (*vars[static_cast<std::size_t>(k)]->get() != k) ++wrong;
+        EXPECT(failures, *vars[static_cast<std::size_t>(k)]->get() == k);
       }
     });
   };
   nest(nest, 0);
-  CHECK(wrong == 0);
+  CHECK_NO_FAILURES(failures);
   // One frame of n variables, read round after round.
   ContextFrame all;
   for (int i = 0; i < n; ++i) all = all.with(*vars[static_cast<std::size_t>(i)], i * 3);
   all.run([&] {
     for (int round = 0; round < 3; ++round) {
       for (int k = 0; k < n; ++k) {
-        if (*vars[static_cast<std::size_t>(k)]->get() != k * 3) ++wrong;
+        EXPECT(failures, *vars[static_cast<std::size_t>(k)]->get() == k * 3);
       }
     }
   });
-  CHECK(wrong == 0);
+  CHECK_NO_FAILURES(failures);
   CHECK(all.size() == static_cast<std::size_t>(n));
 }
 
 TEST_CASE("threads reusing each other's frame blocks never see a stale cached value",
           "[fast][cache][threads]") {
   ContextVariable<int> v;
-  std::atomic<int> wrong{0};
+  Failures failures;
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&, t] {
@@ -217,17 +216,15 @@ TEST_CASE("threads reusing each other's frame blocks never see a stale cached va
         // Frames captured here are released on whichever thread drops `keep` last: blocks move
         // between the threads' caches.
         v.run(value, [&] {
-          if (*v.get() != value) ++wrong;
+          EXPECT(failures, *v.get() == value);
           keep = ContextFrame::current();
         });
-        keep.run([&] {
-          if (*v.get() != value) ++wrong;
-        });
+        keep.run([&] { EXPECT(failures, *v.get() == value); });
       }
     });
   }
   for (auto& thread : threads) thread.join();
-  CHECK(wrong == 0);
+  CHECK_NO_FAILURES(failures);
 }
 
 TEST_CASE("size counts the variables a chain of deltas shows", "[fast][size]") {

@@ -19,6 +19,7 @@
 
 using ucm::ContextFrame;
 using ucm::ContextVariable;
+using ucm_test::Failures;
 using ucm_test::Tracked;
 
 TEST_CASE("the empty frame has no values and equals every other empty frame", "[frame]") {
@@ -251,29 +252,30 @@ TEST_CASE("the same bound callable can run twice and concurrently", "[frame][bin
   CHECK(bound(1) == 0);
   CHECK(bound(2) == 0);
   std::vector<std::thread> threads;
-  std::atomic<int> bad{0};
-  for (int t = 0; t < 4; ++t) threads.emplace_back([&, t] { bad += bound(100 + t); });
+  Failures failures;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&, t] { EXPECT(failures, bound(100 + t) == 0); });
   for (auto& t : threads) t.join();
-  CHECK(bad == 0);
+  CHECK_NO_FAILURES(failures);
 }
 
 TEST_CASE("frames can be read by many threads at once", "[frame][threads]") {
   ContextVariable<std::string> v;
   ContextVariable<int> n;
   const ContextFrame frame = ContextFrame{}.with(v, "shared").with(n, 4);
-  std::atomic<int> bad{0};
+  Failures failures;
   std::vector<std::thread> threads;
   for (int t = 0; t < 8; ++t) {
     threads.emplace_back([&, frame] {
       for (int i = 0; i < 5000; ++i) {
         ContextFrame copy = frame;
-        bad += *copy.get(v) != "shared" || *copy.get(n) != 4;
-        copy.inherit([&] { bad += *v.get() != "shared"; });
+        EXPECT(failures, *copy.get(v) == "shared" && *copy.get(n) == 4);
+        copy.inherit([&] { EXPECT(failures, *v.get() == "shared"); });
       }
     });
   }
   for (auto& t : threads) t.join();
-  CHECK(bad == 0);
+  CHECK_NO_FAILURES(failures);
 }
 
 TEST_CASE("move-only values work and propagation never copies a value", "[frame][values]") {
@@ -339,11 +341,11 @@ TEST_CASE("thousands of variables fit in one frame and each is found", "[frame][
     frame = frame.with(*vars.back(), i);
   }
   CHECK(frame.size() == count);
-  int wrong = 0;
+  Failures failures;
   for (int i = 0; i < count; ++i)
-    wrong += frame.get(*vars[static_cast<std::size_t>(i)]) == nullptr ||
-             *frame.get(*vars[static_cast<std::size_t>(i)]) != i;
-  CHECK(wrong == 0);
+    EXPECT(failures, frame.get(*vars[static_cast<std::size_t>(i)]) != nullptr &&
+                         *frame.get(*vars[static_cast<std::size_t>(i)]) == i);
+  CHECK_NO_FAILURES(failures);
   frame.inherit([&] {
     CHECK(*vars[1234]->get() == 1234);
     vars[1321]->run(-1, [&] {

@@ -19,6 +19,7 @@
 using ucm::ContextFrame;
 using ucm::ContextManager;
 using ucm::ContextVariable;
+using ucm_test::Failures;
 
 namespace {
 struct Request {
@@ -300,13 +301,13 @@ TEST_CASE("run_all from 8 threads while a ninth registers and unregisters", "[ma
     return "user-" + std::to_string(r);
   });
   std::atomic<bool> stop{false};
-  std::atomic<int> bad{0};
+  Failures failures;
   std::thread writer([&] {
     int i = 0;
     while (!stop) {
       m.register_context("churn", churn, [](int r) { return -r; });
-      bad += !m.has_context("churn");
-      bad += !m.unregister("churn");
+      EXPECT(failures, m.has_context("churn"));
+      EXPECT(failures, m.unregister("churn"));
       ++i;
     }
   });
@@ -316,8 +317,8 @@ TEST_CASE("run_all from 8 threads while a ninth registers and unregisters", "[ma
       for (int i = 0; i < 3000; ++i) {
         const int r = t * 100000 + i;
         m.run_all(r, [&] {
-          bad += *id.get() != r || *user.get() != "user-" + std::to_string(r);
-          bad += churn.get() != nullptr && *churn.get() != -r;
+          EXPECT(failures, *id.get() == r && *user.get() == "user-" + std::to_string(r));
+          EXPECT(failures, churn.get() == nullptr || *churn.get() == -r);
         });
       }
     });
@@ -325,7 +326,7 @@ TEST_CASE("run_all from 8 threads while a ninth registers and unregisters", "[ma
   for (auto& r : readers) r.join();
   stop = true;
   writer.join();
-  CHECK(bad == 0);
+  CHECK_NO_FAILURES(failures);
 }
 
 namespace {

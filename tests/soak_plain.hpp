@@ -19,99 +19,12 @@
 #include <utility>
 #include <vector>
 
+#include "plain_task.hpp"
+
 namespace ucm_soak {
 
-// =============================================================================================
-// PlainTask<T>: lazy, symmetric transfer, exceptions to the awaiter (cppcoro's task, nothing else)
-// =============================================================================================
-
-template <class T = void>
-class PlainTask;
-
-namespace detail {
-
-struct PlainPromiseBase {
-  std::coroutine_handle<> continuation;
-  std::exception_ptr error;
-
-  std::suspend_always initial_suspend() noexcept { return {}; }
-  struct FinalAwaiter {
-    bool await_ready() noexcept { return false; }
-    template <class P>
-    std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) noexcept {
-      const std::coroutine_handle<> next = h.promise().continuation;
-      return next ? next : std::noop_coroutine();
-    }
-    void await_resume() noexcept {}
-  };
-  FinalAwaiter final_suspend() noexcept { return {}; }
-  void unhandled_exception() noexcept { error = std::current_exception(); }
-};
-
-template <class T>
-struct PlainPromise : PlainPromiseBase {
-  std::optional<T> value;
-  PlainTask<T> get_return_object() noexcept;
-  template <class V>
-  void return_value(V&& v) {
-    value.emplace(std::forward<V>(v));
-  }
-  T take() {
-    if (error) std::rethrow_exception(error);
-    return std::move(*value);
-  }
-};
-
-template <>
-struct PlainPromise<void> : PlainPromiseBase {
-  PlainTask<void> get_return_object() noexcept;
-  void return_void() noexcept {}
-  void take() {
-    if (error) std::rethrow_exception(error);
-  }
-};
-
-}  // namespace detail
-
-/// A lazy task: starts when awaited, resumes its awaiter by symmetric transfer when it ends.
-template <class T>
-class [[nodiscard]] PlainTask {
- public:
-  using promise_type = detail::PlainPromise<T>;
-
-  explicit PlainTask(std::coroutine_handle<promise_type> h) noexcept : handle_(h) {}
-  PlainTask(PlainTask&& other) noexcept : handle_(std::exchange(other.handle_, nullptr)) {}
-  PlainTask(const PlainTask&) = delete;
-  PlainTask& operator=(const PlainTask&) = delete;
-  PlainTask& operator=(PlainTask&&) = delete;
-  ~PlainTask() {
-    if (handle_) handle_.destroy();
-  }
-
-  struct Awaiter {
-    std::coroutine_handle<promise_type> handle;
-    bool await_ready() const noexcept { return false; }
-    std::coroutine_handle<> await_suspend(std::coroutine_handle<> awaiter) noexcept {
-      handle.promise().continuation = awaiter;
-      return handle;
-    }
-    T await_resume() { return handle.promise().take(); }
-  };
-  Awaiter operator co_await() && noexcept { return Awaiter{handle_}; }
-
- private:
-  std::coroutine_handle<promise_type> handle_;
-};
-
-namespace detail {
-template <class T>
-PlainTask<T> PlainPromise<T>::get_return_object() noexcept {
-  return PlainTask<T>(std::coroutine_handle<PlainPromise<T>>::from_promise(*this));
-}
-inline PlainTask<void> PlainPromise<void>::get_return_object() noexcept {
-  return PlainTask<void>(std::coroutine_handle<PlainPromise<void>>::from_promise(*this));
-}
-}  // namespace detail
+// PlainTask<T>: lazy, symmetric transfer, exceptions to the awaiter (plain_task.hpp).
+using ucm_test::PlainTask;
 
 // =============================================================================================
 // use_plain: an Asio completion token that resumes the awaiting coroutine from the handler

@@ -31,6 +31,7 @@ using ucm::ContextVariable;
 using ucm::ContextVariableScope;
 using ucm::Task;
 using ucm_test::Detached;
+using ucm_test::Failures;
 using ucm_test::Hop;
 using ucm_test::ThreadPool;
 using ucm_test::Tracked;
@@ -110,6 +111,31 @@ TEST_CASE("a Task is lazy and delivers values, references, void and move-only re
   CHECK(thread_is_clean());
 }
 
+TEST_CASE("an rvalue task's result is moved out, an lvalue task's is a reference into it",
+          "[task]") {
+  auto unique = [](int n) -> Task<std::unique_ptr<int>> { co_return std::make_unique<int>(n); };
+  auto in_task = [&]() -> Task<int> {
+    Task<std::unique_ptr<int>> kept = unique(1);
+    std::unique_ptr<int>& ref = co_await kept;  // still owned by `kept`
+    std::unique_ptr<int> moved = co_await unique(2);
+    auto [a, b] = co_await ucm::when_all(unique(3), unique(4));
+    co_return *ref + *moved + *a + *b + (ref != nullptr ? 100 : 0);
+  };
+  CHECK(ucm::sync_wait(in_task()) == 110);
+  CHECK(*ucm::sync_wait(unique(5)) == 5);
+
+  // The same from a coroutine type that knows nothing of ucm.
+  int sum = 0;
+  auto foreign = [&]() -> Detached {
+    Task<std::unique_ptr<int>> kept = unique(6);
+    std::unique_ptr<int>& ref = co_await kept;
+    std::unique_ptr<int> moved = co_await unique(7);
+    sum = *ref + *moved + (ref != nullptr ? 100 : 0);
+  };
+  const Detached d = foreign();
+  CHECK(sum == 113);
+}
+
 TEST_CASE("a Task captures nothing when created: it starts from its awaiter's context", "[task]") {
   ContextVariable<int> v;
   auto read = [&]() -> Task<int> { co_return value_of(v.get()); };
@@ -154,7 +180,7 @@ TEST_CASE("a task resumed by a different thread sees its own values after every 
   ContextVariable<int> v;
   ContextVariable<std::string> name;
   ThreadPool pool(2);
-  std::atomic<int> wrong{0};
+  Failures failures;
   std::atomic<int> on_pool{0};
   const auto main_id = std::this_thread::get_id();
   auto body = [&]() -> Task<> {
@@ -162,15 +188,15 @@ TEST_CASE("a task resumed by a different thread sees its own values after every 
     for (int i = 0; i < 20; ++i) {
       co_await Hop{&pool};
       on_pool += std::this_thread::get_id() != main_id;
-      wrong += value_of(v.get()) != 1 || value_of(v.get_active()) != 1;
-      wrong += name.get() == nullptr || *name.get() != "n";
+      EXPECT(failures, value_of(v.get()) == 1 && value_of(v.get_active()) == 1);
+      EXPECT(failures, name.get() != nullptr && *name.get() == "n");
     }
     name.enter("entered");
     co_await Hop{&pool};
-    wrong += *name.get() != "entered" || value_of(v.get()) != 1;
+    EXPECT(failures, *name.get() == "entered" && value_of(v.get()) == 1);
   };
   name.run("n", [&] { ucm::sync_wait(body()); });
-  CHECK(wrong == 0);
+  CHECK_NO_FAILURES(failures);
   CHECK(on_pool == 20);
   CHECK(thread_is_clean());
 }
@@ -179,27 +205,27 @@ TEST_CASE("a ContextVariableScope spanning a co_await that migrates threads rest
           "[task][threads]") {
   ContextVariable<int> v;
   ThreadPool pool(3);
-  std::atomic<int> wrong{0};
+  Failures failures;
   auto body = [&]() -> Task<> {
-    wrong += value_of(v.get()) != 0;
+    EXPECT(failures, value_of(v.get()) == 0);
     {
       ContextVariableScope outer(v, 1);
       co_await Hop{&pool};
       {
         ContextVariableScope inner(v, 2);
         co_await Hop{&pool};
-        wrong += value_of(v.get()) != 2;
+        EXPECT(failures, value_of(v.get()) == 2);
       }
-      wrong += value_of(v.get()) != 1;  // restored on whatever thread this is
+      EXPECT(failures, value_of(v.get()) == 1);  // restored on whatever thread this is
       co_await Hop{&pool};
-      wrong += value_of(v.get()) != 1;
+      EXPECT(failures, value_of(v.get()) == 1);
     }
-    wrong += value_of(v.get()) != 0;
+    EXPECT(failures, value_of(v.get()) == 0);
     co_await Hop{&pool};
-    wrong += value_of(v.get()) != 0;
+    EXPECT(failures, value_of(v.get()) == 0);
   };
   v.run(0, [&] { ucm::sync_wait(body()); });
-  CHECK(wrong == 0);
+  CHECK_NO_FAILURES(failures);
   CHECK(thread_is_clean());
 }
 
@@ -209,14 +235,14 @@ TEST_CASE("1,000 concurrent tasks on 4 threads never see each other's values",
   ContextVariable<int> step;
   ContextVariable<std::string> user;
   ThreadPool pool(4);
-  std::atomic<int> wrong{0};
+  Failures failures;
   std::atomic<int> finished{0};
 
   auto child = [&](int id) -> Task<int> {
-    wrong += value_of(request.get()) != id;
+    EXPECT(failures, value_of(request.get()) == id);
     step.enter(id * 10);
     co_await Hop{&pool};
-    wrong += value_of(step.get()) != id * 10 || value_of(request.get()) != id;
+    EXPECT(failures, value_of(step.get()) == id * 10 && value_of(request.get()) == id);
     co_return id;
   };
   auto one = [&](int id) -> Task<int> {
@@ -224,15 +250,16 @@ TEST_CASE("1,000 concurrent tasks on 4 threads never see each other's values",
     user.enter("user-" + std::to_string(id));
     co_await Hop{&pool};
     for (int round = 0; round < 3; ++round) {
-      wrong += value_of(request.get()) != id || *user.get() != "user-" + std::to_string(id);
-      wrong += step.get_active() != nullptr;
+      EXPECT(failures,
+             value_of(request.get()) == id && *user.get() == "user-" + std::to_string(id));
+      EXPECT(failures, step.get_active() == nullptr);
       const int got = co_await child(id);
-      wrong +=
-          got != id || value_of(step.get_inherited()) != id * 10 || step.get_active() != nullptr;
+      EXPECT(failures, got == id && value_of(step.get_inherited()) == id * 10 &&
+                           step.get_active() == nullptr);
       {
         ContextVariableScope s(step, -id);
         co_await Hop{&pool};
-        wrong += value_of(step.get()) != -id || value_of(step.get_active()) != -id;
+        EXPECT(failures, value_of(step.get()) == -id && value_of(step.get_active()) == -id);
       }
       co_await Hop{&pool};
     }
@@ -247,14 +274,14 @@ TEST_CASE("1,000 concurrent tasks on 4 threads never see each other's values",
   for (int id = 0; id < 1000; ++id) out_of_order += ids[static_cast<std::size_t>(id)] != id;
   CHECK(out_of_order == 0);
   CHECK(finished == 1000);
-  CHECK(wrong == 0);
+  CHECK_NO_FAILURES(failures);
   CHECK(thread_is_clean());
 }
 
 TEST_CASE("a pool thread's slots are untouched after it resumed tasks", "[task][threads]") {
   ContextVariable<int> v;
   ThreadPool pool(1);
-  std::atomic<int> wrong{0};
+  Failures failures;
   // The pool thread has a value of its own, entered at its top.
   pool.post([&] { v.enter(99); });
   pool.wait_idle();
@@ -263,7 +290,7 @@ TEST_CASE("a pool thread's slots are untouched after it resumed tasks", "[task][
     co_await Hop{&pool};
     v.enter(-i);
     co_await Hop{&pool};
-    wrong += value_of(v.get()) != -i;
+    EXPECT(failures, value_of(v.get()) == -i);
   };
   for (int i = 0; i < 50; ++i) ucm::sync_wait(task(i));
   std::atomic<int> pool_value{0};
@@ -273,13 +300,11 @@ TEST_CASE("a pool thread's slots are untouched after it resumed tasks", "[task][
     pool_active = v.get_active() != nullptr;
   });
   pool.wait_idle();
-  CHECK(wrong == 0);
   CHECK(pool_value == 99);
   CHECK(pool_active);
 
   // A task posted without context sees nothing, on a pool thread that has nothing.
   ThreadPool clean(2);
-  std::atomic<int> leaked{0};
   auto hopper = [&](int i) -> Task<> {
     v.enter(i);
     co_await Hop{&clean};
@@ -287,10 +312,10 @@ TEST_CASE("a pool thread's slots are untouched after it resumed tasks", "[task][
   };
   for (int i = 0; i < 50; ++i) {
     ucm::sync_wait(hopper(i));
-    clean.post([&] { leaked += !thread_is_clean() || v.get() != nullptr; });
+    clean.post([&] { EXPECT(failures, thread_is_clean() && v.get() == nullptr); });
   }
   clean.wait_idle();
-  CHECK(leaked == 0);
+  CHECK_NO_FAILURES(failures);
 }
 
 TEST_CASE("a task resumed inline by another task keeps both contexts apart", "[task]") {
@@ -423,31 +448,31 @@ namespace {
 }
 std::uintptr_t deepest = 0;  // stack_here() at the innermost level of nested(), pool-less runs
 
-Task<int> nested(int n, ContextVariable<int>& depth, ThreadPool* pool, std::atomic<int>& wrong) {
+Task<int> nested(int n, ContextVariable<int>& depth, ThreadPool* pool, Failures& failures) {
   if (n == 0) {
     if (pool == nullptr) deepest = stack_here();
     if (pool != nullptr) co_await Hop{pool};  // complete the whole chain on a pool thread
     co_return 0;
   }
   if (n % 1000 == 0) depth.enter(n);
-  const int below = co_await nested(n - 1, depth, pool, wrong);
+  const int below = co_await nested(n - 1, depth, pool, failures);
   // What this level or the nearest level above it (a multiple of 1000) entered.
-  wrong += value_of(depth.get()) != (n + 999) / 1000 * 1000;
+  EXPECT(failures, value_of(depth.get()) == (n + 999) / 1000 * 1000);
   co_return below + 1;
 }
 }  // namespace
 
 TEST_CASE("20,000 nested co_awaits do not grow the stack", "[task][stack]") {
   ContextVariable<int> depth;
-  std::atomic<int> wrong{0};
+  Failures failures;
   const std::uintptr_t top = stack_here();
-  CHECK(ucm::sync_wait(nested(20'000, depth, nullptr, wrong)) == 20'000);
+  CHECK(ucm::sync_wait(nested(20'000, depth, nullptr, failures)) == 20'000);
   // 20,000 levels of resume calls would take megabytes; the trampoline bounds it to its budget
   // of 64 hand-offs (measured: 0.5 KiB at clang -O2, 15 KiB at g++ -O0, 45 KiB under ASan).
   CHECK(top - deepest < 128 * 1024);
   ThreadPool pool(1);
-  CHECK(ucm::sync_wait(nested(20'000, depth, &pool, wrong)) == 20'000);
-  CHECK(wrong == 0);
+  CHECK(ucm::sync_wait(nested(20'000, depth, &pool, failures)) == 20'000);
+  CHECK_NO_FAILURES(failures);
   // A long loop of awaits, and a wide when_all, too.
   auto leaf = []() -> Task<int> { co_return 1; };
   auto loop = [&]() -> Task<int> {
@@ -468,7 +493,7 @@ TEST_CASE("an exception thrown in a child arrives in the parent with the parent'
   ContextVariable<int> v;
   ContextVariable<std::string> span;
   ThreadPool pool(2);
-  std::atomic<int> wrong{0};
+  Failures failures;
   std::atomic<int> caught{0};
   auto thrower = [&]() -> Task<int> {
     span.enter("child");  // at the top of the child: lasts until it ends
@@ -482,18 +507,18 @@ TEST_CASE("an exception thrown in a child arrives in the parent with the parent'
       (void)co_await thrower();
     } catch (const std::runtime_error& e) {
       ++caught;
-      wrong += std::string(e.what()) != "boom";
-      wrong += value_of(v.get()) != 1 || value_of(v.get_active()) != 1;
+      EXPECT(failures, std::string(e.what()) == "boom");
+      EXPECT(failures, value_of(v.get()) == 1 && value_of(v.get_active()) == 1);
       // The return path: what the child entered before throwing.
-      wrong += span.get_inherited() == nullptr || *span.get_inherited() != "child";
-      wrong += span.get_active() != nullptr;
+      EXPECT(failures, span.get_inherited() != nullptr && *span.get_inherited() == "child");
+      EXPECT(failures, span.get_active() == nullptr);
     }
     co_await Hop{&pool};
-    wrong += value_of(v.get()) != 1;
+    EXPECT(failures, value_of(v.get()) == 1);
   };
   ucm::sync_wait(parent());
   CHECK(caught == 1);
-  CHECK(wrong == 0);
+  CHECK_NO_FAILURES(failures);
 
   auto direct = [&]() -> Task<> {
     ContextVariableScope s(v, 5);
@@ -591,7 +616,7 @@ TEST_CASE("the inherited frame lasts until the next co_await of a Task or the en
           "[task][return-path][threads]") {
   ContextVariable<std::string> span;
   ThreadPool pool(2);
-  std::atomic<int> wrong{0};
+  Failures failures;
   auto setting = [&](std::string value) -> Task<> {
     span.enter(std::move(value));
     co_return;
@@ -603,24 +628,24 @@ TEST_CASE("the inherited frame lasts until the next co_await of a Task or the en
       co_await setting("first");
     }
     // Leaving the scope undid the return path that happened in it: nothing outlives its window.
-    wrong += span.get_inherited() != nullptr;
-    wrong += span.get() != nullptr;
+    EXPECT(failures, span.get_inherited() == nullptr);
+    EXPECT(failures, span.get() == nullptr);
     co_await setting("first");
-    wrong += span.get_inherited() == nullptr || *span.get_inherited() != "first";
-    wrong += span.get() != nullptr;  // never falls back to the child's value
-    co_await Hop{&pool};             // a foreign awaitable is not a Task: the inherited frame stays
-    wrong += span.get_inherited() == nullptr || *span.get_inherited() != "first";
+    EXPECT(failures, span.get_inherited() != nullptr && *span.get_inherited() == "first");
+    EXPECT(failures, span.get() == nullptr);  // never falls back to the child's value
+    co_await Hop{&pool};  // a foreign awaitable is not a Task: the inherited frame stays
+    EXPECT(failures, span.get_inherited() != nullptr && *span.get_inherited() == "first");
     co_await setting("second");
-    wrong += span.get_inherited() == nullptr || *span.get_inherited() != "second";
+    EXPECT(failures, span.get_inherited() != nullptr && *span.get_inherited() == "second");
     // A child that sets nothing ends with the frame it started from: our current frame.
     co_await plain();
-    wrong += span.get_inherited() != nullptr;
+    EXPECT(failures, span.get_inherited() == nullptr);
     ContextVariableScope s(span, "mine");
     co_await plain();
-    wrong += span.get_inherited() == nullptr || *span.get_inherited() != "mine";
+    EXPECT(failures, span.get_inherited() != nullptr && *span.get_inherited() == "mine");
   };
   ucm::sync_wait(parent());
-  CHECK(wrong == 0);
+  CHECK_NO_FAILURES(failures);
 }
 
 TEST_CASE("a continuation window spanning co_await of a child restores the inherited frame",
@@ -674,9 +699,9 @@ TEST_CASE("after when_all, inherited_all holds every branch's final frame in arg
   ContextVariable<std::string> span;
   ContextVariable<int> request;
   ThreadPool pool(3);
-  std::atomic<int> wrong{0};
+  Failures failures;
   auto branch = [&](std::string name, int hops) -> Task<std::string> {
-    wrong += value_of(request.get()) != 7 || value_of(request.get_active()) != 7;
+    EXPECT(failures, value_of(request.get()) == 7 && value_of(request.get_active()) == 7);
     for (int i = 0; i < hops; ++i) co_await Hop{&pool};
     span.enter(name);
     co_return name;
@@ -686,28 +711,29 @@ TEST_CASE("after when_all, inherited_all holds every branch's final frame in arg
     ContextVariableScope r(request, 7);
     auto [a, b, c, d] =
         co_await ucm::when_all(branch("a", 3), branch("b", 0), branch("c", 1), nothing());
-    wrong += a != "a" || b != "b" || c != "c";
+    EXPECT(failures, a == "a" && b == "b" && c == "c");
     static_assert(std::is_same_v<decltype(d), std::monostate>);
     const std::span<const ContextFrame> all = ContextFrame::inherited_all();
-    wrong += all.size() != 4;
+    EXPECT(failures, all.size() == 4);
     if (all.size() == 4) {
-      wrong += *all[0].get(span) != "a" || *all[1].get(span) != "b" || *all[2].get(span) != "c";
-      wrong += all[3].get(span) != nullptr;  // the void branch set nothing
-      wrong += all[3].get(request) == nullptr || *all[3].get(request) != 7;
+      EXPECT(failures,
+             *all[0].get(span) == "a" && *all[1].get(span) == "b" && *all[2].get(span) == "c");
+      EXPECT(failures, all[3].get(span) == nullptr);  // the void branch set nothing
+      EXPECT(failures, all[3].get(request) != nullptr && *all[3].get(request) == 7);
     }
-    wrong += !(ContextFrame::inherited() == all[0]);
-    wrong += span.get_inherited() == nullptr || *span.get_inherited() != "a";
-    wrong += span.get() != nullptr;  // never falls back to a branch's value
-    wrong += span.get_active() != nullptr;
-    wrong += value_of(request.get_active()) != 7;
+    EXPECT(failures, ContextFrame::inherited() == all[0]);
+    EXPECT(failures, span.get_inherited() != nullptr && *span.get_inherited() == "a");
+    EXPECT(failures, span.get() == nullptr);  // never falls back to a branch's value
+    EXPECT(failures, span.get_active() == nullptr);
+    EXPECT(failures, value_of(request.get_active()) == 7);
     // The merge lasts until the next co_await of a Task.
     co_await Hop{&pool};
-    wrong += ContextFrame::inherited_all().size() != 4;
+    EXPECT(failures, ContextFrame::inherited_all().size() == 4);
     co_await nothing();
-    wrong += ContextFrame::inherited_all().size() != 1;
+    EXPECT(failures, ContextFrame::inherited_all().size() == 1);
   };
   ucm::sync_wait(parent());
-  CHECK(wrong == 0);
+  CHECK_NO_FAILURES(failures);
   CHECK(thread_is_clean());
 }
 
@@ -715,7 +741,7 @@ TEST_CASE("a continuation window spanning when_all restores the merge that flowe
           "[task][merge][threads]") {
   ContextVariable<std::string> span;
   ThreadPool pool(2);
-  std::atomic<int> wrong{0};
+  Failures failures;
   auto branch = [&](std::string name, int hops) -> Task<> {
     for (int i = 0; i < hops; ++i) co_await Hop{&pool};
     span.enter(std::move(name));
@@ -730,23 +756,23 @@ TEST_CASE("a continuation window spanning when_all restores the merge that flowe
   };
   auto parent = [&]() -> Task<> {
     co_await ucm::when_all(branch("a", 1), branch("b", 0));
-    wrong += names() != "ab";
+    EXPECT(failures, names() == "ab");
     {
       // The window saves the merge view; the merges inside replace it (and are replaced in
       // turn) while the window is open, so each must stay valid until the coroutine ends.
       ContextFrameScope window(ContextFrame{}.with(span, "window"));
-      wrong += names() != "window";
+      EXPECT(failures, names() == "window");
       co_await ucm::when_all(branch("c", 2), branch("d", 0), branch("e", 1));
-      wrong += names() != "cde";
+      EXPECT(failures, names() == "cde");
       co_await ucm::when_all(branch("f", 1));
-      wrong += names() != "f";
+      EXPECT(failures, names() == "f");
     }
-    wrong += names() != "ab";  // restored: the first merge, still alive
+    EXPECT(failures, names() == "ab");  // restored: the first merge, still alive
     co_await Hop{&pool};
-    wrong += names() != "ab";
+    EXPECT(failures, names() == "ab");
   };
   ucm::sync_wait(parent());
-  CHECK(wrong == 0);
+  CHECK_NO_FAILURES(failures);
   CHECK(thread_is_clean());
 }
 
@@ -755,7 +781,7 @@ TEST_CASE("when_all waits for every branch and rethrows the first exception in a
   ContextVariable<std::string> span;
   ThreadPool pool(2);
   std::atomic<int> finished{0};
-  std::atomic<int> wrong{0};
+  Failures failures;
   auto ok = [&](int hops) -> Task<int> {
     for (int i = 0; i < hops; ++i) co_await Hop{&pool};
     span.enter("ok");
@@ -772,20 +798,21 @@ TEST_CASE("when_all waits for every branch and rethrows the first exception in a
     try {
       // The second branch throws last, the third first: the second's exception wins.
       (void)co_await ucm::when_all(ok(3), fails("second", 4), fails("third", 0), ok(5));
-      ++wrong;
+      failures.check(false, "the when_all to rethrow a branch's exception", __LINE__);
     } catch (const std::runtime_error& e) {
-      wrong += std::string(e.what()) != "second";
+      EXPECT(failures, std::string(e.what()) == "second");
     }
-    wrong += finished != 4;
+    EXPECT(failures, finished == 4);
     const auto all = ContextFrame::inherited_all();
-    wrong += all.size() != 4;
+    EXPECT(failures, all.size() == 4);
     if (all.size() == 4) {
-      wrong += *all[1].get(span) != "failing second" || *all[2].get(span) != "failing third";
-      wrong += *all[0].get(span) != "ok";
+      EXPECT(failures,
+             *all[1].get(span) == "failing second" && *all[2].get(span) == "failing third");
+      EXPECT(failures, *all[0].get(span) == "ok");
     }
   };
   ucm::sync_wait(parent());
-  CHECK(wrong == 0);
+  CHECK_NO_FAILURES(failures);
 }
 
 TEST_CASE("when_all over a vector returns results in order, and a vector of void gives void",
@@ -855,20 +882,20 @@ TEST_CASE("enter inside a coroutine lasts until it completes and never leaks", "
   ContextVariable<Tracked> v;
   ThreadPool pool(1);
   const int before = Tracked::live;
-  std::atomic<int> wrong{0};
+  Failures failures;
   auto child = [&]() -> Task<> {
     v.enter(Tracked("child"));
     co_await Hop{&pool};
-    wrong += v.get()->text != "child";
+    EXPECT(failures, v.get()->text == "child");
   };
   auto parent = [&]() -> Task<> {
     ContextVariableScope s(v, Tracked("parent"));
     co_await child();
-    wrong += v.get()->text != "parent" || v.get_active()->text != "parent";
-    wrong += v.get_inherited()->text != "child";
+    EXPECT(failures, v.get()->text == "parent" && v.get_active()->text == "parent");
+    EXPECT(failures, v.get_inherited()->text == "child");
   };
   ucm::sync_wait(parent());
-  CHECK(wrong == 0);
+  CHECK_NO_FAILURES(failures);
   CHECK(v.get() == nullptr);
   CHECK(Tracked::live == before);
   std::atomic<bool> pool_clean{false};
@@ -1009,58 +1036,56 @@ TEST_CASE("propagate keeps a user-defined coroutine's context across a thread ho
           "[task][propagate][threads]") {
   ContextVariable<int> v;
   ThreadPool pool(2);
-  std::atomic<int> wrong{0};
+  Failures failures;
   std::atomic<int> done{0};
   std::vector<void*> given(21, nullptr);  // each coroutine writes its own element
   // A foreign coroutine has no slots of its own: what it sees is what the thread has, and
   // propagate carries that across each hop. (A scope spanning a co_await would stay open on the
   // thread that started it: use a ucm::Task for that.)
   auto user = [&](int id) -> Detached {
-    wrong += value_of(v.get()) != id;
+    EXPECT(failures, value_of(v.get()) == id);
     co_await ucm::propagate(Hop{&pool});
-    wrong += value_of(v.get()) != id || value_of(v.get_active()) != id;
+    EXPECT(failures, value_of(v.get()) == id && value_of(v.get_active()) == id);
     v.enter(id * 10);  // lasts across the next hop: the capture holds it
     co_await ucm::propagate(RecordingHop{&pool, &given[static_cast<std::size_t>(id)]});
-    wrong += value_of(v.get()) != id * 10 || value_of(v.get_active()) != id * 10;
+    EXPECT(failures, value_of(v.get()) == id * 10 && value_of(v.get_active()) == id * 10);
     {
       ContextVariableScope s(v, -id);  // a scope that closes before the next co_await is fine
-      wrong += value_of(v.get()) != -id;
+      EXPECT(failures, value_of(v.get()) == -id);
     }
     co_await ucm::propagate(Hop{&pool});
-    wrong += value_of(v.get()) != id * 10;
+    EXPECT(failures, value_of(v.get()) == id * 10);
     ++done;
   };
   std::vector<Detached> running;
   for (int id = 1; id <= 20; ++id) running.push_back(v.run(id, user, id));
   pool.wait_idle();
   CHECK(done == 20);
-  CHECK(wrong == 0);
-  int own_handles = 0;  // the awaitable got a resumption helper, not the coroutine's own handle
+  // The awaitable got a resumption helper, not the coroutine's own handle.
   for (int id = 1; id <= 20; ++id) {
     const void* g = given[static_cast<std::size_t>(id)];
-    own_handles += g == nullptr || g == running[static_cast<std::size_t>(id - 1)].handle.address();
+    CHECK(g != nullptr);
+    CHECK(g != running[static_cast<std::size_t>(id - 1)].handle.address());
   }
-  CHECK(own_handles == 0);
-  std::atomic<int> leaked{0};
-  for (int i = 0; i < 4; ++i) pool.post([&] { leaked += !thread_is_clean(); });
+  for (int i = 0; i < 4; ++i) pool.post([&] { EXPECT(failures, thread_is_clean()); });
   pool.wait_idle();
-  CHECK(leaked == 0);
+  CHECK_NO_FAILURES(failures);
   CHECK(thread_is_clean());
 }
 
 TEST_CASE("propagate in a Task is the Task's own propagation", "[task][propagate][threads]") {
   ContextVariable<int> v;
   ThreadPool pool(2);
-  std::atomic<int> wrong{0};
+  Failures failures;
   auto leaf = [&]() -> Task<int> { co_return value_of(v.get()); };
   auto body = [&]() -> Task<> {
     ContextVariableScope s(v, 1);
     co_await ucm::propagate(Hop{&pool});
-    wrong += value_of(v.get()) != 1;
-    wrong += co_await ucm::propagate(leaf()) != 1;
+    EXPECT(failures, value_of(v.get()) == 1);
+    EXPECT(failures, co_await ucm::propagate(leaf()) == 1);
   };
   ucm::sync_wait(body());
-  CHECK(wrong == 0);
+  CHECK_NO_FAILURES(failures);
 }
 
 namespace {
@@ -1091,7 +1116,7 @@ TEST_CASE("an awaitable that transfers to another coroutine, which resumes a dif
           "[task][propagate][threads]") {
   ContextVariable<int> v;
   ThreadPool pool(2);
-  std::atomic<int> wrong{0};
+  Failures failures;
   std::atomic<int> postman_saw{-2};
   auto postman = [&](Mailbox& box) -> Detached {
     co_await WaitForLetter{&box};
@@ -1104,10 +1129,10 @@ TEST_CASE("an awaitable that transfers to another coroutine, which resumes a dif
   auto task = [&]() -> Task<> {
     ContextVariableScope s(v, 1);
     co_await SendVia{&in_task};
-    wrong += value_of(v.get()) != 1;
+    EXPECT(failures, value_of(v.get()) == 1);
   };
   v.run(5, [&] { ucm::sync_wait(task()); });
-  CHECK(wrong == 0);
+  CHECK_NO_FAILURES(failures);
   CHECK(postman_saw == 1);  // the task's value: await_suspend runs in the Task's context
 
   Mailbox in_user;
@@ -1129,29 +1154,27 @@ TEST_CASE("a Task awaited from a user-defined coroutine starts from its context 
   ContextVariable<int> v;
   ContextVariable<std::string> span;
   ThreadPool pool(2);
-  std::atomic<int> wrong{0};
+  Failures failures;
   std::atomic<int> done{0};
   auto child = [&]() -> Task<int> {
-    wrong += value_of(v.get()) != 1;
+    EXPECT(failures, value_of(v.get()) == 1);
     span.enter("child");
     co_await Hop{&pool};
     co_return 5;
   };
   auto user = [&]() -> Detached {
     const int r = co_await child();  // resumed on a pool thread, with its context
-    wrong += r != 5 || value_of(v.get()) != 1 || value_of(v.get_active()) != 1;
-    wrong += span.get_inherited() == nullptr || *span.get_inherited() != "child";
+    EXPECT(failures, r == 5 && value_of(v.get()) == 1 && value_of(v.get_active()) == 1);
+    EXPECT(failures, span.get_inherited() != nullptr && *span.get_inherited() == "child");
     auto [a, b] = co_await ucm::when_all(child(), child());
-    wrong += a + b != 10 || ContextFrame::inherited_all().size() != 2;
-    wrong += value_of(v.get()) != 1;
+    EXPECT(failures, a + b == 10 && ContextFrame::inherited_all().size() == 2);
+    EXPECT(failures, value_of(v.get()) == 1);
     ++done;
   };
   Detached d = v.run(1, user);
   pool.wait_idle();
   CHECK(done == 1);
-  CHECK(wrong == 0);
-  std::atomic<int> leaked{0};
-  for (int i = 0; i < 4; ++i) pool.post([&] { leaked += !thread_is_clean(); });
+  for (int i = 0; i < 4; ++i) pool.post([&] { EXPECT(failures, thread_is_clean()); });
   pool.wait_idle();
-  CHECK(leaked == 0);
+  CHECK_NO_FAILURES(failures);
 }

@@ -20,20 +20,18 @@ TEST_CASE("a task that enters a value does not leak it into the next task on tha
           "[threads][enter]") {
   ContextVariable<int> v;
   ucm_test::ThreadPool pool(1);
-  std::atomic<int> leaked{0};
-  std::atomic<int> wrong{0};
+  ucm_test::Failures failures;
   for (int i = 0; i < 1000; ++i) {
     v.run(i, [&] {
       pool.post(ContextFrame::bind([&, i] {
-        wrong += *v.get() != i;
+        EXPECT(failures, *v.get() == i);
         v.enter(-1);
       }));
     });
-    pool.post([&] { leaked += v.get() != nullptr; });  // posted without context
+    pool.post([&] { EXPECT(failures, v.get() == nullptr); });  // posted without context
   }
   pool.wait_idle();
-  CHECK(leaked == 0);
-  CHECK(wrong == 0);
+  CHECK_NO_FAILURES(failures);
 }
 
 TEST_CASE("8 threads x 10,000 tasks never see another request's values", "[threads][stress]") {
@@ -47,7 +45,7 @@ TEST_CASE("8 threads x 10,000 tasks never see another request's values", "[threa
   constexpr int threads = 8;
   constexpr int tasks_per_thread = 10'000;
   ucm_test::ThreadPool pool(4);
-  std::atomic<int> mismatches{0};
+  ucm_test::Failures failures;
   std::atomic<int> ran{0};
   std::vector<std::thread> producers;
   for (int t = 0; t < threads; ++t) {
@@ -58,18 +56,20 @@ TEST_CASE("8 threads x 10,000 tasks never see another request's values", "[threa
             .with(draft, id % 2 == 0)
             .run([&] {
               pool.post(ContextFrame::bind([&, id] {
-                const Request* r = request.get();
-                bool ok = r != nullptr && r->id == id && r->user == "user-" + std::to_string(id) &&
-                          *draft.get() == (id % 2 == 0) && step.get() == nullptr;
-                step.run(id, [&] {
-                  ok = ok && *step.get() == id && request.get()->id == id;
-                  if (id % 3 == 0) step.enter(-id);
-                  ok = ok && (id % 3 != 0 || *step.get() == -id);
-                });
-                ok = ok && step.get() == nullptr && request.get_inherited()->id == id &&
-                     request.get_active() == nullptr;
-                mismatches += !ok;
                 ++ran;
+                const Request* r = request.get();
+                if (!EXPECT(failures, r != nullptr)) return;
+                EXPECT(failures, r->id == id && r->user == "user-" + std::to_string(id));
+                EXPECT(failures, *draft.get() == (id % 2 == 0) && step.get() == nullptr);
+                step.run(id, [&] {
+                  EXPECT(failures,
+                         *step.get() == id && request.get() != nullptr && request.get()->id == id);
+                  if (id % 3 == 0) step.enter(-id);
+                  EXPECT(failures, id % 3 != 0 || *step.get() == -id);
+                });
+                EXPECT(failures, step.get() == nullptr && request.get_inherited() != nullptr &&
+                                     request.get_inherited()->id == id &&
+                                     request.get_active() == nullptr);
               }));
             });
       }
@@ -78,28 +78,28 @@ TEST_CASE("8 threads x 10,000 tasks never see another request's values", "[threa
   for (auto& p : producers) p.join();
   pool.wait_idle();
   CHECK(ran == threads * tasks_per_thread);
-  CHECK(mismatches == 0);
+  CHECK_NO_FAILURES(failures);
 }
 
 TEST_CASE("bind captured on one thread runs with its values on another, both ways",
           "[threads][bind]") {
   ContextVariable<std::string> v;
   ucm_test::ThreadPool pool(2);
-  std::atomic<int> bad{0};
+  ucm_test::Failures failures;
   for (int i = 0; i < 2000; ++i) {
     v.run(std::to_string(i), [&] {
       pool.post(ContextFrame::bind([&, i] {
-        bad += *v.get() != std::to_string(i);
+        EXPECT(failures, *v.get() == std::to_string(i));
         // and back: a continuation posted from the pool thread carries the pool task's values
         v.run("nested-" + std::to_string(i), [&] {
-          pool.post(
-              ContextFrame::bind([&, i] { bad += *v.get() != "nested-" + std::to_string(i); }));
+          pool.post(ContextFrame::bind(
+              [&, i] { EXPECT(failures, *v.get() == "nested-" + std::to_string(i)); }));
         });
       }));
     });
   }
   pool.wait_idle();
-  CHECK(bad == 0);
+  CHECK_NO_FAILURES(failures);
 }
 
 TEST_CASE("a thread that exits with entered values leaks nothing", "[threads][leak]") {
@@ -129,7 +129,7 @@ TEST_CASE("frames rebuilt and values lent across 4 threads are released exactly 
     ContextVariable<int> n;
     std::mutex mutex;
     ContextFrame shared = ContextFrame{}.with(n, 0);
-    std::atomic<int> wrong{0};
+    ucm_test::Failures failures;
     std::vector<std::thread> threads;
     for (int k = 0; k < 4; ++k) {
       threads.emplace_back([&, k] {
@@ -152,12 +152,12 @@ TEST_CASE("frames rebuilt and values lent across 4 threads are released exactly 
             shared = mine;
           }
           mine = ContextFrame{};
-          wrong += bound() != std::to_string(k);
+          EXPECT(failures, bound() == std::to_string(k));
         }
       });
     }
     for (std::thread& th : threads) th.join();
-    CHECK(wrong == 0);
+    CHECK_NO_FAILURES(failures);
     shared = ContextFrame{};
   }
   CHECK(ucm_test::Tracked::live == live_before);

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "coroutine_support.hpp"
+#include "plain_task.hpp"
 #include "test_support.hpp"
 #include "thread_pool.hpp"
 #include "ucm/task.hpp"
@@ -27,6 +28,7 @@ using ucm::ContextVariable;
 using ucm::ContextVariableScope;
 using ucm::Task;
 using ucm_test::Detached;
+using ucm_test::Failures;
 using ucm_test::Hop;
 using ucm_test::ThreadPool;
 using ucm_test::Tracked;
@@ -53,10 +55,9 @@ TEST_CASE("a connection loop never shows a request's values to the next request"
   ContextVariable<int> rid;
   ContextVariable<std::string> trace;
   ThreadPool pool(2);
-  std::atomic<int> leaks{0};
-  std::atomic<int> wrong{0};
+  Failures failures;
   auto child = [&](int expected) -> Task<> {
-    wrong += rid.get() == nullptr || *rid.get() != expected;
+    EXPECT(failures, rid.get() != nullptr && *rid.get() == expected);
     co_await Hop{&pool};
     trace.enter("trace-" + std::to_string(expected));  // left on the return path
     co_return;
@@ -64,28 +65,29 @@ TEST_CASE("a connection loop never shows a request's values to the next request"
   auto loop = [&]() -> Task<> {
     for (int request = 1; request <= 200; ++request) {
       // Before the request's own values: nothing of the previous request, through any read.
-      leaks += rid.get() != nullptr || trace.get() != nullptr;
-      leaks += rid.get_inherited() != nullptr || trace.get_inherited() != nullptr;
-      for (const ContextFrame& f : ContextFrame::inherited_all()) leaks += !f.empty();
+      EXPECT(failures, rid.get() == nullptr && trace.get() == nullptr);
+      EXPECT(failures, rid.get_inherited() == nullptr && trace.get_inherited() == nullptr);
+      for (const ContextFrame& f : ContextFrame::inherited_all()) EXPECT(failures, f.empty());
       {
         ContextVariableScope s(rid, request);
         co_await child(request);
-        wrong += trace.get() != nullptr;  // the child's value: only through get_inherited
-        wrong += trace.get_inherited() == nullptr ||
-                 *trace.get_inherited() != "trace-" + std::to_string(request);
+        EXPECT(failures, trace.get() == nullptr);  // the child's value: only through get_inherited
+        EXPECT(failures, trace.get_inherited() != nullptr &&
+                             *trace.get_inherited() == "trace-" + std::to_string(request));
         if (request % 3 == 0) {
           co_await ucm::when_all(child(request), child(request));
-          wrong += ContextFrame::inherited_all().size() != 2;
+          EXPECT(failures, ContextFrame::inherited_all().size() == 2);
         }
       }
-      leaks += rid.get() != nullptr || trace.get() != nullptr || trace.get_inherited() != nullptr;
-      leaks += ContextFrame::inherited_all().size() != 1 || !ContextFrame::inherited().empty();
+      EXPECT(failures,
+             rid.get() == nullptr && trace.get() == nullptr && trace.get_inherited() == nullptr);
+      EXPECT(failures,
+             ContextFrame::inherited_all().size() == 1 && ContextFrame::inherited().empty());
       co_await Hop{&pool};
     }
   };
   ucm::sync_wait(loop());
-  CHECK(leaks == 0);
-  CHECK(wrong == 0);
+  CHECK_NO_FAILURES(failures);
 }
 
 TEST_CASE("a continuation window inside a Task restores the return path and merge that flowed in",
@@ -276,43 +278,8 @@ struct ContextualAwaiter {
   void await_resume() const noexcept {}
 };
 
-/// A foreign lazy coroutine, cppcoro-style, started inside await_suspend.
-struct Lazy {
-  struct promise_type {
-    std::coroutine_handle<> continuation;
-    Lazy get_return_object() noexcept {
-      return Lazy{std::coroutine_handle<promise_type>::from_promise(*this)};
-    }
-    std::suspend_always initial_suspend() noexcept { return {}; }
-    struct Final {
-      bool await_ready() const noexcept { return false; }
-      std::coroutine_handle<> await_suspend(std::coroutine_handle<promise_type> h) noexcept {
-        return h.promise().continuation;
-      }
-      void await_resume() const noexcept {}
-    };
-    Final final_suspend() noexcept { return {}; }
-    void return_void() noexcept {}
-    void unhandled_exception() noexcept { std::terminate(); }
-  };
-  std::coroutine_handle<promise_type> handle;
-  explicit Lazy(std::coroutine_handle<promise_type> h) noexcept : handle(h) {}
-  Lazy(Lazy&& other) noexcept : handle(std::exchange(other.handle, nullptr)) {}
-  Lazy(const Lazy&) = delete;
-  Lazy& operator=(const Lazy&) = delete;
-  Lazy& operator=(Lazy&&) = delete;
-  ~Lazy() {
-    if (handle) handle.destroy();
-  }
-  bool await_ready() const noexcept { return false; }
-  std::coroutine_handle<> await_suspend(std::coroutine_handle<> h) noexcept {
-    handle.promise().continuation = h;
-    return handle;  // starts the lazy body now, inside await_suspend
-  }
-  void await_resume() const noexcept {}
-};
-
-Lazy lazy_body(const ContextVariable<int>* v, std::atomic<int>* seen) {
+/// A foreign lazy coroutine, cppcoro-style: awaited, it starts inside await_suspend.
+ucm_test::PlainTask<> lazy_body(const ContextVariable<int>* v, std::atomic<int>* seen) {
   const int* value = v->get();
   *seen = value == nullptr ? 0 : *value;
   v->enter(-2);
@@ -326,14 +293,14 @@ TEST_CASE("an awaiter's await_suspend runs in the Task's context and leaves the 
   ThreadPool pool(2);
   std::atomic<int> seen_by_awaiter{0};
   std::atomic<int> seen_by_lazy{0};
-  std::atomic<int> wrong{0};
+  Failures failures;
   auto task = [&]() -> Task<> {
     ContextVariableScope s(v, 5);
     for (int i = 0; i < 50; ++i) {
       co_await ContextualAwaiter{&pool, &v, &seen_by_awaiter};
-      wrong += seen_by_awaiter != 5 || v.get() == nullptr || *v.get() != 5;
+      EXPECT(failures, seen_by_awaiter == 5 && v.get() != nullptr && *v.get() == 5);
       co_await lazy_body(&v, &seen_by_lazy);
-      wrong += seen_by_lazy != 5 || v.get() == nullptr || *v.get() != 5;
+      EXPECT(failures, seen_by_lazy == 5 && v.get() != nullptr && *v.get() == 5);
     }
   };
   v.run(100, [&] {
@@ -343,7 +310,7 @@ TEST_CASE("an awaiter's await_suspend runs in the Task's context and leaves the 
     CHECK(ContextFrame::current().size() == 1);
   });
   CHECK(v.get() == nullptr);
-  CHECK(wrong == 0);
+  CHECK_NO_FAILURES(failures);
   CHECK(seen_by_awaiter == 5);
 }
 

@@ -5,12 +5,10 @@
 
 #include <algorithm>
 #include <array>
-#include <atomic>
 #include <concepts>
 #include <cstddef>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <new>
 #include <stdexcept>
 #include <string>
@@ -20,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "ucm/detail/copy_on_write.hpp"
 #include "ucm/detail/frame_data.hpp"
 #include "ucm/detail/slots.hpp"
 #include "ucm/frame.hpp"
@@ -170,13 +169,9 @@ class ContextManager {
   using Registry = std::vector<std::shared_ptr<const Registration>>;
 
  public:
-  ContextManager() : registry_(new Registry()) {}
+  ContextManager() = default;
   ContextManager(const ContextManager&) = delete;
   ContextManager& operator=(const ContextManager&) = delete;
-  ~ContextManager() {
-    delete registry_.load(std::memory_order_relaxed);
-    for (const Registry* r : retired_) delete r;
-  }
 
   /// Registers `variable` under `name`, with `builder(payload)` or `builder(payload, view)`
   /// making its value. Returns `*this` for chaining. Throws `context_error` if the name or the
@@ -192,7 +187,7 @@ class ContextManager {
                                            Builder builder) {
     auto registration = std::make_shared<detail::TypedRegistration<Payload, T, Builder>>(
         std::move(name), variable, std::move(builder));
-    update([&](Registry& registry) {
+    registry_.update([&](Registry& registry) {
       for (const auto& r : registry) {
         if (r->name() == registration->name()) {
           throw context_error("ucm: a context named '" + r->name() + "' is already registered");
@@ -210,7 +205,7 @@ class ContextManager {
   /// Removes the context named `name`. Returns whether there was one.
   bool unregister(std::string_view name) {
     bool removed = false;
-    update([&](Registry& registry) {
+    registry_.update([&](Registry& registry) {
       const auto it = std::find_if(registry.begin(), registry.end(),
                                    [&](const auto& r) { return r->name() == name; });
       if (it != registry.end()) {
@@ -223,16 +218,16 @@ class ContextManager {
 
   /// Whether a context named `name` is registered.
   [[nodiscard]] bool has_context(std::string_view name) const {
-    const Reader reader(*this);
-    return find(reader.registry(), name) != nullptr;
+    const auto reader = registry_.read();
+    return find(*reader, name) != nullptr;
   }
 
   /// The variable registered under `name`. Throws `context_error` if there is none or if it is
   /// not a `ContextVariable<T>`.
   template <class T>
   [[nodiscard]] const ContextVariable<T>& get_context(std::string_view name) const {
-    const Reader reader(*this);
-    const Registration* r = find(reader.registry(), name);
+    const auto reader = registry_.read();
+    const Registration* r = find(*reader, name);
     if (r == nullptr) throw context_error("ucm: no context named '" + std::string(name) + "'");
     if (r->type() != typeid(T)) {
       throw context_error("ucm: context '" + std::string(name) + "' holds " + r->type().name() +
@@ -243,9 +238,9 @@ class ContextManager {
 
   /// The registered names, in registration order.
   [[nodiscard]] std::vector<std::string> names() const {
-    const Reader reader(*this);
+    const auto reader = registry_.read();
     std::vector<std::string> out;
-    for (const auto& r : reader.registry()) out.push_back(r->name());
+    for (const auto& r : *reader) out.push_back(r->name());
     return out;
   }
 
@@ -273,48 +268,14 @@ class ContextManager {
   /// defaults, or nullptr, also where an inherited frame has them); other variables keep their
   /// values.
   void clear_all() const {
-    const Reader reader(*this);
-    const Registry& registry = reader.registry();
+    const auto reader = registry_.read();
+    const Registry& registry = *reader;
     std::vector<detail::Binding> unbind(registry.size());
     for (std::size_t i = 0; i < registry.size(); ++i) unbind[i].id = registry[i]->id();
     detail::enter_frame(detail::build_frame(detail::slots().current, unbind.data(), unbind.size()));
   }
 
  private:
-  // Readers take no lock: they announce themselves in `readers_`, then load the registry. A
-  // writer publishes a new registry and frees retired ones only when it sees no reader after
-  // publishing (seq_cst on both sides: a reader that arrives later loads the new registry).
-  class Reader {
-   public:
-    explicit Reader(const ContextManager& manager) noexcept : manager_(manager) {
-      manager_.readers_.fetch_add(1, std::memory_order_seq_cst);
-      registry_ = manager_.registry_.load(std::memory_order_seq_cst);
-    }
-    Reader(const Reader&) = delete;
-    Reader& operator=(const Reader&) = delete;
-    ~Reader() { manager_.readers_.fetch_sub(1, std::memory_order_release); }
-    const Registry& registry() const noexcept { return *registry_; }
-
-   private:
-    const ContextManager& manager_;
-    const Registry* registry_;
-  };
-
-  template <class Change>
-  void update(Change&& change) {
-    std::lock_guard lock(write_mutex_);
-    const Registry* old = registry_.load(std::memory_order_relaxed);
-    auto next = std::make_unique<Registry>(*old);
-    change(*next);
-    retired_.reserve(retired_.size() + 1);
-    registry_.store(next.release(), std::memory_order_seq_cst);
-    retired_.push_back(old);
-    if (readers_.load(std::memory_order_seq_cst) == 0) {
-      for (const Registry* r : retired_) delete r;
-      retired_.clear();
-    }
-  }
-
   static const Registration* find(const Registry& registry, std::string_view name) noexcept {
     for (const auto& r : registry) {
       if (r->name() == name) return r.get();
@@ -332,8 +293,8 @@ class ContextManager {
   // leaves the slots as they were: its window restores them and the frames built so far are
   // released. A builder's `enter` ends with its window.
   detail::FrameData* build_frame(const Payload& payload) const {
-    const Reader reader(*this);
-    const Registry& registry = reader.registry();
+    const auto reader = registry_.read();
+    const Registry& registry = *reader;
     detail::FrameData* const base = detail::slots().current;
     if (registry.empty()) return detail::build_frame(base, nullptr, 0);
     const BuildView view;
@@ -356,10 +317,8 @@ class ContextManager {
     return built;
   }
 
-  std::atomic<const Registry*> registry_;
-  mutable std::atomic<std::size_t> readers_{0};
-  std::mutex write_mutex_;
-  std::vector<const Registry*> retired_;
+  // Copied on write: builds read it without a lock (detail/copy_on_write.hpp).
+  detail::CopyOnWrite<Registry> registry_;
 };
 
 }  // namespace ucm

@@ -9,7 +9,7 @@
 // return paths made, the merge view, its innermost window), kept in its promise while it is not
 // running. When it gets
 // control the thread's slots are stashed and the coroutine's installed; when it gives up control
-// (any suspension, or its end) they are saved and the stash restored (detail/task_promise.hpp).
+// (any suspension, or its end) they are saved and the stash restored (detail/promise_base.hpp).
 // Those are a few word copies, with no allocation, no lock and no reference-count traffic. So:
 //   - whatever thread resumes a Task, the Task sees its own values, and a ContextVariableScope
 //     spanning a `co_await` is still correct after it;
@@ -273,10 +273,8 @@ decltype(auto) take_when_all_result(Task<T>& task) {
   if constexpr (std::is_void_v<T>) {
     promise.result();
     return std::monostate{};
-  } else if constexpr (std::is_reference_v<T>) {
-    return promise.result();
   } else {
-    return T(std::move(promise.result()));
+    return std::move(promise).result();
   }
 }
 
@@ -303,11 +301,7 @@ T sync_wait(Task<T> task) {
     detail::run_nested(&helper.handle.promise());
     done.wait();
   }
-  if constexpr (std::is_void_v<T> || std::is_reference_v<T>) {
-    return handle.promise().result();
-  } else {
-    return T(std::move(handle.promise().result()));
-  }
+  return std::move(handle.promise()).result();
 }
 
 /// A Task that runs every task concurrently (each starts from the awaiter's context, as a call;

@@ -2875,7 +2875,7 @@ requires std::constructible_from<T, V&&> && std::move_constructible<T>
 // return paths made, the merge view, its innermost window), kept in its promise while it is not
 // running. When it gets
 // control the thread's slots are stashed and the coroutine's installed; when it gives up control
-// (any suspension, or its end) they are saved and the stash restored (detail/task_promise.hpp).
+// (any suspension, or its end) they are saved and the stash restored (detail/promise_base.hpp).
 // Those are a few word copies, with no allocation, no lock and no reference-count traffic. So:
 //   - whatever thread resumes a Task, the Task sees its own values, and a ContextVariableScope
 //     spanning a `co_await` is still correct after it;
@@ -2967,7 +2967,7 @@ struct RunQueue {
   unsigned budget = 0;   // symmetric transfers left before control returns to the loop; 0 when
                          // no loop runs
   SlotStash* stash = nullptr;  // where the running ucm coroutine's root keeps this thread's slots
-                               // (detail/task_promise.hpp)
+                               // (detail/promise_base.hpp)
 };
 
 /// This thread's run queue. One instance per program and thread (inline function static).
@@ -3363,28 +3363,28 @@ inline ResumeHelper make_resume_helper() {
 
 }  // namespace ucm::detail
 // ~~~~ include/ucm/detail/task_promise.hpp ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
-// ucm/detail/task_promise.hpp: the promise behind ucm::Task and the awaiters around every
-// `co_await` in its body: where a coroutine's slots live, how they are swapped in on resumption
-// and out on suspension, how a child Task is started and finished (the return path), and the
-// tagged union that holds a Task's result. Nothing here is public API; see ucm/task.hpp.
+// ucm/detail/task_promise.hpp: the promise behind ucm::Task and its own hand-off: how a child
+// Task is started and finished by a ucm coroutine (the return path), how a Task ends, the
+// transformation of every `co_await` in its body, the tagged union that holds a Task's result,
+// and how a suspended Task is destroyed. Where a coroutine's slots live is
+// detail/promise_base.hpp; the awaiters for foreign awaitables and coroutines are
+// detail/foreign_await.hpp. Nothing here is public API; see ucm/task.hpp.
 
-namespace ucm {
-template <class T>
-class Task;
-}  // namespace ucm
+// ~~~~ include/ucm/detail/foreign_await.hpp ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// ucm/detail/foreign_await.hpp: the awaiters between ucm and coroutine machinery that knows
+// nothing of it. A foreign awaitable in a Task body (SlotAwaiter: the Task's slots out before the
+// awaitable gets its handle, back in on resumption; its `await_suspend` in the Task's context), a
+// Task awaited by a coroutine that is not a ucm Task (ForeignTaskAwaiter), and `ucm::propagate`'s
+// awaiter for such coroutines (Propagated), the last two resumed through a resumption helper
+// (detail/coroutine_slots.hpp). Nothing here is public API; see ucm/task.hpp.
+
+// ~~~~ include/ucm/detail/promise_base.hpp ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// ucm/detail/promise_base.hpp: what every ucm coroutine's promise carries besides its result:
+// where the coroutine's slots live while it does not run, how they are swapped in on resumption
+// and out on suspension, and what completes when it completes (its continuation). Nothing here
+// is public API; see ucm/task.hpp.
 
 namespace ucm::detail {
-
-template <class T>
-class TaskPromise;
-
-/// Reaches a Task's coroutine without making it public.
-struct TaskAccess {
-  template <class T>
-  static std::coroutine_handle<TaskPromise<T>> handle(const Task<T>& task) noexcept {
-    return task.handle_;
-  }
-};
 
 /// What a Task's continuation is: the low bits of `PromiseBase::continuation_`.
 enum class Continuation : std::uintptr_t {
@@ -3507,42 +3507,12 @@ class PromiseBase : public ReadyNode {
   PromiseExtras extras_;  // a when_all's merge for its awaiter; a foreign awaiter's helper
 };
 
-/// Direct hand-off from a running parent to a child that runs next on this thread: the parent's
-/// slots are kept in its promise, the thread's become the child's start (a call: the parent's,
-/// owning nothing, in a window and chain of its own; see call_slots), and the stash stays where
-/// it is.
-inline void hand_to_child(Slots& s, PromiseBase& parent, PromiseBase& child) noexcept {
-  copy_slots(parent.own_, s);
-  s.owned = nullptr;
-  s.returned = 0;
-  s.window = &child;
-  s.chain = unassigned_coroutine_chain;
-}
+}  // namespace ucm::detail
 
-/// Direct hand-off from a finished child back to its parent, which runs next on this thread: the
-/// child's final `current` is left in the thread's `inherited` slot, for the return path the
-/// parent runs as it resumes (TaskAwaiterBase::finish), the child keeps its final `owned` and
-/// `returned` (its promise releases them), and the parent's slots are installed. If the child holds
-/// the stash (it was the root of this run), the stash moves to the parent, since the child is about
-/// to be destroyed; the parent's own is free, as it was suspended.
-inline void hand_to_parent(ThreadRefs thread, PromiseBase& child, PromiseBase& parent) noexcept {
-  Slots& s = thread.slots;
-  s.inherited = s.current;
-  child.own_.owned = s.owned;
-  child.own_.returned = s.returned;
-  // Only what the child's body may have changed for good; the merge view is the return path's.
-  s.current = parent.own_.current;
-  s.base = parent.own_.base;
-  s.owned = parent.own_.owned;
-  s.returned = parent.own_.returned;
-  s.window = parent.own_.window;
-  s.chain = parent.own_.chain;
-  if (thread.queue.stash == &child.stash_) [[unlikely]] {
-    copy_slots(parent.stash_.slots, child.stash_.slots);
-    parent.stash_.outer = child.stash_.outer;
-    thread.queue.stash = &parent.stash_;
-  }
-}
+namespace ucm::detail {
+
+template <class T>
+class TaskPromise;
 
 /// Awaiters the promise passes through as they are: they install and leave the slots themselves.
 template <class A>
@@ -3564,39 +3534,6 @@ decltype(auto) get_awaiter(A&& a) {
 
 template <class A>
 using awaiter_t = decltype(get_awaiter(std::declval<A>()));
-
-/// The last thing a Task does: give up its slots (the final ones stay in the promise for the
-/// awaiter's return path) and hand control to the awaiter: directly when it is a ucm coroutine
-/// and a symmetric transfer is allowed (see trampoline.hpp), else through the run queue.
-struct FinalAwaiter {
-  bool await_ready() const noexcept { return false; }
-  template <class P>
-  [[gnu::always_inline]] std::coroutine_handle<> await_suspend(
-      std::coroutine_handle<P> h) const noexcept {
-    PromiseBase& c = h.promise();
-    const ThreadRefs thread = thread_refs_after_resume();
-    RunQueue& q = thread.queue;
-    const std::uintptr_t continuation = c.continuation_;
-    const auto kind = static_cast<Continuation>(continuation & continuation_kind_mask);
-    if (kind == Continuation::parent) {  // tag 0: the word is the pointer
-      auto& parent = static_cast<PromiseBase&>(*reinterpret_cast<ReadyNode*>(continuation));
-      if (may_transfer(q)) [[likely]] {
-        hand_to_parent(thread, c, parent);
-        return parent.handle;
-      }
-      // Resumed from the queue, with its saved slots: the return path's frame goes there.
-      parent.own_.inherited = thread.slots.current;
-    }
-    ReadyNode* next = reinterpret_cast<ReadyNode*>(continuation & ~continuation_kind_mask);
-    c.leave(thread);
-    // NOTE: once another branch may have finished (arrive), or the awaiter may run (hand_off),
-    // this coroutine may be destroyed at any moment: nothing below touches `c`.
-    if (kind == Continuation::branch) next = static_cast<BranchLatch*>(next)->arrive();
-    if (next == nullptr) return std::noop_coroutine();
-    return hand_off(q, next);
-  }
-  void await_resume() const noexcept {}
-};
 
 /// Where a foreign awaiter's `await_suspend` runs: the Task's context, as a continuation window of
 /// the Task's frames on this thread (a foreign lazy coroutine started there sees the Task's values,
@@ -3689,104 +3626,6 @@ class SlotAwaiter {
   bool suspended_ = false;
 };
 
-/// Starts a child Task from a ucm coroutine and finishes it: `co_await child` is a call.
-template <class T>
-class TaskAwaiterBase {
- public:
-  using ucm_slot_aware = void;
-
-  /// `parent`: the promise of the coroutine whose await_transform made this awaiter.
-  TaskAwaiterBase(std::coroutine_handle<TaskPromise<T>> child, PromiseBase& parent) noexcept
-      : child_(child), parent_(&parent) {}
-
-  bool await_ready() const noexcept { return !child_ || child_.done(); }
-
-  template <class P>
-  [[gnu::always_inline]] std::coroutine_handle<> await_suspend(std::coroutine_handle<P>) noexcept {
-    static_assert(std::is_base_of_v<PromiseBase, P>);
-    PromiseBase& p = *parent_;
-    PromiseBase& c = child_.promise();
-    c.set_continuation(&p, Continuation::parent);
-    const ThreadRefs thread = thread_refs_after_resume();
-    Slots& s = thread.slots;
-    RunQueue& q = thread.queue;
-    if (may_transfer(q)) {
-      hand_to_child(s, p, c);
-      return child_;
-    }
-    // The budget is spent: the child starts from the queue.
-    p.leave(thread);
-    c.own_ = call_slots(p.own_, &c);
-    schedule(q, &c);
-    // NOTE: the child may have completed and resumed the parent already: nothing touches `this`.
-    return std::noop_coroutine();
-  }
-
- protected:
-  /// The parent is back: its own slots again, and the return path: `inherited` becomes the
-  /// child's final `current`, which the child's end left in that slot (or every branch's, after
-  /// when_all), held by the innermost window open in the parent (see take_return). The child
-  /// must not be empty. When it had completed before (await_ready), nothing ran and the slot
-  /// holds the parent's own `inherited`, which stays (the merge view of an earlier when_all is
-  /// dropped).
-  [[gnu::always_inline]] void finish() noexcept {
-    Slots& s = slots_after_resume();
-    PromiseBase& c = child_.promise();
-    if (MergeResult* merge = c.extras_.merge_out(); merge == nullptr) [[likely]] {
-      take_return(s);
-    } else {
-      take_merge(s, std::move(*merge));
-    }
-  }
-
-  TaskPromise<T>& child_promise() const {
-    if (!child_) throw std::logic_error("ucm: co_await of an empty Task");
-    return child_.promise();
-  }
-
- private:
-  std::coroutine_handle<TaskPromise<T>> child_;
-  PromiseBase* parent_;
-};
-
-/// `co_await task` in a Task body: the result as a reference into the task (lvalue task) or by
-/// value (rvalue task; it dies at the end of the full expression).
-template <class T, bool Rvalue>
-class TaskAwaiter : public TaskAwaiterBase<T> {
- public:
-  using TaskAwaiterBase<T>::TaskAwaiterBase;
-  decltype(auto) await_resume() {
-    TaskPromise<T>& child = this->child_promise();  // throws for an empty Task
-    this->finish();
-    if constexpr (Rvalue && std::is_object_v<T>) {
-      return T(std::move(child.result()));
-    } else {
-      return child.result();
-    }
-  }
-};
-
-/// Waits for a Task to complete without taking its result (sync_wait's helper): the result, or
-/// the exception, stays in the task. The task must not be empty.
-template <class T>
-class CompletionAwaiter : public TaskAwaiterBase<T> {
- public:
-  using TaskAwaiterBase<T>::TaskAwaiterBase;
-  void await_resume() noexcept { this->finish(); }
-};
-
-/// What sync_wait's helper awaits: its await_transform makes the CompletionAwaiter, which needs
-/// the helper's promise.
-template <class T>
-struct AwaitCompletion {
-  using value_type = T;
-  std::coroutine_handle<TaskPromise<T>> task;
-};
-template <class A>
-inline constexpr bool is_await_completion_v = false;
-template <class T>
-inline constexpr bool is_await_completion_v<AwaitCompletion<T>> = true;
-
 /// `co_await task` in a coroutine that is not a ucm Task (a user's own coroutine type): the same
 /// as `ucm::propagate`. The context is captured (counted) at the co_await; the child starts from
 /// it; the coroutine is resumed through a helper that installs it again, with the child's final
@@ -3832,8 +3671,8 @@ class ForeignTaskAwaiter {
 
   decltype(auto) await_resume() {
     if (!child_) throw std::logic_error("ucm: co_await of an empty Task");
-    if constexpr (Rvalue && std::is_object_v<T>) {
-      return T(std::move(child_.promise().result()));
+    if constexpr (Rvalue) {
+      return std::move(child_.promise()).result();
     } else {
       return child_.promise().result();
     }
@@ -3913,6 +3752,194 @@ inline constexpr bool is_propagated_v = false;
 template <class A>
 inline constexpr bool is_propagated_v<Propagated<A>> = true;
 
+}  // namespace ucm::detail
+
+namespace ucm {
+template <class T>
+class Task;
+}  // namespace ucm
+
+namespace ucm::detail {
+
+template <class T>
+class TaskPromise;
+
+/// Reaches a Task's coroutine without making it public.
+struct TaskAccess {
+  template <class T>
+  static std::coroutine_handle<TaskPromise<T>> handle(const Task<T>& task) noexcept {
+    return task.handle_;
+  }
+};
+
+/// Direct hand-off from a running parent to a child that runs next on this thread: the parent's
+/// slots are kept in its promise, the thread's become the child's start (a call: the parent's,
+/// owning nothing, in a window and chain of its own; see call_slots), and the stash stays where
+/// it is.
+inline void hand_to_child(Slots& s, PromiseBase& parent, PromiseBase& child) noexcept {
+  copy_slots(parent.own_, s);
+  s.owned = nullptr;
+  s.returned = 0;
+  s.window = &child;
+  s.chain = unassigned_coroutine_chain;
+}
+
+/// Direct hand-off from a finished child back to its parent, which runs next on this thread: the
+/// child's final `current` is left in the thread's `inherited` slot, for the return path the
+/// parent runs as it resumes (TaskAwaiterBase::finish), the child keeps its final `owned` and
+/// `returned` (its promise releases them), and the parent's slots are installed. If the child holds
+/// the stash (it was the root of this run), the stash moves to the parent, since the child is about
+/// to be destroyed; the parent's own is free, as it was suspended.
+inline void hand_to_parent(ThreadRefs thread, PromiseBase& child, PromiseBase& parent) noexcept {
+  Slots& s = thread.slots;
+  s.inherited = s.current;
+  child.own_.owned = s.owned;
+  child.own_.returned = s.returned;
+  // Only what the child's body may have changed for good; the merge view is the return path's.
+  s.current = parent.own_.current;
+  s.base = parent.own_.base;
+  s.owned = parent.own_.owned;
+  s.returned = parent.own_.returned;
+  s.window = parent.own_.window;
+  s.chain = parent.own_.chain;
+  if (thread.queue.stash == &child.stash_) [[unlikely]] {
+    copy_slots(parent.stash_.slots, child.stash_.slots);
+    parent.stash_.outer = child.stash_.outer;
+    thread.queue.stash = &parent.stash_;
+  }
+}
+
+/// The last thing a Task does: give up its slots (the final ones stay in the promise for the
+/// awaiter's return path) and hand control to the awaiter: directly when it is a ucm coroutine
+/// and a symmetric transfer is allowed (see trampoline.hpp), else through the run queue.
+struct FinalAwaiter {
+  bool await_ready() const noexcept { return false; }
+  template <class P>
+  [[gnu::always_inline]] std::coroutine_handle<> await_suspend(
+      std::coroutine_handle<P> h) const noexcept {
+    PromiseBase& c = h.promise();
+    const ThreadRefs thread = thread_refs_after_resume();
+    RunQueue& q = thread.queue;
+    const std::uintptr_t continuation = c.continuation_;
+    const auto kind = static_cast<Continuation>(continuation & continuation_kind_mask);
+    if (kind == Continuation::parent) {  // tag 0: the word is the pointer
+      auto& parent = static_cast<PromiseBase&>(*reinterpret_cast<ReadyNode*>(continuation));
+      if (may_transfer(q)) [[likely]] {
+        hand_to_parent(thread, c, parent);
+        return parent.handle;
+      }
+      // Resumed from the queue, with its saved slots: the return path's frame goes there.
+      parent.own_.inherited = thread.slots.current;
+    }
+    ReadyNode* next = reinterpret_cast<ReadyNode*>(continuation & ~continuation_kind_mask);
+    c.leave(thread);
+    // NOTE: once another branch may have finished (arrive), or the awaiter may run (hand_off),
+    // this coroutine may be destroyed at any moment: nothing below touches `c`.
+    if (kind == Continuation::branch) next = static_cast<BranchLatch*>(next)->arrive();
+    if (next == nullptr) return std::noop_coroutine();
+    return hand_off(q, next);
+  }
+  void await_resume() const noexcept {}
+};
+
+/// Starts a child Task from a ucm coroutine and finishes it: `co_await child` is a call.
+template <class T>
+class TaskAwaiterBase {
+ public:
+  using ucm_slot_aware = void;
+
+  /// `parent`: the promise of the coroutine whose await_transform made this awaiter.
+  TaskAwaiterBase(std::coroutine_handle<TaskPromise<T>> child, PromiseBase& parent) noexcept
+      : child_(child), parent_(&parent) {}
+
+  bool await_ready() const noexcept { return !child_ || child_.done(); }
+
+  template <class P>
+  [[gnu::always_inline]] std::coroutine_handle<> await_suspend(std::coroutine_handle<P>) noexcept {
+    static_assert(std::is_base_of_v<PromiseBase, P>);
+    PromiseBase& p = *parent_;
+    PromiseBase& c = child_.promise();
+    c.set_continuation(&p, Continuation::parent);
+    const ThreadRefs thread = thread_refs_after_resume();
+    Slots& s = thread.slots;
+    RunQueue& q = thread.queue;
+    if (may_transfer(q)) {
+      hand_to_child(s, p, c);
+      return child_;
+    }
+    // The budget is spent: the child starts from the queue.
+    p.leave(thread);
+    c.own_ = call_slots(p.own_, &c);
+    schedule(q, &c);
+    // NOTE: the child may have completed and resumed the parent already: nothing touches `this`.
+    return std::noop_coroutine();
+  }
+
+ protected:
+  /// The parent is back: its own slots again, and the return path: `inherited` becomes the
+  /// child's final `current`, which the child's end left in that slot (or every branch's, after
+  /// when_all), held by the innermost window open in the parent (see take_return). The child
+  /// must not be empty. When it had completed before (await_ready), nothing ran and the slot
+  /// holds the parent's own `inherited`, which stays (the merge view of an earlier when_all is
+  /// dropped).
+  [[gnu::always_inline]] void finish() noexcept {
+    Slots& s = slots_after_resume();
+    PromiseBase& c = child_.promise();
+    if (MergeResult* merge = c.extras_.merge_out(); merge == nullptr) [[likely]] {
+      take_return(s);
+    } else {
+      take_merge(s, std::move(*merge));
+    }
+  }
+
+  TaskPromise<T>& child_promise() const {
+    if (!child_) throw std::logic_error("ucm: co_await of an empty Task");
+    return child_.promise();
+  }
+
+ private:
+  std::coroutine_handle<TaskPromise<T>> child_;
+  PromiseBase* parent_;
+};
+
+/// `co_await task` in a Task body: the result as a reference into the task (lvalue task) or by
+/// value (rvalue task; it dies at the end of the full expression).
+template <class T, bool Rvalue>
+class TaskAwaiter : public TaskAwaiterBase<T> {
+ public:
+  using TaskAwaiterBase<T>::TaskAwaiterBase;
+  decltype(auto) await_resume() {
+    TaskPromise<T>& child = this->child_promise();  // throws for an empty Task
+    this->finish();
+    if constexpr (Rvalue) {
+      return std::move(child).result();
+    } else {
+      return child.result();
+    }
+  }
+};
+
+/// Waits for a Task to complete without taking its result (sync_wait's helper): the result, or
+/// the exception, stays in the task. The task must not be empty.
+template <class T>
+class CompletionAwaiter : public TaskAwaiterBase<T> {
+ public:
+  using TaskAwaiterBase<T>::TaskAwaiterBase;
+  void await_resume() noexcept { this->finish(); }
+};
+
+/// What sync_wait's helper awaits: its await_transform makes the CompletionAwaiter, which needs
+/// the helper's promise.
+template <class T>
+struct AwaitCompletion {
+  using value_type = T;
+  std::coroutine_handle<TaskPromise<T>> task;
+};
+template <class A>
+inline constexpr bool is_await_completion_v = false;
+template <class T>
+inline constexpr bool is_await_completion_v<AwaitCompletion<T>> = true;
+
 template <class A>
 inline constexpr bool is_task_v = false;
 template <class T>
@@ -3977,9 +4004,17 @@ class TaskResult {
     state_ = State::exception;
   }
 
-  T& result() {
-    if (state_ == State::exception) std::rethrow_exception(exception_);
+  /// The value, for an lvalue task: a reference into this result. Rethrows the exception.
+  T& result() & {
+    rethrow_if_exception();
     return value_;
+  }
+
+  /// The value, for an rvalue task: moved out, by value (the task may die at the end of the
+  /// awaiter's full expression). Rethrows the exception.
+  T result() && {
+    rethrow_if_exception();
+    return std::move(value_);
   }
 
   void rethrow_if_exception() const {
@@ -3995,13 +4030,14 @@ class TaskResult {
   };
 };
 
+/// A reference result: the same reference for lvalue and rvalue tasks.
 template <class T>
 class TaskResult<T&> {
  public:
   void return_value(T& value) noexcept { value_ = std::addressof(value); }
   void unhandled_exception() noexcept { exception_ = std::current_exception(); }
   T& result() const {
-    if (exception_) std::rethrow_exception(exception_);
+    rethrow_if_exception();
     return *value_;
   }
   void rethrow_if_exception() const {
@@ -4295,10 +4331,8 @@ decltype(auto) take_when_all_result(Task<T>& task) {
   if constexpr (std::is_void_v<T>) {
     promise.result();
     return std::monostate{};
-  } else if constexpr (std::is_reference_v<T>) {
-    return promise.result();
   } else {
-    return T(std::move(promise.result()));
+    return std::move(promise).result();
   }
 }
 
@@ -4325,11 +4359,7 @@ T sync_wait(Task<T> task) {
     detail::run_nested(&helper.handle.promise());
     done.wait();
   }
-  if constexpr (std::is_void_v<T> || std::is_reference_v<T>) {
-    return handle.promise().result();
-  } else {
-    return T(std::move(handle.promise().result()));
-  }
+  return std::move(handle.promise()).result();
 }
 
 /// A Task that runs every task concurrently (each starts from the awaiter's context, as a call;
@@ -4423,6 +4453,83 @@ template <class T>
 // boundary, each built from the request payload.
 
 #include <typeinfo>
+
+// ~~~~ include/ucm/detail/copy_on_write.hpp ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// ucm/detail/copy_on_write.hpp: a value that many threads read without a lock while a few
+// replace it, for registries (the manager's contexts). Nothing here is public API.
+
+namespace ucm::detail {
+
+/// A `T` read without a lock and changed by copy on write: `update` copies the current value,
+/// changes the copy and publishes it, so a reader sees the value before or after a change, never
+/// one in progress. Writers are serialised by a mutex. A replaced value is freed once no reader
+/// can still hold it.
+///
+///     CopyOnWrite<std::vector<int>> numbers;
+///     numbers.update([](std::vector<int>& v) { v.push_back(1); });
+///     const auto reader = numbers.read();   // *reader: the vector, valid while reader lives
+template <class T>
+class CopyOnWrite {
+ public:
+  // Readers take no lock: they announce themselves in `readers_`, then load the value. A writer
+  // publishes a new value and frees retired ones only when it sees no reader after publishing
+  // (seq_cst on both sides: a reader that arrives later loads the new value). Under a steady
+  // stream of readers, retired values wait for the next write that sees none, or the destructor.
+  class [[nodiscard]] Reader {
+   public:
+    explicit Reader(const CopyOnWrite& owner) noexcept : owner_(owner) {
+      owner_.readers_.fetch_add(1, std::memory_order_seq_cst);
+      value_ = owner_.current_.load(std::memory_order_seq_cst);
+    }
+    Reader(const Reader&) = delete;
+    Reader& operator=(const Reader&) = delete;
+    ~Reader() { owner_.readers_.fetch_sub(1, std::memory_order_release); }
+
+    /// The value current when this reader was made, valid while it lives.
+    const T& operator*() const noexcept { return *value_; }
+    const T* operator->() const noexcept { return value_; }
+
+   private:
+    const CopyOnWrite& owner_;
+    const T* value_;
+  };
+
+  CopyOnWrite() : current_(new T()) {}
+  CopyOnWrite(const CopyOnWrite&) = delete;
+  CopyOnWrite& operator=(const CopyOnWrite&) = delete;
+  ~CopyOnWrite() {
+    delete current_.load(std::memory_order_relaxed);
+    for (const T* r : retired_) delete r;
+  }
+
+  /// A reader of the current value: no lock, two atomic read-modify-writes.
+  Reader read() const noexcept { return Reader(*this); }
+
+  /// Calls `change(copy)` on a copy of the current value, then publishes the copy. If `change`
+  /// (or the copy) throws, nothing is published.
+  template <class Change>
+  void update(Change&& change) {
+    const std::lock_guard lock(write_mutex_);
+    const T* old = current_.load(std::memory_order_relaxed);
+    auto next = std::make_unique<T>(*old);
+    std::forward<Change>(change)(*next);
+    retired_.reserve(retired_.size() + 1);
+    current_.store(next.release(), std::memory_order_seq_cst);
+    retired_.push_back(old);
+    if (readers_.load(std::memory_order_seq_cst) == 0) {
+      for (const T* r : retired_) delete r;
+      retired_.clear();
+    }
+  }
+
+ private:
+  std::atomic<const T*> current_;
+  mutable std::atomic<std::size_t> readers_{0};
+  std::mutex write_mutex_;
+  std::vector<const T*> retired_;
+};
+
+}  // namespace ucm::detail
 
 namespace ucm {
 
@@ -4569,13 +4676,9 @@ class ContextManager {
   using Registry = std::vector<std::shared_ptr<const Registration>>;
 
  public:
-  ContextManager() : registry_(new Registry()) {}
+  ContextManager() = default;
   ContextManager(const ContextManager&) = delete;
   ContextManager& operator=(const ContextManager&) = delete;
-  ~ContextManager() {
-    delete registry_.load(std::memory_order_relaxed);
-    for (const Registry* r : retired_) delete r;
-  }
 
   /// Registers `variable` under `name`, with `builder(payload)` or `builder(payload, view)`
   /// making its value. Returns `*this` for chaining. Throws `context_error` if the name or the
@@ -4591,7 +4694,7 @@ class ContextManager {
                                            Builder builder) {
     auto registration = std::make_shared<detail::TypedRegistration<Payload, T, Builder>>(
         std::move(name), variable, std::move(builder));
-    update([&](Registry& registry) {
+    registry_.update([&](Registry& registry) {
       for (const auto& r : registry) {
         if (r->name() == registration->name()) {
           throw context_error("ucm: a context named '" + r->name() + "' is already registered");
@@ -4609,7 +4712,7 @@ class ContextManager {
   /// Removes the context named `name`. Returns whether there was one.
   bool unregister(std::string_view name) {
     bool removed = false;
-    update([&](Registry& registry) {
+    registry_.update([&](Registry& registry) {
       const auto it = std::find_if(registry.begin(), registry.end(),
                                    [&](const auto& r) { return r->name() == name; });
       if (it != registry.end()) {
@@ -4622,16 +4725,16 @@ class ContextManager {
 
   /// Whether a context named `name` is registered.
   [[nodiscard]] bool has_context(std::string_view name) const {
-    const Reader reader(*this);
-    return find(reader.registry(), name) != nullptr;
+    const auto reader = registry_.read();
+    return find(*reader, name) != nullptr;
   }
 
   /// The variable registered under `name`. Throws `context_error` if there is none or if it is
   /// not a `ContextVariable<T>`.
   template <class T>
   [[nodiscard]] const ContextVariable<T>& get_context(std::string_view name) const {
-    const Reader reader(*this);
-    const Registration* r = find(reader.registry(), name);
+    const auto reader = registry_.read();
+    const Registration* r = find(*reader, name);
     if (r == nullptr) throw context_error("ucm: no context named '" + std::string(name) + "'");
     if (r->type() != typeid(T)) {
       throw context_error("ucm: context '" + std::string(name) + "' holds " + r->type().name() +
@@ -4642,9 +4745,9 @@ class ContextManager {
 
   /// The registered names, in registration order.
   [[nodiscard]] std::vector<std::string> names() const {
-    const Reader reader(*this);
+    const auto reader = registry_.read();
     std::vector<std::string> out;
-    for (const auto& r : reader.registry()) out.push_back(r->name());
+    for (const auto& r : *reader) out.push_back(r->name());
     return out;
   }
 
@@ -4672,48 +4775,14 @@ class ContextManager {
   /// defaults, or nullptr, also where an inherited frame has them); other variables keep their
   /// values.
   void clear_all() const {
-    const Reader reader(*this);
-    const Registry& registry = reader.registry();
+    const auto reader = registry_.read();
+    const Registry& registry = *reader;
     std::vector<detail::Binding> unbind(registry.size());
     for (std::size_t i = 0; i < registry.size(); ++i) unbind[i].id = registry[i]->id();
     detail::enter_frame(detail::build_frame(detail::slots().current, unbind.data(), unbind.size()));
   }
 
  private:
-  // Readers take no lock: they announce themselves in `readers_`, then load the registry. A
-  // writer publishes a new registry and frees retired ones only when it sees no reader after
-  // publishing (seq_cst on both sides: a reader that arrives later loads the new registry).
-  class Reader {
-   public:
-    explicit Reader(const ContextManager& manager) noexcept : manager_(manager) {
-      manager_.readers_.fetch_add(1, std::memory_order_seq_cst);
-      registry_ = manager_.registry_.load(std::memory_order_seq_cst);
-    }
-    Reader(const Reader&) = delete;
-    Reader& operator=(const Reader&) = delete;
-    ~Reader() { manager_.readers_.fetch_sub(1, std::memory_order_release); }
-    const Registry& registry() const noexcept { return *registry_; }
-
-   private:
-    const ContextManager& manager_;
-    const Registry* registry_;
-  };
-
-  template <class Change>
-  void update(Change&& change) {
-    std::lock_guard lock(write_mutex_);
-    const Registry* old = registry_.load(std::memory_order_relaxed);
-    auto next = std::make_unique<Registry>(*old);
-    change(*next);
-    retired_.reserve(retired_.size() + 1);
-    registry_.store(next.release(), std::memory_order_seq_cst);
-    retired_.push_back(old);
-    if (readers_.load(std::memory_order_seq_cst) == 0) {
-      for (const Registry* r : retired_) delete r;
-      retired_.clear();
-    }
-  }
-
   static const Registration* find(const Registry& registry, std::string_view name) noexcept {
     for (const auto& r : registry) {
       if (r->name() == name) return r.get();
@@ -4731,8 +4800,8 @@ class ContextManager {
   // leaves the slots as they were: its window restores them and the frames built so far are
   // released. A builder's `enter` ends with its window.
   detail::FrameData* build_frame(const Payload& payload) const {
-    const Reader reader(*this);
-    const Registry& registry = reader.registry();
+    const auto reader = registry_.read();
+    const Registry& registry = *reader;
     detail::FrameData* const base = detail::slots().current;
     if (registry.empty()) return detail::build_frame(base, nullptr, 0);
     const BuildView view;
@@ -4755,16 +4824,15 @@ class ContextManager {
     return built;
   }
 
-  std::atomic<const Registry*> registry_;
-  mutable std::atomic<std::size_t> readers_{0};
-  std::mutex write_mutex_;
-  std::vector<const Registry*> retired_;
+  // Copied on write: builds read it without a lock (detail/copy_on_write.hpp).
+  detail::CopyOnWrite<Registry> registry_;
 };
 
 }  // namespace ucm
 // ~~~~ include/ucm/channel.hpp ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
 // ucm/channel.hpp: window channels, the RFC's Window Channel and Node's diagnostics_channel.
-// A library announces its windows on a WindowChannel<M> or a TracingChannel<M>; instrumentation
+// A library announces its windows on a WindowChannel<M> or a TracingChannel<M> (five channels
+// for one kind of operation: ucm/tracing_channel.hpp, which this header includes); instrumentation
 // (tracing, metrics, logging) subscribes, and binds context variables to them, without either
 // side depending on the other.
 //
@@ -4781,7 +4849,6 @@ class ContextManager {
 // a publish (a subscriber that unsubscribes) never waits: its old lists are freed by the next
 // writer outside any publish, or with the channel.
 
-#include <system_error>
 #include <thread>
 
 namespace ucm {
@@ -5044,33 +5111,6 @@ struct StoreOf final : StoreNode<Arg> {
   F transform;
 };
 
-/// Publishes on a channel when it goes out of scope (the `finally` of Node's tracing helpers).
-/// Publishing never throws, so this destructor does not either.
-template <class M>
-struct PublishOnExit {
-  PublishOnExit(const WindowChannel<M&>& c, M& m) noexcept : channel(c), message(m) {}
-  PublishOnExit(const PublishOnExit&) = delete;
-  PublishOnExit& operator=(const PublishOnExit&) = delete;
-  ~PublishOnExit() { channel.publish(message); }
-  const WindowChannel<M&>& channel;
-  M& message;
-};
-
-template <class F, class Wrap, class Refs, std::size_t... I>
-decltype(auto) invoke_wrapping_last(F&& fn, Wrap&& wrap, Refs&& refs, std::index_sequence<I...>) {
-  constexpr std::size_t last = sizeof...(I);
-  return std::invoke(std::forward<F>(fn), std::get<I>(std::move(refs))...,
-                     wrap(std::get<last>(std::move(refs))));
-}
-
-/// Calls `fn(args...)` with the last argument replaced by `wrap(last)`.
-template <class F, class Wrap, class... Args>
-decltype(auto) invoke_wrapping_last(F&& fn, Wrap&& wrap, Args&&... args) {
-  return invoke_wrapping_last(std::forward<F>(fn), std::forward<Wrap>(wrap),
-                              std::forward_as_tuple(std::forward<Args>(args)...),
-                              std::make_index_sequence<sizeof...(Args) - 1>{});
-}
-
 /// How a channel keeps and calls a subscriber or transform `F`: a decayed copy, as an lvalue.
 template <class F>
 using stored_callable_t = std::add_lvalue_reference_t<std::decay_t<F>>;
@@ -5083,15 +5123,6 @@ concept subscriber_for = std::invocable<stored_callable_t<F>, Arg>;
 template <class F, class Arg, class T>
 concept store_transform_for = std::invocable<stored_callable_t<F>, Arg> &&
     std::constructible_from<T, std::invoke_result_t<stored_callable_t<F>, Arg>>;
-
-/// An operation `fn(args...)` whose last argument is its completion callback.
-template <class F, class... Args>
-concept completes_through_callback = sizeof...(Args) >= 1 && std::invocable<F, Args...>;
-
-template <class M>
-struct CallbackTrace;
-template <class M, class Callback>
-class TracedCallback;
 
 }  // namespace detail
 
@@ -5325,6 +5356,58 @@ class WindowChannel {
 
   mutable detail::ChannelCore core_;
 };
+
+}  // namespace ucm
+
+// TracingChannel, built on WindowChannel: users of this header have always had it.
+// ~~~~ include/ucm/tracing_channel.hpp ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// ucm/tracing_channel.hpp: TracingChannel<M>, Node's tracingChannel: five window channels
+// (ucm/channel.hpp) that trace one kind of operation, and the helpers that publish them around a
+// synchronous call (trace_sync), a Task (trace_task) and an operation completing through a
+// callback (trace_callback).
+
+#include <system_error>
+
+namespace ucm {
+namespace detail {
+
+/// Publishes on a channel when it goes out of scope (the `finally` of Node's tracing helpers).
+/// Publishing never throws, so this destructor does not either.
+template <class M>
+struct PublishOnExit {
+  PublishOnExit(const WindowChannel<M&>& c, M& m) noexcept : channel(c), message(m) {}
+  PublishOnExit(const PublishOnExit&) = delete;
+  PublishOnExit& operator=(const PublishOnExit&) = delete;
+  ~PublishOnExit() { channel.publish(message); }
+  const WindowChannel<M&>& channel;
+  M& message;
+};
+
+template <class F, class Wrap, class Refs, std::size_t... I>
+decltype(auto) invoke_wrapping_last(F&& fn, Wrap&& wrap, Refs&& refs, std::index_sequence<I...>) {
+  constexpr std::size_t last = sizeof...(I);
+  return std::invoke(std::forward<F>(fn), std::get<I>(std::move(refs))...,
+                     wrap(std::get<last>(std::move(refs))));
+}
+
+/// Calls `fn(args...)` with the last argument replaced by `wrap(last)`.
+template <class F, class Wrap, class... Args>
+decltype(auto) invoke_wrapping_last(F&& fn, Wrap&& wrap, Args&&... args) {
+  return invoke_wrapping_last(std::forward<F>(fn), std::forward<Wrap>(wrap),
+                              std::forward_as_tuple(std::forward<Args>(args)...),
+                              std::make_index_sequence<sizeof...(Args) - 1>{});
+}
+
+/// An operation `fn(args...)` whose last argument is its completion callback.
+template <class F, class... Args>
+concept completes_through_callback = sizeof...(Args) >= 1 && std::invocable<F, Args...>;
+
+template <class M>
+struct CallbackTrace;
+template <class M, class Callback>
+class TracedCallback;
+
+}  // namespace detail
 
 /// Five channels that trace one kind of operation, as Node's `tracingChannel`: `start`, `end`,
 /// `async_start`, `async_end` and `error`, each a `WindowChannel<M&>`, so subscribers receive

@@ -54,7 +54,7 @@ struct RunQueue {
   unsigned budget = 0;   // symmetric transfers left before control returns to the loop; 0 when
                          // no loop runs
   SlotStash* stash = nullptr;  // where the running ucm coroutine's root keeps this thread's slots
-                               // (detail/task_promise.hpp)
+                               // (detail/promise_base.hpp)
 };
 
 /// This thread's run queue. One instance per program and thread (inline function static).
