@@ -20,7 +20,8 @@
 #include <utility>
 #include <vector>
 
-#include "ucm/detail/frame_data.hpp"
+#include "ucm/detail/frame_build.hpp"
+#include "ucm/detail/frame_lifetime.hpp"
 #include "ucm/detail/slots.hpp"
 #include "ucm/frame.hpp"
 #include "ucm/variable.hpp"

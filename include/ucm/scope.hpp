@@ -5,7 +5,7 @@
 #include <concepts>
 #include <utility>
 
-#include "ucm/detail/frame_data.hpp"
+#include "ucm/detail/frame_window.hpp"
 #include "ucm/detail/slots.hpp"
 #include "ucm/frame.hpp"
 #include "ucm/variable.hpp"

@@ -10,7 +10,8 @@
 #include <type_traits>
 #include <utility>
 
-#include "ucm/detail/frame_data.hpp"
+#include "ucm/detail/frame_build.hpp"
+#include "ucm/detail/frame_window.hpp"
 #include "ucm/detail/slots.hpp"
 #include "ucm/frame.hpp"
 #include "ucm/variable.hpp"

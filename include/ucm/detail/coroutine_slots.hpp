@@ -16,7 +16,7 @@
 #include <utility>
 #include <vector>
 
-#include "ucm/detail/frame_data.hpp"
+#include "ucm/detail/frame_lifetime.hpp"
 #include "ucm/detail/slots.hpp"
 #include "ucm/detail/trampoline.hpp"
 #include "ucm/frame.hpp"

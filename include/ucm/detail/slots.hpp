@@ -14,7 +14,9 @@
 #include <utility>
 #include <vector>
 
-#include "ucm/detail/frame_data.hpp"
+#include "ucm/detail/frame_layout.hpp"
+#include "ucm/detail/frame_lifetime.hpp"
+#include "ucm/detail/frame_window.hpp"
 #include "ucm/misuse.hpp"
 
 namespace ucm {
@@ -434,18 +436,6 @@ inline void enter_frame(FrameData* f) noexcept {
   s.current = f;
   // Safe: windows nest, so no open window saved a pointer to an `owned` made in this one.
   release(previous);
-}
-
-/// The value `get()` sees for `id`: the one in `current` (never `inherited`: a child's values do
-/// not appear in its parent's `get()`); nullptr for none or a tombstone. Through the thread's
-/// lookup cache: a hit is a few loads whatever the frame's shape (see LookupCache).
-inline const void* lookup(ThreadContext& t, VariableId id) noexcept {
-  const FrameData* const f = t.slots.current;
-  if (f == nullptr) return nullptr;
-  LookupCache::Entry& e = t.cache.slot(f->serial, id);
-  if (e.serial == f->serial && e.id == id) [[likely]]
-    return e.value;
-  return lookup_and_remember(f, id, e);
 }
 
 }  // namespace ucm::detail

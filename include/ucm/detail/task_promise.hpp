@@ -18,7 +18,7 @@
 #include <utility>
 
 #include "ucm/detail/coroutine_slots.hpp"
-#include "ucm/detail/frame_data.hpp"
+#include "ucm/detail/frame_lifetime.hpp"
 #include "ucm/detail/slots.hpp"
 #include "ucm/detail/trampoline.hpp"
 #include "ucm/frame.hpp"
