@@ -44,6 +44,11 @@ consteval bool mutates_in_place() {
     return false;
   }
 }
+
+/// What `update(fn)` takes: `fn(T&)`, which changes the value in place, or a function whose
+/// result converts to T.
+template <class F, class T>
+concept updater = std::invocable<F&, T&> || std::is_convertible_v<std::invoke_result_t<F&, T&&>, T>;
 }  // namespace detail
 
 /// A key for one context value of type `T`. It holds no value itself: values live in frames,
@@ -190,9 +195,8 @@ class ContextVariable {
   /// with neither, throws `ucm::unbound_variable`. Frames stay immutable: code that captured the
   /// context before the update keeps the old value.
   template <class F>
-  requires std::copy_constructible<T> &&
-      (std::invocable<F&, T&> ||
-       std::is_convertible_v<std::invoke_result_t<F&, T&&>, T>)void update(F&& fn) const {
+  requires std::copy_constructible<T> && detail::updater<F, T>
+  void update(F&& fn) const {
     std::optional<T> copy;
     if (const T* v = get()) {
       copy.emplace(*v);

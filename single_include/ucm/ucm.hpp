@@ -2350,6 +2350,11 @@ consteval bool mutates_in_place() {
     return false;
   }
 }
+
+/// What `update(fn)` takes: `fn(T&)`, which changes the value in place, or a function whose
+/// result converts to T.
+template <class F, class T>
+concept updater = std::invocable<F&, T&> || std::is_convertible_v<std::invoke_result_t<F&, T&&>, T>;
 }  // namespace detail
 
 /// A key for one context value of type `T`. It holds no value itself: values live in frames,
@@ -2496,9 +2501,8 @@ class ContextVariable {
   /// with neither, throws `ucm::unbound_variable`. Frames stay immutable: code that captured the
   /// context before the update keeps the old value.
   template <class F>
-  requires std::copy_constructible<T> &&
-      (std::invocable<F&, T&> ||
-       std::is_convertible_v<std::invoke_result_t<F&, T&&>, T>)void update(F&& fn) const {
+  requires std::copy_constructible<T> && detail::updater<F, T>
+  void update(F&& fn) const {
     std::optional<T> copy;
     if (const T* v = get()) {
       copy.emplace(*v);
@@ -2625,8 +2629,8 @@ template <class T>
 class [[nodiscard]] ContextVariableScope {
  public:
   template <class V>
-  requires std::constructible_from<T, V&&> ContextVariableScope(const ContextVariable<T>& variable,
-                                                                V&& value)
+  ContextVariableScope(const ContextVariable<T>& variable,
+                       V&& value) requires std::constructible_from<T, V&&>
       : frame_(detail::build_window_delta<T>(detail::slots().current, variable.id_,
                                              std::forward<V>(value))) {
     detail::open_call(detail::slots(), saved_, frame_);
@@ -2707,6 +2711,10 @@ struct PendingValue {
   const ContextVariable<T>* variable;
   T value;
 };
+
+/// Whether every type of a set of bindings can be copied (to use the set more than once).
+template <class... Ts>
+concept all_copy_constructible = (std::copy_constructible<Ts> && ...);
 }  // namespace detail
 
 /// A set of bindings to apply together (the RFC's `runAll`): `run`, `enter` and `frame` build
@@ -2737,7 +2745,7 @@ class [[nodiscard]] With {
     return detail::FrameAccess::adopt(build(detail::slots().current, std::true_type{}));
   }
   /// As above, copying the stored values so the set can be used again.
-  [[nodiscard]] ContextFrame frame() const& requires(std::copy_constructible<Ts>&&...) {
+  [[nodiscard]] ContextFrame frame() const& requires detail::all_copy_constructible<Ts...> {
     return detail::FrameAccess::adopt(build(detail::slots().current, std::false_type{}));
   }
 
@@ -2749,15 +2757,15 @@ class [[nodiscard]] With {
     return std::invoke(std::forward<F>(fn), std::forward<Args>(args)...);
   }
   template <class F, class... Args>
-  requires std::invocable<F, Args...> &&(std::copy_constructible<Ts>&&...) decltype(auto)
-      run(F&& fn, Args&&... args) const& {
+  requires std::invocable<F, Args...> && detail::all_copy_constructible<Ts...>
+  decltype(auto) run(F&& fn, Args&&... args) const& {
     detail::ValueWindow<Ts...> window(window_frame(std::false_type{}));
     return std::invoke(std::forward<F>(fn), std::forward<Args>(args)...);
   }
 
   /// Sets every binding for the rest of the enclosing window, as `ContextVariable::enter`.
   void enter() && { detail::enter_frame(build(detail::slots().current, std::true_type{})); }
-  void enter() const& requires(std::copy_constructible<Ts>&&...) {
+  void enter() const& requires detail::all_copy_constructible<Ts...> {
     detail::enter_frame(build(detail::slots().current, std::false_type{}));
   }
 
@@ -4465,6 +4473,16 @@ class Registration {
   std::size_t alignment_;
 };
 
+/// What builds a T from a payload: `builder(payload)`, or `builder(payload, view)` reading the
+/// values built before it, whose result constructs a T.
+template <class Builder, class T, class Payload>
+concept value_builder =
+    (std::invocable<const Builder&, const Payload&> &&
+     std::constructible_from<T, std::invoke_result_t<const Builder&, const Payload&>>) ||
+    (std::invocable<const Builder&, const Payload&, const BuildView&> &&
+     std::constructible_from<
+         T, std::invoke_result_t<const Builder&, const Payload&, const BuildView&>>);
+
 template <class Payload, class T, class Builder>
 class TypedRegistration final : public Registration<Payload> {
  public:
@@ -4543,15 +4561,9 @@ class ContextManager {
   /// Registers `variable` under `name`, with `builder(payload)` or `builder(payload, view)`
   /// making its value. Returns `*this` for chaining. Throws `context_error` if the name or the
   /// variable is already registered here.
-  template <class T, class Builder>
-  requires std::move_constructible<T> &&
-      ((std::invocable<const Builder&, const Payload&> &&
-        std::constructible_from<T, std::invoke_result_t<const Builder&, const Payload&>>) ||
-       (std::invocable<const Builder&, const Payload&, const BuildView&> &&
-        std::constructible_from<
-            T, std::invoke_result_t<const Builder&, const Payload&, const BuildView&>>))
-          ContextManager& register_context(std::string name, const ContextVariable<T>& variable,
-                                           Builder builder) {
+  template <std::move_constructible T, detail::value_builder<T, Payload> Builder>
+  ContextManager& register_context(std::string name, const ContextVariable<T>& variable,
+                                   Builder builder) {
     auto registration = std::make_shared<detail::TypedRegistration<Payload, T, Builder>>(
         std::move(name), variable, std::move(builder));
     update([&](Registry& registry) {
