@@ -65,6 +65,20 @@ namespace ucm::detail {
 /// within a function, so in a coroutine it may compute it before a co_await and reuse it after
 /// the resumption (fixed in LLVM 16 by llvm.threadlocal.address); there the access goes through
 /// an opaque call. Elsewhere it is the plain access.
+///
+/// The rule: code that can run after a coroutine resumption reaches the thread's state only
+/// through an accessor made with this (slots_after_resume, thread_refs_after_resume,
+/// run_queue_after_resume), never through slots(), thread_context(), run_queue(), thread_refs(),
+/// thread_state() or frame_cache(). That code is: the awaiters' and promises' hooks
+/// (await_suspend, await_resume, final_suspend, ...), destructors (a scope's runs where its block
+/// ends, after any co_await in it), coroutine bodies, and the helpers they call, which take the
+/// slots from their caller (take_return, close_window) or use such an accessor themselves. g++
+/// and clang 16 pass every test either way, so scripts/check_slot_access.py, run first by
+/// scripts/test.sh, checks the hooks, destructors and coroutine bodies of include/ucm on any
+/// compiler. A [[gnu::noinline]] function computes the address afresh on each call, so it may
+/// use the plain accessor wherever it is called from; a plain call in a checked place that cannot
+/// run after a resumption (a thread-exit destructor) carries the comment
+/// `ucm: not after resume: <why>`.
 #if defined(__clang__) && __clang_major__ < 16
 template <auto Accessor>
 [[gnu::noinline]] decltype(auto) after_resume() noexcept {
@@ -451,7 +465,7 @@ struct FrameCacheExit {
   FrameCacheExit(const FrameCacheExit&) = delete;
   FrameCacheExit& operator=(const FrameCacheExit&) = delete;
   ~FrameCacheExit() {
-    frame_cache().state = FrameCache::State::closed;
+    frame_cache().state = FrameCache::State::closed;  // ucm: not after resume: thread exit
     trim_frame_cache();
   }
 };
@@ -1430,7 +1444,10 @@ UCM_SHARED_STATE inline ThreadContext& thread_context() noexcept {
   return instance;
 }
 
-/// This thread's slots.
+/// This thread's slots. Not for code that can run after a coroutine resumption (awaiters, promise
+/// hooks, destructors, coroutine bodies, and the helpers they call): that uses
+/// slots_after_resume. The rule is at after_resume (config.hpp); scripts/check_slot_access.py
+/// checks it.
 inline Slots& slots() noexcept { return thread_context().slots; }
 
 /// This thread's slots, from code that can run after a coroutine resumption (see after_resume).
@@ -1483,10 +1500,10 @@ struct ThreadExitGuard {
   ThreadExitGuard(const ThreadExitGuard&) = delete;
   ThreadExitGuard& operator=(const ThreadExitGuard&) = delete;
   ~ThreadExitGuard() {
-    ThreadState& t = thread_state();
+    ThreadState& t = thread_state();  // ucm: not after resume: runs at thread exit
     // Bounded: a value whose destructor enters a value whose destructor enters ... would not end.
     for (int round = 0; round < 64; ++round) {
-      Slots& s = slots();
+      Slots& s = slots();  // ucm: not after resume: runs at thread exit
       FrameData* const owned = s.owned;
       const Returned returned = s.returned;
       std::vector<Returned>* const kept = t.kept;
@@ -3172,10 +3189,12 @@ class PromiseExtras {
 
   /// Releases what it holds. A helper that has not run (this Task was destroyed first) is taken
   /// out of this thread's run queue if it is waiting there, then destroyed with its capture.
+  /// Reached from the promise's destructor, in the coroutine's destruction: hence the accessor
+  /// for code after a resumption (see after_resume in config.hpp).
   [[gnu::cold]] void clear() noexcept {
     if (rare_ == nullptr) return;
     if (rare_->helper) {
-      unlink_ready(run_queue(), rare_->helper_node);
+      unlink_ready(run_queue_after_resume(), rare_->helper_node);
       rare_->helper.destroy();
     }
     delete rare_;

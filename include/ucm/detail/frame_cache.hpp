@@ -117,7 +117,7 @@ struct FrameCacheExit {
   FrameCacheExit(const FrameCacheExit&) = delete;
   FrameCacheExit& operator=(const FrameCacheExit&) = delete;
   ~FrameCacheExit() {
-    frame_cache().state = FrameCache::State::closed;
+    frame_cache().state = FrameCache::State::closed;  // ucm: not after resume: thread exit
     trim_frame_cache();
   }
 };

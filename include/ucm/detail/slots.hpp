@@ -110,7 +110,10 @@ UCM_SHARED_STATE inline ThreadContext& thread_context() noexcept {
   return instance;
 }
 
-/// This thread's slots.
+/// This thread's slots. Not for code that can run after a coroutine resumption (awaiters, promise
+/// hooks, destructors, coroutine bodies, and the helpers they call): that uses
+/// slots_after_resume. The rule is at after_resume (config.hpp); scripts/check_slot_access.py
+/// checks it.
 inline Slots& slots() noexcept { return thread_context().slots; }
 
 /// This thread's slots, from code that can run after a coroutine resumption (see after_resume).
@@ -163,10 +166,10 @@ struct ThreadExitGuard {
   ThreadExitGuard(const ThreadExitGuard&) = delete;
   ThreadExitGuard& operator=(const ThreadExitGuard&) = delete;
   ~ThreadExitGuard() {
-    ThreadState& t = thread_state();
+    ThreadState& t = thread_state();  // ucm: not after resume: runs at thread exit
     // Bounded: a value whose destructor enters a value whose destructor enters ... would not end.
     for (int round = 0; round < 64; ++round) {
-      Slots& s = slots();
+      Slots& s = slots();  // ucm: not after resume: runs at thread exit
       FrameData* const owned = s.owned;
       const Returned returned = s.returned;
       std::vector<Returned>* const kept = t.kept;
