@@ -8,6 +8,7 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <coroutine>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -15,8 +16,10 @@
 #include <thread>
 #include <vector>
 
+#include "coroutine_support.hpp"
 #include "test_support.hpp"
 #include "thread_pool.hpp"
+#include "ucm/task.hpp"
 #include "ucm/ucm.hpp"
 
 using ucm::ContextFrame;
@@ -342,4 +345,135 @@ TEST_CASE("values too big for the block cache take the general path", "[fast][wi
     const ContextVariableScope scope(big, value);
     CHECK(big.get()->value == 42);
   });
+}
+
+namespace {
+/// Suspends and keeps the handle, for the test to resume or destroy its coroutine.
+struct Parked {
+  std::coroutine_handle<>* slot;
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) const noexcept { *slot = h; }
+  void await_resume() const noexcept {}
+};
+}  // namespace
+
+TEST_CASE("a scope's frame in a Task is captured, read and released on the threads it hops to",
+          "[fast][borrowed][task][threads]") {
+  const int live_before = Tracked::live;
+  {
+    ContextVariable<int> request;
+    ContextVariable<Tracked> step;
+    ucm_test::ThreadPool pool(3);
+    std::atomic<int> wrong{0};
+    auto handler = [&](int i) -> ucm::Task<> {
+      const ContextVariableScope outer(request, i);
+      co_await ucm_test::Hop{&pool};
+      ContextFrame captured;
+      {
+        // A window frame built on this pool thread over the Task's own frame, captured (and so
+        // promoted) after another hop, by whichever thread runs the Task then.
+        const ContextVariableScope inner(step, Tracked(std::to_string(i)));
+        co_await ucm_test::Hop{&pool};
+        captured = ContextFrame::current();
+        co_await ucm_test::Hop{&pool};
+        if (step.get() == nullptr || step.get()->text != std::to_string(i)) ++wrong;
+      }
+      co_await ucm_test::Hop{&pool};
+      if (step.get() != nullptr || *request.get() != i) ++wrong;
+      // The capture outlived the scope that built its frame, and the hops.
+      if (captured.get(step) == nullptr || captured.get(step)->text != std::to_string(i)) ++wrong;
+      if (captured.get(request) == nullptr || *captured.get(request) != i) ++wrong;
+      pool.post([captured, &request, &wrong, i] {  // released on yet another thread
+        if (*captured.get(request) != i) ++wrong;
+      });
+    };
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t) {
+      threads.emplace_back([&, t] {
+        ContextFrame{}.with(request, -1).run([&] {
+          for (int i = 0; i < 100; ++i) ucm::sync_wait(handler(t * 1000 + i));
+        });
+      });
+    }
+    for (auto& thread : threads) thread.join();
+    pool.wait_idle();
+    CHECK(wrong == 0);
+  }
+  CHECK(Tracked::live == live_before);
+}
+
+TEST_CASE("a suspended Task destroyed with a window frame open releases it once",
+          "[fast][borrowed][task][lifetime]") {
+  const int live_before = Tracked::live;
+  {
+    ContextVariable<Tracked> a;
+    ContextVariable<Tracked> b;
+    std::coroutine_handle<> parked;
+    ContextFrame captured;
+    auto child = [&]() -> ucm::Task<> {
+      const ContextVariableScope first(a, Tracked("a"));
+      const ContextVariableScope second(b, Tracked("b"));  // borrows `first`'s frame
+      captured = ContextFrame::current();                  // promotes both
+      co_await Parked{&parked};
+    };
+    auto parent = [&]() -> ucm_test::Detached { co_await child(); };
+    {
+      ucm_test::Detached d = parent();
+      REQUIRE(parked);
+      CHECK(Tracked::live == live_before + 2);
+    }  // destroys the parent, then the suspended child with its two scopes
+    CHECK(a.get() == nullptr);
+    REQUIRE(captured.get(a) != nullptr);
+    CHECK(captured.get(a)->text == "a");
+    CHECK(captured.get(b)->text == "b");
+    CHECK(Tracked::live == live_before + 2);
+    captured = ContextFrame{};
+    CHECK(Tracked::live == live_before);
+    // The same without a capture: the scopes' frames were never promoted.
+    {
+      auto plain = [&]() -> ucm::Task<> {
+        const ContextVariableScope first(a, Tracked("a"));
+        const ContextVariableScope second(b, Tracked("b"));
+        co_await Parked{&parked};
+      };
+      auto parent2 = [&]() -> ucm_test::Detached { co_await plain(); };
+      ucm_test::Detached d = parent2();
+      CHECK(Tracked::live == live_before + 2);
+    }
+    CHECK(Tracked::live == live_before);
+  }
+}
+
+TEST_CASE("one frame captured and released by its owner thread and 4 others at once",
+          "[fast][threads][refcount]") {
+  const int live_before = Tracked::live;
+  {
+    ContextVariable<Tracked> v;
+    ContextVariable<int> n;
+    std::atomic<bool> go{false};
+    std::atomic<int> wrong{0};
+    ContextFrame{}.with(n, 1).run([&] {
+      v.run(Tracked("shared"), [&] {
+        const ContextFrame shared = ContextFrame::current();  // promotes the window's frame
+        std::vector<std::thread> others;
+        for (int t = 0; t < 4; ++t) {
+          others.emplace_back([&] {
+            while (!go.load()) std::this_thread::yield();
+            for (int i = 0; i < 20000; ++i) {
+              const ContextFrame copy = shared;  // cross-thread increment and decrement
+              if (copy.get(v) == nullptr || copy.get(v)->text != "shared") ++wrong;
+            }
+          });
+        }
+        go = true;
+        for (int i = 0; i < 20000; ++i) {  // the owner captures the current frame meanwhile
+          const ContextFrame mine = ContextFrame::current();
+          if (mine != shared || v.get()->text != "shared") ++wrong;
+        }
+        for (auto& thread : others) thread.join();
+      });
+    });
+    CHECK(wrong == 0);
+  }
+  CHECK(Tracked::live == live_before);
 }

@@ -48,6 +48,19 @@ struct WindowDeltaLayout {
       fits ? static_cast<std::uint32_t>(std::bit_width((bytes - 1) / FrameCache::smallest)) : 0;
 };
 
+/// Whether a variable appears twice in `ids`: every pair compared, unrolled.
+template <std::size_t N>
+bool repeats(const std::array<VariableId, N>& ids) noexcept {
+  return [&]<std::size_t... I>(std::index_sequence<I...>) {
+    // Row I: ids[I] against every later id.
+    auto row = [&]<std::size_t A, std::size_t... J>(std::index_sequence<J...>) {
+      return (static_cast<unsigned>(ids[A] == ids[A + 1 + J]) | ... | 0U);
+    };
+    return (row.template operator()<I>(std::make_index_sequence<N - 1 - I>{}) | ... | 0U) != 0;
+  }
+  (std::make_index_sequence<N>{});
+}
+
 /// A call window's frame setting the variables `ids` to `Ts(std::forward<Sources>(sources))...`
 /// over `base`: the delta build_frame would make (see borrowed_parent), built inline from a block
 /// this thread's cache holds, the values constructed directly in it, no reference taken on
@@ -64,11 +77,8 @@ FrameData* try_build_window_delta(FrameData* base, const std::array<VariableId, 
     return nullptr;
   } else {
     if (base == nullptr || !short_chain(base)) return nullptr;
-    for (std::size_t i = 1; i < L::count; ++i) {
-      for (std::size_t j = 0; j < i; ++j) {
-        if (ids[i] == ids[j]) return nullptr;  // the later wins: build_frame normalizes
-      }
-    }
+    // A variable given twice: the later wins, which build_frame's normalization sorts out.
+    if (repeats(ids)) return nullptr;
     constexpr std::uint32_t k = L::block_class;
     FrameCache& c = frame_cache();
     FrameCache::Block* const b = c.head[k];
@@ -121,14 +131,17 @@ FrameData* try_build_window_delta(FrameData* base, const std::array<VariableId, 
       std::memcpy(index + 2, &high, sizeof(high));
     } else {
       std::memset(index, 0, L::slots * sizeof(std::uint32_t));
-      for (std::uint32_t j = 0; j < L::count; ++j) index_insert(index, L::slots - 1, ids[j], j);
     }
     FrameEntry* const entries = f->entries();
-    for (std::size_t j = 0; j < L::count; ++j) {
-      void* const object = block + L::offsets[j];
-      entries[j] = FrameEntry{ids[j], object, f};
-      f->owned[j] = OwnedValue{object, destroys[j]};
+    // Unrolled over the values (a fold, not a loop: -O2 does not unroll loops).
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+      if constexpr (L::count > 1) {
+        (index_insert(index, L::slots - 1, ids[I], static_cast<std::uint32_t>(I)), ...);
+      }
+      ((entries[I] = FrameEntry{ids[I], block + L::offsets[I], f}), ...);
+      ((f->owned[I] = OwnedValue{block + L::offsets[I], destroys[I]}), ...);
     }
+    (std::index_sequence_for<Ts...>{});
     f->owners[0] = base;
     return f;
   }
