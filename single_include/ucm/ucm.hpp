@@ -782,6 +782,7 @@ inline FrameLayout frame_layout(std::uint32_t slots, std::size_t size, std::size
   l.slots = slots;
   l.owners_offset =
       sizeof(FrameData) + std::size_t{l.slots} * sizeof(std::uint32_t) + size * sizeof(FrameEntry);
+  // owners[] holds FrameData*: NOLINTNEXTLINE(bugprone-sizeof-expression)
   l.owned_offset = l.owners_offset + owner_capacity * sizeof(FrameData*);
   l.storage_offset = align_up(l.owned_offset + owned_count * sizeof(OwnedValue), alignment);
   l.bytes = l.storage_offset + storage;
@@ -962,6 +963,7 @@ inline bool short_chain(const FrameData* base) noexcept {
   FrameLayout l;
   l.slots = slots;
   l.owners_offset = sizeof(FrameData) + 16 + sizeof(FrameEntry);
+  // owners[] holds FrameData*: NOLINTNEXTLINE(bugprone-sizeof-expression)
   l.owned_offset = l.owners_offset + (base == nullptr ? 0 : sizeof(FrameData*));
   l.storage_offset = align_up(l.owned_offset + sizeof(OwnedValue), alignment);
   l.bytes = l.storage_offset + b.size;
@@ -1160,6 +1162,7 @@ struct WindowDeltaLayout {
   static constexpr std::size_t alignment = std::max({alignof(FrameData), alignof(Ts)...});
   static constexpr std::size_t owners_offset =
       sizeof(FrameData) + slots * sizeof(std::uint32_t) + count * sizeof(FrameEntry);
+  // owners[] holds FrameData*: NOLINTNEXTLINE(bugprone-sizeof-expression)
   static constexpr std::size_t owned_offset = owners_offset + sizeof(FrameData*);
   /// Where each value goes, and (last) the block's size.
   static constexpr std::array<std::size_t, count + 1> offsets = [] {

@@ -142,6 +142,7 @@ inline FrameLayout frame_layout(std::uint32_t slots, std::size_t size, std::size
   l.slots = slots;
   l.owners_offset =
       sizeof(FrameData) + std::size_t{l.slots} * sizeof(std::uint32_t) + size * sizeof(FrameEntry);
+  // owners[] holds FrameData*: NOLINTNEXTLINE(bugprone-sizeof-expression)
   l.owned_offset = l.owners_offset + owner_capacity * sizeof(FrameData*);
   l.storage_offset = align_up(l.owned_offset + owned_count * sizeof(OwnedValue), alignment);
   l.bytes = l.storage_offset + storage;
@@ -322,6 +323,7 @@ inline bool short_chain(const FrameData* base) noexcept {
   FrameLayout l;
   l.slots = slots;
   l.owners_offset = sizeof(FrameData) + 16 + sizeof(FrameEntry);
+  // owners[] holds FrameData*: NOLINTNEXTLINE(bugprone-sizeof-expression)
   l.owned_offset = l.owners_offset + (base == nullptr ? 0 : sizeof(FrameData*));
   l.storage_offset = align_up(l.owned_offset + sizeof(OwnedValue), alignment);
   l.bytes = l.storage_offset + b.size;

@@ -30,6 +30,7 @@ struct WindowDeltaLayout {
   static constexpr std::size_t alignment = std::max({alignof(FrameData), alignof(Ts)...});
   static constexpr std::size_t owners_offset =
       sizeof(FrameData) + slots * sizeof(std::uint32_t) + count * sizeof(FrameEntry);
+  // owners[] holds FrameData*: NOLINTNEXTLINE(bugprone-sizeof-expression)
   static constexpr std::size_t owned_offset = owners_offset + sizeof(FrameData*);
   /// Where each value goes, and (last) the block's size.
   static constexpr std::array<std::size_t, count + 1> offsets = [] {
