@@ -331,6 +331,30 @@ TEST_CASE("var.bind keeps the captured value alive after its window ended",
   CHECK(Tracked::live == live_before);
 }
 
+TEST_CASE("var.bind of a value bound windows further out keeps the frame holding it alive",
+          "[variable][bind][leak]") {
+  const int live_before = Tracked::live;
+  {
+    ContextVariable<Tracked> t;
+    ContextVariable<int> a;
+    ContextVariable<int> b;
+    // The current frame is two deltas over the one that holds t's value.
+    auto bound = t.run(Tracked("deep"), [&] {
+      return a.run(1, [&] {
+        return b.run(2, [&] {
+          return t.bind([&] { return t.get()->text + (a.get() == nullptr ? "" : "+a"); });
+        });
+      });
+    });
+    CHECK(Tracked::live == live_before + 1);
+    std::string seen;
+    std::thread th([&] { seen = bound(); });
+    th.join();
+    CHECK(seen == "deep");  // only t is restored
+  }
+  CHECK(Tracked::live == live_before);
+}
+
 TEST_CASE("a moved-from var.bind callable runs with the variable unbound, never a freed value",
           "[variable][bind]") {
   const int live_before = Tracked::live;

@@ -35,7 +35,8 @@
 #include <vector>
 
 #include "ucm/detail/config.hpp"
-#include "ucm/detail/frame_data.hpp"
+#include "ucm/detail/frame_build.hpp"
+#include "ucm/detail/frame_lifetime.hpp"
 #include "ucm/detail/slots.hpp"
 #include "ucm/frame.hpp"
 #include "ucm/misuse.hpp"

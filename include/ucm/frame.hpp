@@ -11,7 +11,8 @@
 #include <type_traits>
 #include <utility>
 
-#include "ucm/detail/frame_data.hpp"
+#include "ucm/detail/frame_build.hpp"
+#include "ucm/detail/frame_lifetime.hpp"
 #include "ucm/detail/slots.hpp"
 
 namespace ucm {
@@ -111,8 +112,8 @@ class ContextFrame {
   /// Valid while this frame, or any frame sharing the value, is alive.
   template <class T>
   [[nodiscard]] const T* get(const ContextVariable<T>& variable) const noexcept {
-    const void* const* slot = detail::find(data_, detail::VariableAccess::id(variable));
-    return slot == nullptr ? nullptr : static_cast<const T*>(*slot);
+    const detail::FrameEntry* e = detail::find_entry(data_, detail::VariableAccess::id(variable));
+    return e == nullptr ? nullptr : static_cast<const T*>(e->value);
   }
 
   /// Number of variables bound in this frame.

@@ -19,7 +19,8 @@
 #include <vector>
 
 #include "ucm/detail/copy_on_write.hpp"
-#include "ucm/detail/frame_data.hpp"
+#include "ucm/detail/frame_build.hpp"
+#include "ucm/detail/frame_lifetime.hpp"
 #include "ucm/detail/slots.hpp"
 #include "ucm/frame.hpp"
 #include "ucm/variable.hpp"
@@ -102,6 +103,16 @@ class Registration {
   std::size_t alignment_;
 };
 
+/// What builds a T from a payload: `builder(payload)`, or `builder(payload, view)` reading the
+/// values built before it, whose result constructs a T.
+template <class Builder, class T, class Payload>
+concept value_builder =
+    (std::invocable<const Builder&, const Payload&> &&
+     std::constructible_from<T, std::invoke_result_t<const Builder&, const Payload&>>) ||
+    (std::invocable<const Builder&, const Payload&, const BuildView&> &&
+     std::constructible_from<
+         T, std::invoke_result_t<const Builder&, const Payload&, const BuildView&>>);
+
 template <class Payload, class T, class Builder>
 class TypedRegistration final : public Registration<Payload> {
  public:
@@ -176,15 +187,9 @@ class ContextManager {
   /// Registers `variable` under `name`, with `builder(payload)` or `builder(payload, view)`
   /// making its value. Returns `*this` for chaining. Throws `context_error` if the name or the
   /// variable is already registered here.
-  template <class T, class Builder>
-  requires std::move_constructible<T> &&
-      ((std::invocable<const Builder&, const Payload&> &&
-        std::constructible_from<T, std::invoke_result_t<const Builder&, const Payload&>>) ||
-       (std::invocable<const Builder&, const Payload&, const BuildView&> &&
-        std::constructible_from<
-            T, std::invoke_result_t<const Builder&, const Payload&, const BuildView&>>))
-          ContextManager& register_context(std::string name, const ContextVariable<T>& variable,
-                                           Builder builder) {
+  template <std::move_constructible T, detail::value_builder<T, Payload> Builder>
+  ContextManager& register_context(std::string name, const ContextVariable<T>& variable,
+                                   Builder builder) {
     auto registration = std::make_shared<detail::TypedRegistration<Payload, T, Builder>>(
         std::move(name), variable, std::move(builder));
     registry_.update([&](Registry& registry) {

@@ -15,7 +15,7 @@
 #include <utility>
 #include <vector>
 
-#include "ucm/detail/frame_data.hpp"
+#include "ucm/detail/frame_layout.hpp"
 #include "ucm/detail/name_registry.hpp"
 #include "ucm/frame.hpp"
 

@@ -5,7 +5,7 @@
 #include <concepts>
 #include <utility>
 
-#include "ucm/detail/frame_data.hpp"
+#include "ucm/detail/frame_window.hpp"
 #include "ucm/detail/slots.hpp"
 #include "ucm/frame.hpp"
 #include "ucm/variable.hpp"
@@ -23,8 +23,8 @@ template <class T>
 class [[nodiscard]] ContextVariableScope {
  public:
   template <class V>
-  requires std::constructible_from<T, V&&> ContextVariableScope(const ContextVariable<T>& variable,
-                                                                V&& value)
+  ContextVariableScope(const ContextVariable<T>& variable,
+                       V&& value) requires std::constructible_from<T, V&&>
       : frame_(detail::build_window_delta<T>(detail::slots().current, variable.id_,
                                              std::forward<V>(value))) {
     detail::open_call(detail::slots(), saved_, frame_);

@@ -15,7 +15,7 @@
 #include <utility>
 
 #include "ucm/channel.hpp"
-#include "ucm/detail/frame_data.hpp"
+#include "ucm/detail/frame_lifetime.hpp"
 #include "ucm/detail/slots.hpp"
 #include "ucm/frame.hpp"
 #include "ucm/task.hpp"

@@ -11,7 +11,10 @@
 #include <type_traits>
 #include <utility>
 
-#include "ucm/detail/frame_data.hpp"
+#include "ucm/detail/frame_build.hpp"
+#include "ucm/detail/frame_layout.hpp"
+#include "ucm/detail/frame_lifetime.hpp"
+#include "ucm/detail/frame_window.hpp"
 #include "ucm/detail/slots.hpp"
 #include "ucm/frame.hpp"
 #include "ucm/names.hpp"
@@ -41,6 +44,11 @@ consteval bool mutates_in_place() {
     return false;
   }
 }
+
+/// What `update(fn)` takes: `fn(T&)`, which changes the value in place, or a function whose
+/// result converts to T.
+template <class F, class T>
+concept updater = std::invocable<F&, T&> || std::is_convertible_v<std::invoke_result_t<F&, T&&>, T>;
 }  // namespace detail
 
 /// A key for one context value of type `T`. It holds no value itself: values live in frames,
@@ -119,7 +127,9 @@ class ContextVariable {
   /// appear in its parent's `get()`. Valid at least until the window that set it ends. One small
   /// lookup, no allocation, no lock.
   [[nodiscard]] const T* get() const noexcept {
-    if (const void* v = detail::lookup(detail::thread_context(), id_))
+    // Two hops: the thread's `current` frame, then this variable's value in it.
+    detail::ThreadContext& t = detail::thread_context();
+    if (const void* v = detail::lookup(t.slots.current, id_, t.cache))
       return static_cast<const T*>(v);
     return default_.get();
   }
@@ -129,17 +139,17 @@ class ContextVariable {
   /// equality). This is the child-of relation; nullptr otherwise.
   [[nodiscard]] const T* get_active() const noexcept {
     const detail::Slots& s = detail::slots();
-    const void* const* mine = detail::find(s.current, id_);
-    if (mine == nullptr || *mine == nullptr) return nullptr;
-    const void* const* started = detail::find(s.base, id_);
-    if (started != nullptr && *started == *mine) return nullptr;
-    return static_cast<const T*>(*mine);
+    const detail::FrameEntry* mine = detail::find_entry(s.current, id_);
+    if (mine == nullptr || mine->value == nullptr) return nullptr;
+    const detail::FrameEntry* started = detail::find_entry(s.base, id_);
+    if (started != nullptr && started->value == mine->value) return nullptr;
+    return static_cast<const T*>(mine->value);
   }
 
   /// The value in `inherited` only: what flowed into the running continuation (follows-from).
   [[nodiscard]] const T* get_inherited() const noexcept {
-    const void* const* v = detail::find(detail::slots().inherited, id_);
-    return v == nullptr ? nullptr : static_cast<const T*>(*v);
+    const detail::FrameEntry* e = detail::find_entry(detail::slots().inherited, id_);
+    return e == nullptr ? nullptr : static_cast<const T*>(e->value);
   }
 
   /// A copy of `*get()` (the default included), or `T(fallback)` when `get()` is nullptr.
@@ -152,7 +162,8 @@ class ContextVariable {
 
   /// Whether `get()` would find a value other than the default.
   [[nodiscard]] bool is_bound() const noexcept {
-    return detail::lookup(detail::thread_context(), id_) != nullptr;
+    detail::ThreadContext& t = detail::thread_context();
+    return detail::lookup(t.slots.current, id_, t.cache) != nullptr;
   }
 
   /// The default value, or nullptr.
@@ -184,9 +195,8 @@ class ContextVariable {
   /// with neither, throws `ucm::unbound_variable`. Frames stay immutable: code that captured the
   /// context before the update keeps the old value.
   template <class F>
-  requires std::copy_constructible<T> &&
-      (std::invocable<F&, T&> ||
-       std::is_convertible_v<std::invoke_result_t<F&, T&&>, T>)void update(F&& fn) const {
+  requires std::copy_constructible<T> && detail::updater<F, T>
+  void update(F&& fn) const {
     std::optional<T> copy;
     if (const T* v = get()) {
       copy.emplace(*v);
@@ -210,10 +220,9 @@ class ContextVariable {
   template <class F>
   requires detail::bindable<F>
   [[nodiscard]] detail::VariableBound<std::decay_t<F>> bind(F&& fn) const {
-    detail::FrameData* const holder = detail::slots().current;
-    const std::ptrdiff_t index = detail::index_of(holder, id_);
-    const void* value = index < 0 ? nullptr : holder->values()[index];
-    detail::FrameData* owner = value == nullptr ? nullptr : holder->entry_owners()[index];
+    const detail::FrameEntry* e = detail::find_entry(detail::slots().current, id_);
+    const void* value = e == nullptr ? nullptr : e->value;
+    detail::FrameData* owner = value == nullptr ? nullptr : e->owner;
     detail::retain_values(owner);  // the value only, not the frames behind it
     return detail::VariableBound<std::decay_t<F>>(id_, value, owner, std::forward<F>(fn));
   }

@@ -10,7 +10,8 @@
 #include <type_traits>
 #include <utility>
 
-#include "ucm/detail/frame_data.hpp"
+#include "ucm/detail/frame_build.hpp"
+#include "ucm/detail/frame_window.hpp"
 #include "ucm/detail/slots.hpp"
 #include "ucm/frame.hpp"
 #include "ucm/variable.hpp"
@@ -23,6 +24,10 @@ struct PendingValue {
   const ContextVariable<T>* variable;
   T value;
 };
+
+/// Whether every type of a set of bindings can be copied (to use the set more than once).
+template <class... Ts>
+concept all_copy_constructible = (std::copy_constructible<Ts> && ...);
 }  // namespace detail
 
 /// A set of bindings to apply together (the RFC's `runAll`): `run`, `enter` and `frame` build
@@ -53,7 +58,7 @@ class [[nodiscard]] With {
     return detail::FrameAccess::adopt(build(detail::slots().current, std::true_type{}));
   }
   /// As above, copying the stored values so the set can be used again.
-  [[nodiscard]] ContextFrame frame() const& requires(std::copy_constructible<Ts>&&...) {
+  [[nodiscard]] ContextFrame frame() const& requires detail::all_copy_constructible<Ts...> {
     return detail::FrameAccess::adopt(build(detail::slots().current, std::false_type{}));
   }
 
@@ -65,15 +70,15 @@ class [[nodiscard]] With {
     return std::invoke(std::forward<F>(fn), std::forward<Args>(args)...);
   }
   template <class F, class... Args>
-  requires std::invocable<F, Args...> &&(std::copy_constructible<Ts>&&...) decltype(auto)
-      run(F&& fn, Args&&... args) const& {
+  requires std::invocable<F, Args...> && detail::all_copy_constructible<Ts...>
+  decltype(auto) run(F&& fn, Args&&... args) const& {
     detail::ValueWindow<Ts...> window(window_frame(std::false_type{}));
     return std::invoke(std::forward<F>(fn), std::forward<Args>(args)...);
   }
 
   /// Sets every binding for the rest of the enclosing window, as `ContextVariable::enter`.
   void enter() && { detail::enter_frame(build(detail::slots().current, std::true_type{})); }
-  void enter() const& requires(std::copy_constructible<Ts>&&...) {
+  void enter() const& requires detail::all_copy_constructible<Ts...> {
     detail::enter_frame(build(detail::slots().current, std::false_type{}));
   }
 

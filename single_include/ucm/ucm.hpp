@@ -24,21 +24,23 @@
 #include <type_traits>
 #include <utility>
 
-// ~~~~ include/ucm/detail/frame_data.hpp ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
-// ucm/detail/frame_data.hpp: the immutable, reference-counted block behind a ContextFrame,
-// how it is built from a parent plus a few changes, how a value is found in it, how it is
-// released, and the per-thread cache its blocks come from. Nothing here is public API.
-// docs/performance.md explains the layout and the costs.
+// ~~~~ include/ucm/detail/frame_build.hpp ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// ucm/detail/frame_build.hpp: how a frame is built from a parent plus a few changes (bindings):
+// a delta over the parent, or a complete frame. Nothing here is public API.
 
 #include <algorithm>
-#include <array>
-#include <atomic>
-#include <bit>
 #include <cstdint>
 #include <cstring>
-#include <exception>
 #include <limits>
+#include <memory>
 #include <stdexcept>
+
+// ~~~~ include/ucm/detail/frame_cache.hpp ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// ucm/detail/frame_cache.hpp: the per-thread cache frame blocks come from and go back to, and the
+// frames' serials. Nothing here is public API.
+
+#include <atomic>
+#include <bit>
 
 // ~~~~ include/ucm/detail/config.hpp ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
 // ucm/detail/config.hpp: macros every ucm header may need. Nothing here is public API.
@@ -63,6 +65,20 @@ namespace ucm::detail {
 /// within a function, so in a coroutine it may compute it before a co_await and reuse it after
 /// the resumption (fixed in LLVM 16 by llvm.threadlocal.address); there the access goes through
 /// an opaque call. Elsewhere it is the plain access.
+///
+/// The rule: code that can run after a coroutine resumption reaches the thread's state only
+/// through an accessor made with this (slots_after_resume, thread_refs_after_resume,
+/// run_queue_after_resume), never through slots(), thread_context(), run_queue(), thread_refs(),
+/// thread_state() or frame_cache(). That code is: the awaiters' and promises' hooks
+/// (await_suspend, await_resume, final_suspend, ...), destructors (a scope's runs where its block
+/// ends, after any co_await in it), coroutine bodies, and the helpers they call, which take the
+/// slots from their caller (take_return, close_window) or use such an accessor themselves. g++
+/// and clang 16 pass every test either way, so scripts/check_slot_access.py, run first by
+/// scripts/test.sh, checks the hooks, destructors and coroutine bodies of include/ucm on any
+/// compiler. A [[gnu::noinline]] function computes the address afresh on each call, so it may
+/// use the plain accessor wherever it is called from; a plain call in a checked place that cannot
+/// run after a resumption (a thread-exit destructor) carries the comment
+/// `ucm: not after resume: <why>`.
 #if defined(__clang__) && __clang_major__ < 16
 template <auto Accessor>
 [[gnu::noinline]] decltype(auto) after_resume() noexcept {
@@ -77,22 +93,13 @@ inline decltype(auto) after_resume() noexcept {
 #endif
 
 }  // namespace ucm::detail
+// ~~~~ include/ucm/detail/frame_layout.hpp ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// ucm/detail/frame_layout.hpp: a frame's immutable block (FrameData): variable ids, entries, the
+// hash index, how a variable's entry is found in a frame, and the per-thread lookup cache that
+// `get()` reads through. Nothing here is public API. docs/performance.md explains the layout and
+// the costs.
 
-// UCM_FRAME_CACHE: 1 keeps freed frame blocks in a small per-thread cache (the default), 0 sends
-// every block back to operator delete. Off under AddressSanitizer, whose quarantine would
-// otherwise not see a frame used after it was freed. Must be the same in a whole program.
-#if !defined(UCM_FRAME_CACHE)
-#if defined(__SANITIZE_ADDRESS__)
-#define UCM_FRAME_CACHE 0
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UCM_FRAME_CACHE 0
-#endif
-#endif
-#endif
-#if !defined(UCM_FRAME_CACHE)
-#define UCM_FRAME_CACHE 1
-#endif
+#include <exception>
 
 namespace ucm::detail {
 
@@ -159,25 +166,6 @@ struct FrameEntry {
   FrameData* owner;
 };
 
-/// Index access to one field of the entries seen through a frame: a frame's own entries are
-/// 0 to size - 1, then its parent's follow (a delta's).
-template <class Frame, class Field, Field FrameEntry::*member>
-class EntryField {
- public:
-  explicit EntryField(Frame* f) noexcept : f_(f) {}
-  auto& operator[](std::ptrdiff_t i) const noexcept {
-    Frame* f = f_;
-    while (static_cast<std::size_t>(i) >= f->size) {
-      i -= f->size;
-      f = f->owners[0];
-    }
-    return f->entries()[i].*member;
-  }
-
- private:
-  Frame* f_;
-};
-
 /// The block behind a ContextFrame. A frame is either complete (`depth` 0: it holds an entry for
 /// every variable it binds) or a delta (`depth` n > 0: a few entries of its own over a parent of
 /// depth n - 1, which it keeps alive as owners[0]). One allocation holds, in order:
@@ -187,8 +175,8 @@ class EntryField {
 ///   FrameData* owners[owner_count]     frames kept alive for the values read through this one
 ///   OwnedValue owned[owned_count]      values constructed in this block
 ///   value storage
-/// `find` hashes a variable's id to a slot of the index (ids are drawn from a counter, so the low
-/// bits already spread them: variables created together get distinct slots) and checks the one
+/// `find_entry` hashes a variable's id to a slot of the index (ids are drawn from a counter, so the
+/// low bits already spread them: variables created together get distinct slots) and checks the one
 /// entry it names: a hit costs two dependent loads whatever the frame's size, and so does a miss;
 /// a delta that misses goes on to its parent. Call windows, scopes and small `with`s build deltas
 /// (one small block, no copy of the parent: what makes a window cheap on a frame of any size);
@@ -236,18 +224,6 @@ struct alignas(16) FrameData {
   const FrameEntry* entries() const noexcept {
     return reinterpret_cast<const FrameEntry*>(reinterpret_cast<const unsigned char*>(this + 1) +
                                                index_bytes());
-  }
-  /// `values()[i]`: the value of the entry `index_of` numbered i (see there).
-  auto values() noexcept { return EntryField<FrameData, const void*, &FrameEntry::value>(this); }
-  auto values() const noexcept {
-    return EntryField<const FrameData, const void*, &FrameEntry::value>(this);
-  }
-  /// `entry_owners()[i]`: the frame holding the value of that entry.
-  auto entry_owners() noexcept {
-    return EntryField<FrameData, FrameData*, &FrameEntry::owner>(this);
-  }
-  auto entry_owners() const noexcept {
-    return EntryField<const FrameData, FrameData*, &FrameEntry::owner>(this);
   }
 };
 static_assert(sizeof(FrameData) == 64, "the frame header is one cache line");
@@ -316,24 +292,6 @@ inline const FrameEntry* find_entry(const FrameData* f, VariableId id) noexcept 
   return nullptr;
 }
 
-/// Where a variable's entry is in `f`: a pointer to its value slot (whose value is nullptr for a
-/// tombstone), or nullptr if `f` has no entry for it.
-inline const void* const* find(const FrameData* f, VariableId id) noexcept {
-  const FrameEntry* e = find_entry(f, id);
-  return e == nullptr ? nullptr : &e->value;
-}
-
-/// Number of `id`'s entry seen through `f`, for `values()[i]` and `entry_owners()[i]`, or -1.
-inline std::ptrdiff_t index_of(const FrameData* f, VariableId id) noexcept {
-  std::ptrdiff_t offset = 0;
-  for (; f != nullptr; f = f->parent()) {
-    const std::ptrdiff_t i = find_own(f, id);
-    if (i >= 0) return offset + i;
-    offset += f->size;
-  }
-  return -1;
-}
-
 /// Number of variables with a value seen through `f`: its own entries that are not tombstones,
 /// and those of its parents that no nearer entry hides. Linear in the entries of the chain (a
 /// diagnostic, not a hot path).
@@ -381,6 +339,17 @@ struct LookupCache {
   return value;
 }
 
+/// The value of `id` in `f` (nullptr for no value, a tombstone or no frame), through `cache`:
+/// what `get()` reads in the thread's `current` frame. A hit is a few loads whatever the frame's
+/// shape (see LookupCache); a miss finds the entry (find_entry) and remembers the answer.
+inline const void* lookup(const FrameData* f, VariableId id, LookupCache& cache) noexcept {
+  if (f == nullptr) return nullptr;
+  LookupCache::Entry& e = cache.slot(f->serial, id);
+  if (e.serial == f->serial && e.id == id) [[likely]]
+    return e.value;
+  return lookup_and_remember(f, id, e);
+}
+
 /// Records entry `entry` (holding `id`) in a hash index of `mask + 1` slots.
 inline void index_insert(std::uint32_t* index, std::uint32_t mask, VariableId id,
                          std::uint32_t entry) noexcept {
@@ -389,7 +358,25 @@ inline void index_insert(std::uint32_t* index, std::uint32_t mask, VariableId id
   index[slot] = entry + 1;
 }
 
-// ---- the per-thread block cache ------------------------------------------------------------
+}  // namespace ucm::detail
+
+// UCM_FRAME_CACHE: 1 keeps freed frame blocks in a small per-thread cache (the default), 0 sends
+// every block back to operator delete. Off under AddressSanitizer, whose quarantine would
+// otherwise not see a frame used after it was freed. Must be the same in a whole program.
+#if !defined(UCM_FRAME_CACHE)
+#if defined(__SANITIZE_ADDRESS__)
+#define UCM_FRAME_CACHE 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UCM_FRAME_CACHE 0
+#endif
+#endif
+#endif
+#if !defined(UCM_FRAME_CACHE)
+#define UCM_FRAME_CACHE 1
+#endif
+
+namespace ucm::detail {
 
 /// Freed frame blocks this thread keeps for its next frames: a call window builds and frees one
 /// frame, and taking a block from here costs a few instructions where operator new and delete
@@ -478,7 +465,7 @@ struct FrameCacheExit {
   FrameCacheExit(const FrameCacheExit&) = delete;
   FrameCacheExit& operator=(const FrameCacheExit&) = delete;
   ~FrameCacheExit() {
-    frame_cache().state = FrameCache::State::closed;
+    frame_cache().state = FrameCache::State::closed;  // ucm: not after resume: thread exit
     trim_frame_cache();
   }
 };
@@ -563,7 +550,13 @@ inline void free_block(FrameData* f) noexcept {
   free_cached_block(f, alignment, k);
 }
 
-// ---- reference counting ----------------------------------------------------------------------
+}  // namespace ucm::detail
+// ~~~~ include/ucm/detail/frame_lifetime.hpp ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// ucm/detail/frame_lifetime.hpp: reference counting of frames: views (retain, release) and holds on
+// their values (retain_values, release_values), the promotion of a window's frame that borrowed
+// its parent, and the destruction of frames whose last count went. Nothing here is public API.
+
+namespace ucm::detail {
 
 /// Takes the parent references that `f` and the deltas below it borrowed (see borrowed_parent),
 /// before `f` gets a second view: from then on it may outlive the windows that lent them, and
@@ -663,7 +656,9 @@ inline void release_values(FrameData* f) noexcept {
   }
 }
 
-// ---- building --------------------------------------------------------------------------------
+}  // namespace ucm::detail
+
+namespace ucm::detail {
 
 /// One change to apply when building a frame.
 struct Binding {
@@ -787,6 +782,7 @@ inline FrameLayout frame_layout(std::uint32_t slots, std::size_t size, std::size
   l.slots = slots;
   l.owners_offset =
       sizeof(FrameData) + std::size_t{l.slots} * sizeof(std::uint32_t) + size * sizeof(FrameEntry);
+  // owners[] holds FrameData*: NOLINTNEXTLINE(bugprone-sizeof-expression)
   l.owned_offset = l.owners_offset + owner_capacity * sizeof(FrameData*);
   l.storage_offset = align_up(l.owned_offset + owned_count * sizeof(OwnedValue), alignment);
   l.bytes = l.storage_offset + storage;
@@ -967,6 +963,7 @@ inline bool short_chain(const FrameData* base) noexcept {
   FrameLayout l;
   l.slots = slots;
   l.owners_offset = sizeof(FrameData) + 16 + sizeof(FrameEntry);
+  // owners[] holds FrameData*: NOLINTNEXTLINE(bugprone-sizeof-expression)
   l.owned_offset = l.owners_offset + (base == nullptr ? 0 : sizeof(FrameData*));
   l.storage_offset = align_up(l.owned_offset + sizeof(OwnedValue), alignment);
   l.bytes = l.storage_offset + b.size;
@@ -1138,6 +1135,20 @@ inline FrameData* build_frame(const FrameData* base, Binding* bindings, std::siz
 }
 
 }  // namespace ucm::detail
+// ~~~~ include/ucm/detail/slots.hpp ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// ucm/detail/slots.hpp: the per-thread slots (current, inherited, base), the windows that swap
+// them, what keeps their frames alive, and the misuse path. Nothing here is public API except
+// through misuse.hpp.
+
+#include <mutex>
+#include <vector>
+
+// ~~~~ include/ucm/detail/frame_window.hpp ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// ucm/detail/frame_window.hpp: a call window's own frame: built inline, with its layout computed
+// at compile time, from a block of the thread's cache, and released without an atomic
+// read-modify-write when nothing retained it. Nothing here is public API.
+
+#include <array>
 
 namespace ucm::detail {
 
@@ -1151,6 +1162,7 @@ struct WindowDeltaLayout {
   static constexpr std::size_t alignment = std::max({alignof(FrameData), alignof(Ts)...});
   static constexpr std::size_t owners_offset =
       sizeof(FrameData) + slots * sizeof(std::uint32_t) + count * sizeof(FrameEntry);
+  // owners[] holds FrameData*: NOLINTNEXTLINE(bugprone-sizeof-expression)
   static constexpr std::size_t owned_offset = owners_offset + sizeof(FrameData*);
   /// Where each value goes, and (last) the block's size.
   static constexpr std::array<std::size_t, count + 1> offsets = [] {
@@ -1315,14 +1327,6 @@ inline void release_window_delta(FrameData* f) noexcept {
 }
 
 }  // namespace ucm::detail
-// ~~~~ include/ucm/detail/slots.hpp ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
-// ucm/detail/slots.hpp: the per-thread slots (current, inherited, base), the windows that swap
-// them, what keeps their frames alive, and the misuse path. Nothing here is public API except
-// through misuse.hpp.
-
-#include <mutex>
-#include <vector>
-
 // ~~~~ include/ucm/misuse.hpp ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
 // ucm/misuse.hpp: what happens when the library is misused (a scope closed out of order).
 
@@ -1456,7 +1460,10 @@ UCM_SHARED_STATE inline ThreadContext& thread_context() noexcept {
   return instance;
 }
 
-/// This thread's slots.
+/// This thread's slots. Not for code that can run after a coroutine resumption (awaiters, promise
+/// hooks, destructors, coroutine bodies, and the helpers they call): that uses
+/// slots_after_resume. The rule is at after_resume (config.hpp); scripts/check_slot_access.py
+/// checks it.
 inline Slots& slots() noexcept { return thread_context().slots; }
 
 /// This thread's slots, from code that can run after a coroutine resumption (see after_resume).
@@ -1509,10 +1516,10 @@ struct ThreadExitGuard {
   ThreadExitGuard(const ThreadExitGuard&) = delete;
   ThreadExitGuard& operator=(const ThreadExitGuard&) = delete;
   ~ThreadExitGuard() {
-    ThreadState& t = thread_state();
+    ThreadState& t = thread_state();  // ucm: not after resume: runs at thread exit
     // Bounded: a value whose destructor enters a value whose destructor enters ... would not end.
     for (int round = 0; round < 64; ++round) {
-      Slots& s = slots();
+      Slots& s = slots();  // ucm: not after resume: runs at thread exit
       FrameData* const owned = s.owned;
       const Returned returned = s.returned;
       std::vector<Returned>* const kept = t.kept;
@@ -1784,18 +1791,6 @@ inline void enter_frame(FrameData* f) noexcept {
   release(previous);
 }
 
-/// The value `get()` sees for `id`: the one in `current` (never `inherited`: a child's values do
-/// not appear in its parent's `get()`); nullptr for none or a tombstone. Through the thread's
-/// lookup cache: a hit is a few loads whatever the frame's shape (see LookupCache).
-inline const void* lookup(ThreadContext& t, VariableId id) noexcept {
-  const FrameData* const f = t.slots.current;
-  if (f == nullptr) return nullptr;
-  LookupCache::Entry& e = t.cache.slot(f->serial, id);
-  if (e.serial == f->serial && e.id == id) [[likely]]
-    return e.value;
-  return lookup_and_remember(f, id, e);
-}
-
 }  // namespace ucm::detail
 
 namespace ucm {
@@ -1895,8 +1890,8 @@ class ContextFrame {
   /// Valid while this frame, or any frame sharing the value, is alive.
   template <class T>
   [[nodiscard]] const T* get(const ContextVariable<T>& variable) const noexcept {
-    const void* const* slot = detail::find(data_, detail::VariableAccess::id(variable));
-    return slot == nullptr ? nullptr : static_cast<const T*>(*slot);
+    const detail::FrameEntry* e = detail::find_entry(data_, detail::VariableAccess::id(variable));
+    return e == nullptr ? nullptr : static_cast<const T*>(e->value);
   }
 
   /// Number of variables bound in this frame.
@@ -2064,7 +2059,6 @@ class BoundContinuation {
 // `ContextVar("request_id")`), and `ucm::describe`, the debugging aid that lists what a frame
 // holds by name and prints only the values their owners exposed.
 
-#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -2389,6 +2383,11 @@ consteval bool mutates_in_place() {
     return false;
   }
 }
+
+/// What `update(fn)` takes: `fn(T&)`, which changes the value in place, or a function whose
+/// result converts to T.
+template <class F, class T>
+concept updater = std::invocable<F&, T&> || std::is_convertible_v<std::invoke_result_t<F&, T&&>, T>;
 }  // namespace detail
 
 /// A key for one context value of type `T`. It holds no value itself: values live in frames,
@@ -2467,7 +2466,9 @@ class ContextVariable {
   /// appear in its parent's `get()`. Valid at least until the window that set it ends. One small
   /// lookup, no allocation, no lock.
   [[nodiscard]] const T* get() const noexcept {
-    if (const void* v = detail::lookup(detail::thread_context(), id_))
+    // Two hops: the thread's `current` frame, then this variable's value in it.
+    detail::ThreadContext& t = detail::thread_context();
+    if (const void* v = detail::lookup(t.slots.current, id_, t.cache))
       return static_cast<const T*>(v);
     return default_.get();
   }
@@ -2477,17 +2478,17 @@ class ContextVariable {
   /// equality). This is the child-of relation; nullptr otherwise.
   [[nodiscard]] const T* get_active() const noexcept {
     const detail::Slots& s = detail::slots();
-    const void* const* mine = detail::find(s.current, id_);
-    if (mine == nullptr || *mine == nullptr) return nullptr;
-    const void* const* started = detail::find(s.base, id_);
-    if (started != nullptr && *started == *mine) return nullptr;
-    return static_cast<const T*>(*mine);
+    const detail::FrameEntry* mine = detail::find_entry(s.current, id_);
+    if (mine == nullptr || mine->value == nullptr) return nullptr;
+    const detail::FrameEntry* started = detail::find_entry(s.base, id_);
+    if (started != nullptr && started->value == mine->value) return nullptr;
+    return static_cast<const T*>(mine->value);
   }
 
   /// The value in `inherited` only: what flowed into the running continuation (follows-from).
   [[nodiscard]] const T* get_inherited() const noexcept {
-    const void* const* v = detail::find(detail::slots().inherited, id_);
-    return v == nullptr ? nullptr : static_cast<const T*>(*v);
+    const detail::FrameEntry* e = detail::find_entry(detail::slots().inherited, id_);
+    return e == nullptr ? nullptr : static_cast<const T*>(e->value);
   }
 
   /// A copy of `*get()` (the default included), or `T(fallback)` when `get()` is nullptr.
@@ -2500,7 +2501,8 @@ class ContextVariable {
 
   /// Whether `get()` would find a value other than the default.
   [[nodiscard]] bool is_bound() const noexcept {
-    return detail::lookup(detail::thread_context(), id_) != nullptr;
+    detail::ThreadContext& t = detail::thread_context();
+    return detail::lookup(t.slots.current, id_, t.cache) != nullptr;
   }
 
   /// The default value, or nullptr.
@@ -2532,9 +2534,8 @@ class ContextVariable {
   /// with neither, throws `ucm::unbound_variable`. Frames stay immutable: code that captured the
   /// context before the update keeps the old value.
   template <class F>
-  requires std::copy_constructible<T> &&
-      (std::invocable<F&, T&> ||
-       std::is_convertible_v<std::invoke_result_t<F&, T&&>, T>)void update(F&& fn) const {
+  requires std::copy_constructible<T> && detail::updater<F, T>
+  void update(F&& fn) const {
     std::optional<T> copy;
     if (const T* v = get()) {
       copy.emplace(*v);
@@ -2558,10 +2559,9 @@ class ContextVariable {
   template <class F>
   requires detail::bindable<F>
   [[nodiscard]] detail::VariableBound<std::decay_t<F>> bind(F&& fn) const {
-    detail::FrameData* const holder = detail::slots().current;
-    const std::ptrdiff_t index = detail::index_of(holder, id_);
-    const void* value = index < 0 ? nullptr : holder->values()[index];
-    detail::FrameData* owner = value == nullptr ? nullptr : holder->entry_owners()[index];
+    const detail::FrameEntry* e = detail::find_entry(detail::slots().current, id_);
+    const void* value = e == nullptr ? nullptr : e->value;
+    detail::FrameData* owner = value == nullptr ? nullptr : e->owner;
     detail::retain_values(owner);  // the value only, not the frames behind it
     return detail::VariableBound<std::decay_t<F>>(id_, value, owner, std::forward<F>(fn));
   }
@@ -2662,8 +2662,8 @@ template <class T>
 class [[nodiscard]] ContextVariableScope {
  public:
   template <class V>
-  requires std::constructible_from<T, V&&> ContextVariableScope(const ContextVariable<T>& variable,
-                                                                V&& value)
+  ContextVariableScope(const ContextVariable<T>& variable,
+                       V&& value) requires std::constructible_from<T, V&&>
       : frame_(detail::build_window_delta<T>(detail::slots().current, variable.id_,
                                              std::forward<V>(value))) {
     detail::open_call(detail::slots(), saved_, frame_);
@@ -2744,6 +2744,10 @@ struct PendingValue {
   const ContextVariable<T>* variable;
   T value;
 };
+
+/// Whether every type of a set of bindings can be copied (to use the set more than once).
+template <class... Ts>
+concept all_copy_constructible = (std::copy_constructible<Ts> && ...);
 }  // namespace detail
 
 /// A set of bindings to apply together (the RFC's `runAll`): `run`, `enter` and `frame` build
@@ -2774,7 +2778,7 @@ class [[nodiscard]] With {
     return detail::FrameAccess::adopt(build(detail::slots().current, std::true_type{}));
   }
   /// As above, copying the stored values so the set can be used again.
-  [[nodiscard]] ContextFrame frame() const& requires(std::copy_constructible<Ts>&&...) {
+  [[nodiscard]] ContextFrame frame() const& requires detail::all_copy_constructible<Ts...> {
     return detail::FrameAccess::adopt(build(detail::slots().current, std::false_type{}));
   }
 
@@ -2786,15 +2790,15 @@ class [[nodiscard]] With {
     return std::invoke(std::forward<F>(fn), std::forward<Args>(args)...);
   }
   template <class F, class... Args>
-  requires std::invocable<F, Args...> &&(std::copy_constructible<Ts>&&...) decltype(auto)
-      run(F&& fn, Args&&... args) const& {
+  requires std::invocable<F, Args...> && detail::all_copy_constructible<Ts...>
+  decltype(auto) run(F&& fn, Args&&... args) const& {
     detail::ValueWindow<Ts...> window(window_frame(std::false_type{}));
     return std::invoke(std::forward<F>(fn), std::forward<Args>(args)...);
   }
 
   /// Sets every binding for the rest of the enclosing window, as `ContextVariable::enter`.
   void enter() && { detail::enter_frame(build(detail::slots().current, std::true_type{})); }
-  void enter() const& requires(std::copy_constructible<Ts>&&...) {
+  void enter() const& requires detail::all_copy_constructible<Ts...> {
     detail::enter_frame(build(detail::slots().current, std::false_type{}));
   }
 
@@ -3201,10 +3205,12 @@ class PromiseExtras {
 
   /// Releases what it holds. A helper that has not run (this Task was destroyed first) is taken
   /// out of this thread's run queue if it is waiting there, then destroyed with its capture.
+  /// Reached from the promise's destructor, in the coroutine's destruction: hence the accessor
+  /// for code after a resumption (see after_resume in config.hpp).
   [[gnu::cold]] void clear() noexcept {
     if (rare_ == nullptr) return;
     if (rare_->helper) {
-      unlink_ready(run_queue(), rare_->helper_node);
+      unlink_ready(run_queue_after_resume(), rare_->helper_node);
       rare_->helper.destroy();
     }
     delete rare_;
@@ -4609,6 +4615,16 @@ class Registration {
   std::size_t alignment_;
 };
 
+/// What builds a T from a payload: `builder(payload)`, or `builder(payload, view)` reading the
+/// values built before it, whose result constructs a T.
+template <class Builder, class T, class Payload>
+concept value_builder =
+    (std::invocable<const Builder&, const Payload&> &&
+     std::constructible_from<T, std::invoke_result_t<const Builder&, const Payload&>>) ||
+    (std::invocable<const Builder&, const Payload&, const BuildView&> &&
+     std::constructible_from<
+         T, std::invoke_result_t<const Builder&, const Payload&, const BuildView&>>);
+
 template <class Payload, class T, class Builder>
 class TypedRegistration final : public Registration<Payload> {
  public:
@@ -4683,15 +4699,9 @@ class ContextManager {
   /// Registers `variable` under `name`, with `builder(payload)` or `builder(payload, view)`
   /// making its value. Returns `*this` for chaining. Throws `context_error` if the name or the
   /// variable is already registered here.
-  template <class T, class Builder>
-  requires std::move_constructible<T> &&
-      ((std::invocable<const Builder&, const Payload&> &&
-        std::constructible_from<T, std::invoke_result_t<const Builder&, const Payload&>>) ||
-       (std::invocable<const Builder&, const Payload&, const BuildView&> &&
-        std::constructible_from<
-            T, std::invoke_result_t<const Builder&, const Payload&, const BuildView&>>))
-          ContextManager& register_context(std::string name, const ContextVariable<T>& variable,
-                                           Builder builder) {
+  template <std::move_constructible T, detail::value_builder<T, Payload> Builder>
+  ContextManager& register_context(std::string name, const ContextVariable<T>& variable,
+                                   Builder builder) {
     auto registration = std::make_shared<detail::TypedRegistration<Payload, T, Builder>>(
         std::move(name), variable, std::move(builder));
     registry_.update([&](Registry& registry) {

@@ -22,7 +22,8 @@
 #include <type_traits>
 #include <utility>
 
-#include "ucm/detail/frame_data.hpp"
+#include "ucm/detail/frame_cache.hpp"
+#include "ucm/detail/frame_lifetime.hpp"
 #include "ucm/detail/slots.hpp"
 #include "ucm/detail/task_promise.hpp"
 #include "ucm/frame.hpp"

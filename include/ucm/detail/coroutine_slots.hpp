@@ -16,7 +16,7 @@
 #include <utility>
 #include <vector>
 
-#include "ucm/detail/frame_data.hpp"
+#include "ucm/detail/frame_lifetime.hpp"
 #include "ucm/detail/slots.hpp"
 #include "ucm/detail/trampoline.hpp"
 #include "ucm/frame.hpp"
@@ -158,10 +158,12 @@ class PromiseExtras {
 
   /// Releases what it holds. A helper that has not run (this Task was destroyed first) is taken
   /// out of this thread's run queue if it is waiting there, then destroyed with its capture.
+  /// Reached from the promise's destructor, in the coroutine's destruction: hence the accessor
+  /// for code after a resumption (see after_resume in config.hpp).
   [[gnu::cold]] void clear() noexcept {
     if (rare_ == nullptr) return;
     if (rare_->helper) {
-      unlink_ready(run_queue(), rare_->helper_node);
+      unlink_ready(run_queue_after_resume(), rare_->helper_node);
       rare_->helper.destroy();
     }
     delete rare_;

@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "ucm/detail/config.hpp"
-#include "ucm/detail/frame_data.hpp"
+#include "ucm/detail/frame_layout.hpp"
 
 namespace ucm {
 

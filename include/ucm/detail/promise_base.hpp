@@ -10,7 +10,7 @@
 #include <cstdint>
 
 #include "ucm/detail/coroutine_slots.hpp"
-#include "ucm/detail/frame_data.hpp"
+#include "ucm/detail/frame_lifetime.hpp"
 #include "ucm/detail/slots.hpp"
 #include "ucm/detail/trampoline.hpp"
 

@@ -14,7 +14,9 @@
 #include <utility>
 #include <vector>
 
-#include "ucm/detail/frame_data.hpp"
+#include "ucm/detail/frame_layout.hpp"
+#include "ucm/detail/frame_lifetime.hpp"
+#include "ucm/detail/frame_window.hpp"
 #include "ucm/misuse.hpp"
 
 namespace ucm {
@@ -108,7 +110,10 @@ UCM_SHARED_STATE inline ThreadContext& thread_context() noexcept {
   return instance;
 }
 
-/// This thread's slots.
+/// This thread's slots. Not for code that can run after a coroutine resumption (awaiters, promise
+/// hooks, destructors, coroutine bodies, and the helpers they call): that uses
+/// slots_after_resume. The rule is at after_resume (config.hpp); scripts/check_slot_access.py
+/// checks it.
 inline Slots& slots() noexcept { return thread_context().slots; }
 
 /// This thread's slots, from code that can run after a coroutine resumption (see after_resume).
@@ -161,10 +166,10 @@ struct ThreadExitGuard {
   ThreadExitGuard(const ThreadExitGuard&) = delete;
   ThreadExitGuard& operator=(const ThreadExitGuard&) = delete;
   ~ThreadExitGuard() {
-    ThreadState& t = thread_state();
+    ThreadState& t = thread_state();  // ucm: not after resume: runs at thread exit
     // Bounded: a value whose destructor enters a value whose destructor enters ... would not end.
     for (int round = 0; round < 64; ++round) {
-      Slots& s = slots();
+      Slots& s = slots();  // ucm: not after resume: runs at thread exit
       FrameData* const owned = s.owned;
       const Returned returned = s.returned;
       std::vector<Returned>* const kept = t.kept;
@@ -434,18 +439,6 @@ inline void enter_frame(FrameData* f) noexcept {
   s.current = f;
   // Safe: windows nest, so no open window saved a pointer to an `owned` made in this one.
   release(previous);
-}
-
-/// The value `get()` sees for `id`: the one in `current` (never `inherited`: a child's values do
-/// not appear in its parent's `get()`); nullptr for none or a tombstone. Through the thread's
-/// lookup cache: a hit is a few loads whatever the frame's shape (see LookupCache).
-inline const void* lookup(ThreadContext& t, VariableId id) noexcept {
-  const FrameData* const f = t.slots.current;
-  if (f == nullptr) return nullptr;
-  LookupCache::Entry& e = t.cache.slot(f->serial, id);
-  if (e.serial == f->serial && e.id == id) [[likely]]
-    return e.value;
-  return lookup_and_remember(f, id, e);
 }
 
 }  // namespace ucm::detail

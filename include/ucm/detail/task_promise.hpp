@@ -19,7 +19,7 @@
 
 #include "ucm/detail/coroutine_slots.hpp"
 #include "ucm/detail/foreign_await.hpp"
-#include "ucm/detail/frame_data.hpp"
+#include "ucm/detail/frame_lifetime.hpp"
 #include "ucm/detail/promise_base.hpp"
 #include "ucm/detail/slots.hpp"
 #include "ucm/detail/trampoline.hpp"

@@ -1,0 +1,205 @@
+// SPDX-License-Identifier: MIT
+// ucm/detail/frame_cache.hpp: the per-thread cache frame blocks come from and go back to, and the
+// frames' serials. Nothing here is public API.
+#pragma once
+
+#include <atomic>
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+#include <new>
+
+#include "ucm/detail/config.hpp"
+#include "ucm/detail/frame_layout.hpp"
+
+// UCM_FRAME_CACHE: 1 keeps freed frame blocks in a small per-thread cache (the default), 0 sends
+// every block back to operator delete. Off under AddressSanitizer, whose quarantine would
+// otherwise not see a frame used after it was freed. Must be the same in a whole program.
+#if !defined(UCM_FRAME_CACHE)
+#if defined(__SANITIZE_ADDRESS__)
+#define UCM_FRAME_CACHE 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UCM_FRAME_CACHE 0
+#endif
+#endif
+#endif
+#if !defined(UCM_FRAME_CACHE)
+#define UCM_FRAME_CACHE 1
+#endif
+
+namespace ucm::detail {
+
+/// Freed frame blocks this thread keeps for its next frames: a call window builds and frees one
+/// frame, and taking a block from here costs a few instructions where operator new and delete
+/// cost tens of nanoseconds. Blocks come in four size classes (192 to 1536 bytes: a delta, or a
+/// complete frame of up to about 20 small values); bigger or over-aligned frames go to operator
+/// new directly. A block
+/// may be freed on a different thread than the one that allocated it: it then joins the freeing
+/// thread's cache (it is plain operator new memory, so any thread may reuse or delete it), and a
+/// thread that only frees sends what its cache cannot hold back to operator delete. At most
+/// `depth` blocks per class stay cached; a thread's cache is emptied when the thread exits.
+/// Trivially destructible and constant-initialised: reaching it is a plain TLS access.
+struct FrameCache {
+  static constexpr std::uint32_t class_count = 4;
+  static constexpr std::size_t smallest = 192;  // a delta with one value of up to 64 bytes
+  static constexpr std::size_t largest = smallest << (class_count - 1);
+  static constexpr std::uint32_t depth = 16;
+
+  struct Block {
+    Block* next;
+  };
+  enum class State : std::uint8_t {
+    unregistered,  // nothing cached yet: the thread-exit drain is not registered
+    open,          // caching
+    closed,        // the thread is exiting: blocks go straight back to operator delete
+  };
+  Block* head[class_count] = {};
+  std::uint32_t count[class_count] = {};
+  State state = State::unregistered;
+  std::uint64_t next_serial = 0;  // this thread's block of frame serials (see next_serial)
+  std::uint64_t end_serial = 0;
+};
+
+/// FrameData::block of a block that came from operator new, not from a cache class.
+inline constexpr std::uint8_t no_cache_class = 0xFF;
+
+/// Every block starts on a cache line and fills whole lines: two threads' frames never share a
+/// line, whatever the allocator puts next to each other, so one thread's reference counting and
+/// frame building cannot slow another's reads (false sharing).
+inline constexpr std::size_t block_alignment = 64;
+
+/// This thread's block cache. One instance per program and thread (inline function static).
+UCM_SHARED_STATE inline FrameCache& frame_cache() noexcept {
+  static thread_local constinit FrameCache instance{};
+  return instance;
+}
+
+/// The process-wide source of frame serials, drawn by threads in blocks.
+inline constexpr std::uint64_t serial_block = 4096;
+UCM_SHARED_STATE inline std::atomic<std::uint64_t>& frame_serials() noexcept {
+  static std::atomic<std::uint64_t> next{1};  // 0 is never a serial: an empty cache entry
+  return next;
+}
+
+/// A frame's serial: unique in the process and never reused, unlike its block's address, so the
+/// per-thread lookup caches can remember what a frame holds under its serial and never mistake
+/// a later frame in the same block for it. A 64-bit count: it does not wrap. One atomic addition
+/// per 4,096 frames a thread builds.
+[[gnu::noinline]] inline std::uint64_t draw_serials(FrameCache& c) noexcept {
+  // Relaxed: serials only have to be unique.
+  c.next_serial = frame_serials().fetch_add(serial_block, std::memory_order_relaxed);
+  c.end_serial = c.next_serial + serial_block;
+  return c.next_serial++;
+}
+inline std::uint64_t next_serial(FrameCache& c) noexcept {
+  if (c.next_serial != c.end_serial) [[likely]]
+    return c.next_serial++;
+  return draw_serials(c);
+}
+
+/// Sends every block cached by this thread back to operator delete.
+inline void trim_frame_cache() noexcept {
+  FrameCache& c = frame_cache();
+  for (std::uint32_t k = 0; k < FrameCache::class_count; ++k) {
+    while (FrameCache::Block* b = c.head[k]) {
+      c.head[k] = b->next;
+      ::operator delete (static_cast<void*>(b), std::align_val_t{block_alignment});
+    }
+    c.count[k] = 0;
+  }
+}
+
+/// Empties the cache when its thread exits, and closes it: frames released later in the thread's
+/// exit (by other thread_local destructors) free their blocks directly.
+struct FrameCacheExit {
+  FrameCacheExit() = default;
+  FrameCacheExit(const FrameCacheExit&) = delete;
+  FrameCacheExit& operator=(const FrameCacheExit&) = delete;
+  ~FrameCacheExit() {
+    frame_cache().state = FrameCache::State::closed;  // ucm: not after resume: thread exit
+    trim_frame_cache();
+  }
+};
+
+/// The first block this thread caches: register the drain at thread exit, then cache it. Once the
+/// thread is exiting, blocks are deleted instead.
+[[gnu::cold, gnu::noinline]] inline void cache_first_block(FrameCache& c, void* memory,
+                                                           std::uint32_t k) noexcept {
+  if (c.state == FrameCache::State::unregistered) {
+    static thread_local FrameCacheExit on_exit;  // constructing it registers its destructor
+    (void)&on_exit;
+    c.state = FrameCache::State::open;
+  }
+  if (c.state == FrameCache::State::closed) {
+    ::operator delete (memory, std::align_val_t{block_alignment});
+    return;
+  }
+  c.head[k] = ::new (memory) FrameCache::Block{c.head[k]};
+  ++c.count[k];
+}
+
+/// The cache class of a block of `bytes` aligned to `alignment` (192 << class bytes), or
+/// no_cache_class for a block too big or over-aligned for the cache.
+inline std::uint32_t cache_class(std::size_t bytes, std::size_t alignment) noexcept {
+  static_assert(FrameCache::smallest % block_alignment == 0, "classes are whole cache lines");
+#if UCM_FRAME_CACHE
+  if (alignment <= block_alignment && bytes <= FrameCache::largest) {
+    // smallest << k is the first class size >= bytes (the division is by a constant).
+    return static_cast<std::uint32_t>(std::bit_width((bytes - 1) / FrameCache::smallest));
+  }
+#else
+  (void)bytes;
+  (void)alignment;
+#endif
+  return no_cache_class;
+}
+
+/// A block of `bytes` aligned to `alignment` (at least block_alignment) for a frame whose cache
+/// class is `k` (see cache_class).
+// NOTE: this and free_block are reached only through the non-inlined builders and destroy_frames
+// (and the non-inlined new_link and delete_link of ucm/detail/asio_shared.hpp), which compute the
+// cache's address afresh on each call, so the plain access is right even in a coroutine body on
+// clang < 16 (see after_resume in config.hpp).
+inline void* allocate_block(std::size_t bytes, std::size_t alignment, std::uint32_t k) {
+  if (k != no_cache_class) {
+    FrameCache& c = frame_cache();
+    if (FrameCache::Block* b = c.head[k]) [[likely]] {
+      c.head[k] = b->next;
+      --c.count[k];
+      return b;
+    }
+    // The whole class size, so the block can serve any frame of its class once cached.
+    return ::operator new (FrameCache::smallest << k, std::align_val_t{block_alignment});
+  }
+  return ::operator new ((bytes + alignment - 1) & ~(alignment - 1), std::align_val_t{alignment});
+}
+
+/// Gives back a block from allocate_block: to this thread's cache while it has room, else to
+/// operator delete. Also takes back the blocks of use_task's operation links
+/// (ucm/detail/asio_shared.hpp).
+inline void free_cached_block(void* memory, std::size_t alignment, std::uint32_t k) noexcept {
+  if (k != no_cache_class) {
+    FrameCache& c = frame_cache();
+    if (c.count[k] < FrameCache::depth) [[likely]] {
+      if (c.state == FrameCache::State::open) [[likely]] {
+        c.head[k] = ::new (memory) FrameCache::Block{c.head[k]};
+        ++c.count[k];
+      } else {
+        cache_first_block(c, memory, k);
+      }
+      return;
+    }
+  }
+  // Unsized: clang does not declare sized deallocation without -fsized-deallocation.
+  ::operator delete (memory, std::align_val_t{alignment});
+}
+
+inline void free_block(FrameData* f) noexcept {
+  const std::size_t alignment = f->alignment;
+  const std::uint32_t k = f->block;
+  f->~FrameData();
+  free_cached_block(f, alignment, k);
+}
+
+}  // namespace ucm::detail

@@ -1,0 +1,197 @@
+// SPDX-License-Identifier: MIT
+// ucm/detail/frame_window.hpp: a call window's own frame: built inline, with its layout computed
+// at compile time, from a block of the thread's cache, and released without an atomic
+// read-modify-write when nothing retained it. Nothing here is public API.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <new>
+#include <utility>
+
+#include "ucm/detail/frame_build.hpp"
+#include "ucm/detail/frame_cache.hpp"
+#include "ucm/detail/frame_layout.hpp"
+#include "ucm/detail/frame_lifetime.hpp"
+
+namespace ucm::detail {
+
+/// Where try_build_window_delta puts things: the header, the index, one entry per value, the
+/// parent, one owned value per value, then the values in order. The layout build_delta computes
+/// at run time for the same changes, up to the order of the values in their storage.
+template <class... Ts>
+struct WindowDeltaLayout {
+  static constexpr std::size_t count = sizeof...(Ts);
+  static constexpr std::uint32_t slots = index_slots(count);
+  static constexpr std::size_t alignment = std::max({alignof(FrameData), alignof(Ts)...});
+  static constexpr std::size_t owners_offset =
+      sizeof(FrameData) + slots * sizeof(std::uint32_t) + count * sizeof(FrameEntry);
+  // owners[] holds FrameData*: NOLINTNEXTLINE(bugprone-sizeof-expression)
+  static constexpr std::size_t owned_offset = owners_offset + sizeof(FrameData*);
+  /// Where each value goes, and (last) the block's size.
+  static constexpr std::array<std::size_t, count + 1> offsets = [] {
+    std::array<std::size_t, count + 1> o{};
+    std::size_t at = owned_offset + count * sizeof(OwnedValue);
+    std::size_t i = 0;
+    ((at = align_up(at, alignof(Ts)), o[i++] = at, at += sizeof(Ts)), ...);
+    o[count] = at;
+    return o;
+  }();
+  static constexpr std::size_t bytes = offsets[count];
+  /// Whether such a frame fits a class of the block cache, and which.
+  static constexpr bool fits =
+      UCM_FRAME_CACHE != 0 && bytes <= FrameCache::largest && alignment <= block_alignment;
+  static constexpr std::uint32_t block_class =
+      fits ? static_cast<std::uint32_t>(std::bit_width((bytes - 1) / FrameCache::smallest)) : 0;
+};
+
+/// Whether a variable appears twice in `ids`: every pair compared, unrolled.
+template <std::size_t N>
+bool repeats(const std::array<VariableId, N>& ids) noexcept {
+  return [&]<std::size_t... I>(std::index_sequence<I...>) {
+    // Row I: ids[I] against every later id.
+    auto row = [&]<std::size_t A, std::size_t... J>(std::index_sequence<J...>) {
+      return (static_cast<unsigned>(ids[A] == ids[A + 1 + J]) | ... | 0U);
+    };
+    return (row.template operator()<I>(std::make_index_sequence<N - 1 - I>{}) | ... | 0U) != 0;
+  }
+  (std::make_index_sequence<N>{});
+}
+
+/// A call window's frame setting the variables `ids` to `Ts(std::forward<Sources>(sources))...`
+/// over `base`: the delta build_frame would make (see borrowed_parent), built inline from a block
+/// this thread's cache holds, the values constructed directly in it, no reference taken on
+/// `base` and nothing but the values' constructors called. nullptr, with nothing constructed,
+/// where build_frame's path must be taken instead: the first window on a thread (an empty
+/// cache), a frame over no frame or over a chain at its longest, a variable given twice, values
+/// too big for the cache's blocks. If a constructor throws, nothing is left behind.
+template <class... Ts, class... Sources>
+FrameData* try_build_window_delta(FrameData* base, const std::array<VariableId, sizeof...(Ts)>& ids,
+                                  Sources&&... sources) {
+  using L = WindowDeltaLayout<Ts...>;
+  static_assert(sizeof...(Sources) == L::count);
+  if constexpr (!L::fits) {
+    return nullptr;
+  } else {
+    if (base == nullptr || !short_chain(base)) return nullptr;
+    // A variable given twice: the later wins, which build_frame's normalization sorts out.
+    if (repeats(ids)) return nullptr;
+    constexpr std::uint32_t k = L::block_class;
+    FrameCache& c = frame_cache();
+    FrameCache::Block* const b = c.head[k];
+    if (b == nullptr) [[unlikely]]
+      return nullptr;
+    c.head[k] = b->next;
+    --c.count[k];
+    auto* const block = reinterpret_cast<unsigned char*>(b);
+    constexpr void (*destroys[])(void*) noexcept = {destroy_function<Ts>()...};
+    std::size_t constructed = 0;
+    try {
+      [&]<std::size_t... I>(std::index_sequence<I...>) {
+        ((::new (block + L::offsets[I]) Ts(std::forward<Sources>(sources)), ++constructed), ...);
+      }
+      (std::index_sequence_for<Ts...>{});
+    } catch (...) {
+      while (constructed-- > 0) {
+        if (destroys[constructed] != nullptr)
+          destroys[constructed](block + L::offsets[constructed]);
+      }
+      free_cached_block(block, block_alignment, k);
+      throw;
+    }
+    auto* const f = ::new (block) FrameData;
+    f->refs.store(1, std::memory_order_relaxed);
+    f->holds.store(1, std::memory_order_relaxed);
+    f->size = static_cast<std::uint32_t>(L::count);
+    f->owner_count = 1;
+    f->owned_count = static_cast<std::uint32_t>(L::count);
+    f->mask = L::slots - 1;
+    f->serial = next_serial(c);
+    f->owners = reinterpret_cast<FrameData**>(block + L::owners_offset);
+    f->owned = reinterpret_cast<OwnedValue*>(block + L::owned_offset);
+    f->bytes = L::bytes;
+    f->alignment = static_cast<std::uint32_t>(block_alignment);
+    f->block = static_cast<std::uint8_t>(k);
+    f->flags = borrowed_parent | typed_window;
+    f->depth = static_cast<std::uint16_t>(base->depth + 1);
+    // Stored directly (an index built elsewhere and copied in would stall on store forwarding).
+    std::uint32_t* const index = f->index();
+    if constexpr (L::count == 1) {
+      // Entry 1 in the id's slot of 4, 0 elsewhere: two 8-byte stores.
+      static_assert(L::slots == 4);
+      const std::uint32_t slot = static_cast<std::uint32_t>(ids[0]) & 3;
+      constexpr std::uint32_t high_first = std::endian::native == std::endian::big ? 1 : 0;
+      const std::uint64_t word = std::uint64_t{1} << (32 * ((slot & 1) ^ high_first));
+      const std::uint64_t low = slot < 2 ? word : 0;
+      const std::uint64_t high = slot < 2 ? 0 : word;
+      std::memcpy(index, &low, sizeof(low));
+      std::memcpy(index + 2, &high, sizeof(high));
+    } else {
+      std::memset(index, 0, L::slots * sizeof(std::uint32_t));
+    }
+    FrameEntry* const entries = f->entries();
+    // Unrolled over the values (a fold, not a loop: -O2 does not unroll loops).
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+      if constexpr (L::count > 1) {
+        (index_insert(index, L::slots - 1, ids[I], static_cast<std::uint32_t>(I)), ...);
+      }
+      ((entries[I] = FrameEntry{ids[I], block + L::offsets[I], f}), ...);
+      ((f->owned[I] = OwnedValue{block + L::offsets[I], destroys[I]}), ...);
+    }
+    (std::index_sequence_for<Ts...>{});
+    f->owners[0] = base;
+    return f;
+  }
+}
+
+/// A call window's frame for one variable set to `T(std::forward<V>(value))` over `base`: see
+/// try_build_window_delta, and build_frame where that does not apply.
+template <class T, class V>
+FrameData* build_window_delta(FrameData* base, VariableId id, V&& value) {
+  if (FrameData* f = try_build_window_delta<T>(base, {id}, std::forward<V>(value))) [[likely]] {
+    return f;
+  }
+  Binding binding = forward_binding<T>(id, std::forward<V>(value));
+  return build_frame(base, &binding, 1, true);
+}
+
+/// Releases a window's own frame. The common case, a frame built for the window that nothing
+/// retained (it still borrows its parent) and whose values nothing holds, is destroyed here
+/// without an atomic read-modify-write; anything else goes through release.
+inline void release_window_frame(FrameData* f) noexcept {
+  if (f == nullptr) return;
+  // borrowed_parent: never retained (a retain promotes it first), so its only view is ours; one
+  // hold is the views' own, so nobody else can take one now; and with no owner but its parent,
+  // it holds no other frame's values.
+  if ((f->flags & borrowed_parent) != 0 && f->owner_count == 1 &&
+      f->holds.load(std::memory_order_acquire) == 1) {
+    destroy_block(f);
+    return;
+  }
+  release(f);
+}
+
+/// release_window_frame for a window's frame that may be try_build_window_delta<Ts...>'s: the
+/// common case destroys the values directly, by type, in reverse order.
+template <class... Ts>
+inline void release_window_delta(FrameData* f) noexcept {
+  // As release_window_frame, and typed_window: the owned values are a Ts... (and not promoted,
+  // not entered).
+  if (f != nullptr && f->flags == (borrowed_parent | typed_window) && f->owner_count == 1 &&
+      f->holds.load(std::memory_order_acquire) == 1) [[likely]] {
+    // Constants: the compiler drops the trivially destructible and calls the others directly.
+    constexpr void (*destroys[])(void*) noexcept = {destroy_function<Ts>()...};
+    for (std::size_t j = sizeof...(Ts); j-- > 0;) {
+      if (destroys[j] != nullptr) destroys[j](f->owned[j].object);
+    }
+    free_block(f);
+    return;
+  }
+  release_window_frame(f);
+}
+
+}  // namespace ucm::detail
