@@ -6471,24 +6471,18 @@ struct BaggageCodecEntry {
 
 using BaggageCodecList = std::vector<std::shared_ptr<BaggageCodecEntry>>;
 
-/// The process-wide codec registry: copy-on-write, so inject and extract take a snapshot under
-/// the lock (one reference-count increment) and run the codecs without holding it.
-struct BaggageCodecRegistry {
-  std::mutex mutex;
-  std::shared_ptr<const BaggageCodecList> codecs = std::make_shared<const BaggageCodecList>();
-};
-
-/// One per program (see UCM_SHARED_STATE): a codec registered in one shared library is used by
-/// `inject` and `extract` in another.
-UCM_SHARED_STATE inline BaggageCodecRegistry& baggage_codec_registry() {
-  static BaggageCodecRegistry registry;
+/// The process-wide codec registry, copied on write (detail/copy_on_write.hpp): inject and
+/// extract read it without a lock and run the codecs while holding the reader. One per program
+/// (see UCM_SHARED_STATE): a codec registered in one shared library is used by `inject` and
+/// `extract` in another.
+UCM_SHARED_STATE inline ucm::detail::CopyOnWrite<BaggageCodecList>& baggage_codec_registry() {
+  static ucm::detail::CopyOnWrite<BaggageCodecList> registry;
   return registry;
 }
 
-inline std::shared_ptr<const BaggageCodecList> baggage_codecs() {
-  BaggageCodecRegistry& registry = baggage_codec_registry();
-  const std::lock_guard lock(registry.mutex);
-  return registry.codecs;
+/// The codecs registered now, valid while the returned reader lives.
+inline ucm::detail::CopyOnWrite<BaggageCodecList>::Reader baggage_codecs() noexcept {
+  return baggage_codec_registry().read();
 }
 
 }  // namespace detail
@@ -6519,14 +6513,8 @@ class [[nodiscard]] BaggageCodecRegistration {
     if (!entry_) return;
     entry_->active.store(false, std::memory_order_release);
     try {
-      detail::BaggageCodecRegistry& registry = detail::baggage_codec_registry();
-      const std::lock_guard lock(registry.mutex);
-      auto next = std::make_shared<detail::BaggageCodecList>();
-      next->reserve(registry.codecs->size());
-      for (const auto& entry : *registry.codecs) {
-        if (entry != entry_) next->push_back(entry);
-      }
-      registry.codecs = std::move(next);
+      detail::baggage_codec_registry().update(
+          [this](detail::BaggageCodecList& codecs) { std::erase(codecs, entry_); });
     } catch (...) {
       // Out of memory: the entry stays in the list but inactive, and is skipped.
     }
@@ -6583,16 +6571,14 @@ BaggageCodecRegistration register_baggage_codec(const ContextVariable<T>& variab
     if (!value) return std::nullopt;
     return frame.with(variable, std::move(*value));
   };
-  detail::BaggageCodecRegistry& registry = detail::baggage_codec_registry();
-  const std::lock_guard lock(registry.mutex);
-  for (const auto& other : *registry.codecs) {
-    if (other->active.load(std::memory_order_acquire) && other->key == key) {
-      throw std::invalid_argument("ucm::w3c: a baggage codec is already registered for " + key);
+  detail::baggage_codec_registry().update([&](detail::BaggageCodecList& codecs) {
+    for (const auto& other : codecs) {
+      if (other->active.load(std::memory_order_acquire) && other->key == key) {
+        throw std::invalid_argument("ucm::w3c: a baggage codec is already registered for " + key);
+      }
     }
-  }
-  auto next = std::make_shared<detail::BaggageCodecList>(*registry.codecs);
-  next->push_back(entry);
-  registry.codecs = std::move(next);
+    codecs.push_back(entry);
+  });
   return BaggageCodecRegistration(std::move(entry));
 }
 
@@ -7456,7 +7442,7 @@ void inject_from(const ContextFrame* frame, C& carrier) {
     carrier_erase(carrier, tracestate_header);
   }
 
-  const std::shared_ptr<const BaggageCodecList> codecs = baggage_codecs();
+  const auto codecs = baggage_codecs();  // held while the codecs run
   std::string header;
   if (codecs->empty()) {
     if (bag != nullptr) header = bag->to_header();
@@ -7568,7 +7554,7 @@ requires ReadableCarrier<C>
       const ContextFrame with_baggage = result.with(baggage_var, std::move(*bag));
       const Baggage& received = *with_baggage.get(baggage_var);
       ContextFrame next = with_baggage;
-      const std::shared_ptr<const detail::BaggageCodecList> codecs = detail::baggage_codecs();
+      const auto codecs = detail::baggage_codecs();  // held while the codecs run
       for (const auto& codec : *codecs) {
         if (!codec->active.load(std::memory_order_acquire)) continue;
         const std::string* value = received.get(codec->key);

@@ -137,7 +137,7 @@ void inject_from(const ContextFrame* frame, C& carrier) {
     carrier_erase(carrier, tracestate_header);
   }
 
-  const std::shared_ptr<const BaggageCodecList> codecs = baggage_codecs();
+  const auto codecs = baggage_codecs();  // held while the codecs run
   std::string header;
   if (codecs->empty()) {
     if (bag != nullptr) header = bag->to_header();
@@ -249,7 +249,7 @@ requires ReadableCarrier<C>
       const ContextFrame with_baggage = result.with(baggage_var, std::move(*bag));
       const Baggage& received = *with_baggage.get(baggage_var);
       ContextFrame next = with_baggage;
-      const std::shared_ptr<const detail::BaggageCodecList> codecs = detail::baggage_codecs();
+      const auto codecs = detail::baggage_codecs();  // held while the codecs run
       for (const auto& codec : *codecs) {
         if (!codec->active.load(std::memory_order_acquire)) continue;
         const std::string* value = received.get(codec->key);
