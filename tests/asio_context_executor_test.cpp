@@ -82,15 +82,12 @@ TEST_CASE("ContextExecutor post, dispatch, defer and execute run in the context 
         });
       });
     });
-    net::post(threads.io, [&seen] {
-      if (!slots_empty()) ++seen.leaked;
-    });
+    net::post(threads.io, [&seen] { EXPECT(seen.failures, slots_empty()); });
   }
   threads.finish();
   CHECK(seen.ran == rounds * 10);
-  CHECK(seen.wrong == 0);
-  CHECK(seen.leaked == 0);
-  CHECK(threads.dirty_threads == 0);
+  CHECK_NO_FAILURES(seen.failures);
+  CHECK_NO_FAILURES(threads.failures);
 }
 
 TEST_CASE("a coroutine spawned on a ContextExecutor starts in the spawner's context",

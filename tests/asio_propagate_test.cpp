@@ -28,22 +28,18 @@ TEST_CASE("a callback completion sees the context captured at initiation, not th
     request_id.run(i, [&] {
       timers.back()->async_wait(propagate([&seen, &threads, i](error_code ec) {
         seen.check(i, ec ? -2 : seen_id());
-        if (!threads.on_io_thread()) ++seen.on_caller;
+        EXPECT(seen.failures, threads.on_io_thread());
         request_id.enter(-1);  // must not leak into the next handler on this thread
       }));
     });
     // Posted without context: whatever thread runs it must show nothing.
-    net::post(threads.io, [&seen] {
-      if (!slots_empty()) ++seen.leaked;
-    });
+    net::post(threads.io, [&seen] { EXPECT(seen.failures, slots_empty()); });
   }
   CHECK(slots_empty());  // initiating changed nothing here
   threads.finish();
   CHECK(seen.ran == operations);
-  CHECK(seen.wrong == 0);
-  CHECK(seen.on_caller == 0);
-  CHECK(seen.leaked == 0);
-  CHECK(threads.dirty_threads == 0);
+  CHECK_NO_FAILURES(seen.failures);
+  CHECK_NO_FAILURES(threads.failures);
 }
 
 TEST_CASE("a completion through propagate sees inherited and active values as a continuation",
@@ -136,8 +132,8 @@ TEST_CASE("loopback TCP reads and writes complete in the context of their initia
   accept_next();
   threads.finish();
   CHECK(seen.ran == connections * 3 + connections * 3);
-  CHECK(seen.wrong == 0);
-  CHECK(threads.dirty_threads == 0);
+  CHECK_NO_FAILURES(seen.failures);
+  CHECK_NO_FAILURES(threads.failures);
 }
 
 TEST_CASE("one propagate token serves many operations, each capturing its own context",
@@ -163,18 +159,18 @@ TEST_CASE("one propagate token serves many operations, each capturing its own co
 
 TEST_CASE("an operation initiated with no context completes with none", "[asio][propagate]") {
   IoThreads threads(2);
-  std::atomic<int> dirty{0};
+  ucm_test::Failures failures;
   std::atomic<int> ran{0};
   net::steady_timer timer(threads.io, 1ms);
   ContextFrame{}.inherit([&] {
     timer.async_wait(propagate([&](error_code) {
-      dirty += !slots_empty();
+      EXPECT(failures, slots_empty());
       ++ran;
     }));
   });
   threads.finish();
   CHECK(ran == 1);
-  CHECK(dirty == 0);
+  CHECK_NO_FAILURES(failures);
 }
 
 // =============================================================================================
@@ -191,22 +187,20 @@ void check_handlers_run_on_the_strand(Wait wait) {
   IoThreads threads(4);
   auto strand = net::make_strand(threads.io);
   Seen seen;
-  std::atomic<int> off_strand{0};
   std::vector<std::unique_ptr<net::steady_timer>> timers;
   int inside_strand = 0;  // touched only on the strand: a data race here would show under TSan
   for (int i = 0; i < 100; ++i) {
     timers.push_back(std::make_unique<net::steady_timer>(threads.io, (i % 3) * 1ms));
     auto handler = [&, i](error_code) {
       seen.check(i, seen_id());
-      if (!strand.running_in_this_thread()) ++off_strand;
+      EXPECT(seen.failures, strand.running_in_this_thread());
       ++inside_strand;
     };
     request_id.run(i, [&] { wait(i, *timers.back(), strand, handler); });
   }
   threads.finish();
   CHECK(seen.ran == 100);
-  CHECK(seen.wrong == 0);
-  CHECK(off_strand == 0);
+  CHECK_NO_FAILURES(seen.failures);
   CHECK(inside_strand == 100);
 }
 
@@ -485,8 +479,8 @@ TEST_CASE("500 concurrent operations on 4 threads each see only their own reques
   b.join();
   threads.finish();
   CHECK(seen.ran == requests * 3);
-  CHECK(seen.wrong == 0);
-  CHECK(threads.dirty_threads == 0);
+  CHECK_NO_FAILURES(seen.failures);
+  CHECK_NO_FAILURES(threads.failures);
 }
 
 // =============================================================================================
@@ -538,8 +532,8 @@ TEST_CASE("use_awaitable coroutines see the context captured at each co_await th
   }
   threads.finish();
   CHECK(seen.ran == coroutines * 5);
-  CHECK(seen.wrong == 0);
-  CHECK(threads.dirty_threads == 0);
+  CHECK_NO_FAILURES(seen.failures);
+  CHECK_NO_FAILURES(threads.failures);
 }
 
 TEST_CASE(

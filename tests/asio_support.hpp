@@ -8,7 +8,8 @@
 // (`net` for the Asio, `ucmnet` for ucm's integration of it) and the error types differ.
 //
 // Catch2 v2 assertions are not thread-safe: handlers running on I/O threads only record what
-// they saw (atomics, or vectors under a mutex) and the main thread checks it afterwards.
+// they saw (ucm_test::Failures, atomics, or vectors under a mutex) and the main thread checks it
+// afterwards.
 #pragma once
 
 #if defined(UCM_TEST_BOOST_ASIO)
@@ -47,6 +48,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "test_support.hpp"
 #include "ucm/task.hpp"
 #include "ucm/ucm.hpp"
 
@@ -83,15 +85,15 @@ inline bool slots_empty() {
          request_id.get() == nullptr && user.get() == nullptr;
 }
 
-/// An io_context run by several threads. When a thread's run() returns, it records whether its
-/// slots were left empty (nothing leaked into the I/O thread).
+/// An io_context run by several threads. When a thread's run() returns, it expects its slots to
+/// be left empty (nothing leaked into the I/O thread), in `failures`.
 class IoThreads {
  public:
   explicit IoThreads(int threads) : work_(net::make_work_guard(io)) {
     for (int i = 0; i < threads; ++i) {
       threads_.emplace_back([this] {
         io.run();
-        if (!slots_empty()) ++dirty_threads;
+        EXPECT(failures, slots_empty());
       });
     }
   }
@@ -118,7 +120,7 @@ class IoThreads {
   }
 
   net::io_context io;
-  std::atomic<int> dirty_threads{0};
+  ucm_test::Failures failures;  // checked on the I/O threads as they end
 
  private:
   void join() {
@@ -131,16 +133,22 @@ class IoThreads {
   bool joined_ = false;
 };
 
-/// What handlers on I/O threads saw, checked on the main thread afterwards.
+/// What handlers on I/O threads saw, checked on the main thread afterwards: how many ran, and
+/// the expectations they checked (their own request id, running on an I/O thread, no value
+/// seen without a context).
 struct Seen {
   std::atomic<int> ran{0};
-  std::atomic<int> wrong{0};      // saw a request id other than their own
-  std::atomic<int> on_caller{0};  // ran on the main thread (must not happen for I/O)
-  std::atomic<int> leaked{0};     // a handler without context saw a value
+  ucm_test::Failures failures;
 
-  void check(int expected, int actual) {
+  /// Counts a handler that ran and expects it saw request id `expected`; `line` (the caller's)
+  /// names it in the report.
+  void check(int expected, int actual, int line = __builtin_LINE()) {
     ++ran;
-    if (expected != actual) ++wrong;
+    if (expected != actual) {
+      failures.check(false,
+                     "request id " + std::to_string(expected) + ", saw " + std::to_string(actual),
+                     line);
+    }
   }
 };
 

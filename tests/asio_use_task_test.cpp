@@ -26,7 +26,7 @@ ucm::Task<std::size_t> echo_once(Seen& seen, const IoThreads& threads, tcp::sock
   ucm::ContextVariableScope who(user, "user-" + std::to_string(id));
   const auto check = [&] {
     seen.check(id, user.value_or("") == "user-" + std::to_string(id) ? seen_id() : -3);
-    if (!threads.on_io_thread()) ++seen.on_caller;  // every step after a co_await runs on I/O
+    EXPECT(seen.failures, threads.on_io_thread());  // every step after a co_await runs on I/O
   };
   net::steady_timer timer(socket.get_executor(), (id % 3) * 1ms);
   co_await timer.async_wait(ucmnet::use_task);
@@ -50,7 +50,7 @@ ucm::Task<> ask_once(Seen& seen, const IoThreads& threads, tcp::socket& socket, 
   std::array<char, 4> data{};
   co_await net::async_read(socket, net::buffer(data), ucmnet::use_task);
   seen.check(id, std::string(data.data(), 4) == text ? seen_id() : -2);
-  if (!threads.on_io_thread()) ++seen.on_caller;
+  EXPECT(seen.failures, threads.on_io_thread());
 }
 
 }  // namespace
@@ -81,9 +81,8 @@ TEST_CASE("Tasks awaiting timers and socket reads with use_task keep a scope acr
   threads.finish();
   CHECK(sizes == std::vector<std::size_t>(sessions, 4));
   CHECK(seen.ran == sessions * 4 + sessions * 2 + 1);
-  CHECK(seen.wrong == 0);
-  CHECK(seen.on_caller == 0);
-  CHECK(threads.dirty_threads == 0);
+  CHECK_NO_FAILURES(seen.failures);
+  CHECK_NO_FAILURES(threads.failures);
 }
 
 TEST_CASE("500 concurrent Tasks on 4 I/O threads never see each other's values through use_task",
@@ -114,8 +113,8 @@ TEST_CASE("500 concurrent Tasks on 4 I/O threads never see each other's values t
   CHECK(slots_empty());
   threads.finish();
   CHECK(seen.ran == tasks * 9);
-  CHECK(seen.wrong == 0);
-  CHECK(threads.dirty_threads == 0);
+  CHECK_NO_FAILURES(seen.failures);
+  CHECK_NO_FAILURES(threads.failures);
 }
 
 TEST_CASE("use_task throws an error code as system_error, in the Task's own context",
@@ -172,7 +171,7 @@ TEST_CASE("in a Task, use_task initiates the operation in the Task's context",
   CHECK(after == 5);
   CHECK(after_propagate == 5);
   CHECK(caller_after == -7);
-  CHECK(threads.dirty_threads == 0);
+  CHECK_NO_FAILURES(threads.failures);
 }
 
 namespace {
@@ -196,7 +195,7 @@ TEST_CASE("a use_task operation behind a user's operator co_await keeps the Task
   request_id.run(-7, [&] { ucm::sync_wait(task()); });
   threads.finish();
   CHECK(after == 6);
-  CHECK(threads.dirty_threads == 0);
+  CHECK_NO_FAILURES(threads.failures);
 }
 
 TEST_CASE("a use_task operation completed on another thread while the Task initiates it",
@@ -205,21 +204,21 @@ TEST_CASE("a use_task operation completed on another thread while the Task initi
   // the initiating thread has given up the Task's slots. The Task then continues on the
   // initiating thread; either way it runs on one thread at a time, in its own context.
   IoThreads threads(4);
-  std::atomic<int> wrong{0};
+  ucm_test::Failures failures;
   auto task = [&](int id) -> ucm::Task<> {
     ucm::ContextVariableScope scope(request_id, id);
     co_await net::post(threads.io.get_executor(), ucmnet::use_task);  // onto the pool
     for (int i = 0; i < 200; ++i) {
       co_await net::post(threads.io.get_executor(), ucmnet::use_task);
-      wrong += seen_id() != id;
+      EXPECT(failures, seen_id() == id);
     }
   };
   std::vector<ucm::Task<>> tasks;
   for (int id = 1; id <= 8; ++id) tasks.push_back(task(id));
   ucm::sync_wait(ucm::when_all(std::move(tasks)));
   threads.finish();
-  CHECK(wrong == 0);
-  CHECK(threads.dirty_threads == 0);
+  CHECK_NO_FAILURES(failures);
+  CHECK_NO_FAILURES(threads.failures);
 }
 
 TEST_CASE(
@@ -476,7 +475,7 @@ TEST_CASE("Tasks destroyed while their use_task operations are pending on 4 I/O 
   for (auto& timer : outside) timer->cancel();
   threads.finish();
   CHECK_FALSE(resumed);
-  CHECK(threads.dirty_threads == 0);
+  CHECK_NO_FAILURES(threads.failures);
   CHECK(slots_empty());
 }
 
@@ -485,7 +484,7 @@ TEST_CASE("an operation completed inside its initiation continues the Task on th
   IoThreads threads(2);
   auto strand = net::make_strand(threads.io);
   bool on_strand = false;
-  bool stayed = false;
+  ucm_test::Failures stayed;
   bool off_strand_later = false;
   auto task = [&]() -> ucm::Task<> {
     ucm::ContextVariableScope scope(request_id, 12);
@@ -496,21 +495,19 @@ TEST_CASE("an operation completed inside its initiation continues the Task on th
     on_strand = strand.running_in_this_thread() && seen_id() == 12;
     // Each of these completes inside its initiation too. The Task stays on the strand, and the
     // nesting is bounded: the stack does not grow with the count.
-    int wrong = 0;
     for (int i = 0; i < 20000; ++i) {
       co_await net::dispatch(strand, ucmnet::use_task);
-      wrong += !strand.running_in_this_thread() || seen_id() != 12;
+      EXPECT(stayed, strand.running_in_this_thread() && seen_id() == 12);
     }
-    stayed = wrong == 0;
     co_await net::post(threads.io, ucmnet::use_task);  // off the strand
     off_strand_later = !strand.running_in_this_thread() && seen_id() == 12;
   };
   request_id.run(-7, [&] { ucm::sync_wait(task()); });
   threads.finish();
   CHECK(on_strand);
-  CHECK(stayed);
+  CHECK_NO_FAILURES(stayed);
   CHECK(off_strand_later);
-  CHECK(threads.dirty_threads == 0);
+  CHECK_NO_FAILURES(threads.failures);
 }
 
 TEST_CASE(

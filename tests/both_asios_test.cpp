@@ -8,13 +8,13 @@
 
 #include <catch2/catch.hpp>
 
-#include <atomic>
 #include <chrono>
 #include <system_error>
 #include <thread>
 #include <type_traits>
 #include <vector>
 
+#include "test_support.hpp"
 #include "ucm/task.hpp"
 #include "ucm/ucm.hpp"
 
@@ -31,16 +31,16 @@ bool slots_empty() {
          ucm::ContextFrame::inherited() == ucm::ContextFrame{};
 }
 
-/// An io_context of either Asio run by `threads` threads, which record whether they were left
-/// with empty slots.
+/// An io_context of either Asio run by `threads` threads, which expect, in `failures`, to be
+/// left with empty slots.
 template <class IoContext>
 class Threads {
  public:
-  Threads(IoContext& io, int threads) : io_(io) {
+  Threads(IoContext& io, int threads, ucm_test::Failures& failures) : io_(io) {
     for (int i = 0; i < threads; ++i) {
-      threads_.emplace_back([this] {
+      threads_.emplace_back([this, &failures] {
         io_.run();
-        if (!slots_empty()) ++dirty;
+        EXPECT(failures, slots_empty());
       });
     }
   }
@@ -49,8 +49,6 @@ class Threads {
   ~Threads() {
     for (auto& t : threads_) t.join();
   }
-
-  std::atomic<int> dirty{0};
 
  private:
   IoContext& io_;
@@ -75,26 +73,26 @@ TEST_CASE("a Task awaits standalone Asio and Boost.Asio operations in turn in it
   boost::asio::io_context boosted;
   auto standalone_work = asio::make_work_guard(standalone);
   auto boost_work = boost::asio::make_work_guard(boosted);
-  std::atomic<int> wrong{0};
+  ucm_test::Failures failures;
   {
-    Threads standalone_threads(standalone, 2);
-    Threads boost_threads(boosted, 2);
+    Threads standalone_threads(standalone, 2, failures);
+    Threads boost_threads(boosted, 2, failures);
     auto one = [&](int id) -> ucm::Task<> {
       ucm::ContextVariableScope scope(request_id, id);
       asio::steady_timer a(standalone, 1ms);
       boost::asio::steady_timer b(boosted, 1ms);
       for (int step = 0; step < 20; ++step) {
         co_await asio::post(standalone, ucm::asio::use_task);
-        wrong += seen_id() != id;
+        EXPECT(failures, seen_id() == id);
         co_await boost::asio::post(boosted, ucm::boost_asio::use_task);
-        wrong += seen_id() != id;
+        EXPECT(failures, seen_id() == id);
         if (step % 5 == 0) {
           a.expires_after(1ms);
           co_await a.async_wait(ucm::asio::use_task);
-          wrong += seen_id() != id;
+          EXPECT(failures, seen_id() == id);
           b.expires_after(1ms);
           co_await b.async_wait(ucm::boost_asio::use_task);
-          wrong += seen_id() != id;
+          EXPECT(failures, seen_id() == id);
         }
       }
     };
@@ -106,7 +104,7 @@ TEST_CASE("a Task awaits standalone Asio and Boost.Asio operations in turn in it
     CHECK(slots_empty());
     // Joined here.
   }
-  CHECK(wrong == 0);
+  CHECK_NO_FAILURES(failures);
 }
 
 TEST_CASE("each Asio's binders and executors keep the context in one program",
@@ -172,6 +170,7 @@ TEST_CASE("use_task throws each Asio's own system_error in one program",
   std::error_code standalone_error;
   boost::system::error_code boost_error;
   int id_in_catch = 0;
+  ucm_test::Failures failures;
   auto task = [&]() -> ucm::Task<> {
     ucm::ContextVariableScope scope(request_id, 5);
     asio::ip::tcp::acceptor closed(standalone);  // never opened: accepting fails
@@ -191,8 +190,8 @@ TEST_CASE("use_task throws each Asio's own system_error in one program",
   {
     auto standalone_work = asio::make_work_guard(standalone);
     auto boost_work = boost::asio::make_work_guard(boosted);
-    Threads standalone_threads(standalone, 1);
-    Threads boost_threads(boosted, 1);
+    Threads standalone_threads(standalone, 1, failures);
+    Threads boost_threads(boosted, 1, failures);
     ucm::sync_wait(task());
     standalone_work.reset();
     boost_work.reset();
@@ -200,4 +199,5 @@ TEST_CASE("use_task throws each Asio's own system_error in one program",
   CHECK(standalone_error == asio::error::bad_descriptor);
   CHECK(boost_error == boost::asio::error::bad_descriptor);
   CHECK(id_in_catch == 5);
+  CHECK_NO_FAILURES(failures);
 }

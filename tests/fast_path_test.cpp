@@ -361,7 +361,7 @@ TEST_CASE("a scope's frame in a Task is captured, read and released on the threa
     ContextVariable<int> request;
     ContextVariable<Tracked> step;
     ucm_test::ThreadPool pool(3);
-    std::atomic<int> wrong{0};
+    Failures failures;
     auto handler = [&](int i) -> ucm::Task<> {
       const ContextVariableScope outer(request, i);
       co_await ucm_test::Hop{&pool};
@@ -373,15 +373,16 @@ TEST_CASE("a scope's frame in a Task is captured, read and released on the threa
         co_await ucm_test::Hop{&pool};
         captured = ContextFrame::current();
         co_await ucm_test::Hop{&pool};
-        if (step.get() == nullptr || step.get()->text != std::to_string(i)) ++wrong;
+        EXPECT(failures, step.get() != nullptr && step.get()->text == std::to_string(i));
       }
       co_await ucm_test::Hop{&pool};
-      if (step.get() != nullptr || *request.get() != i) ++wrong;
+      EXPECT(failures, step.get() == nullptr && *request.get() == i);
       // The capture outlived the scope that built its frame, and the hops.
-      if (captured.get(step) == nullptr || captured.get(step)->text != std::to_string(i)) ++wrong;
-      if (captured.get(request) == nullptr || *captured.get(request) != i) ++wrong;
-      pool.post([captured, &request, &wrong, i] {  // released on yet another thread
-        if (*captured.get(request) != i) ++wrong;
+      EXPECT(failures,
+             captured.get(step) != nullptr && captured.get(step)->text == std::to_string(i));
+      EXPECT(failures, captured.get(request) != nullptr && *captured.get(request) == i);
+      pool.post([captured, &request, &failures, i] {  // released on yet another thread
+        EXPECT(failures, *captured.get(request) == i);
       });
     };
     std::vector<std::thread> threads;
@@ -394,7 +395,7 @@ TEST_CASE("a scope's frame in a Task is captured, read and released on the threa
     }
     for (auto& thread : threads) thread.join();
     pool.wait_idle();
-    CHECK(wrong == 0);
+    CHECK_NO_FAILURES(failures);
   }
   CHECK(Tracked::live == live_before);
 }
@@ -448,7 +449,7 @@ TEST_CASE("one frame captured and released by its owner thread and 4 others at o
     ContextVariable<Tracked> v;
     ContextVariable<int> n;
     std::atomic<bool> go{false};
-    std::atomic<int> wrong{0};
+    Failures failures;
     ContextFrame{}.with(n, 1).run([&] {
       v.run(Tracked("shared"), [&] {
         const ContextFrame shared = ContextFrame::current();  // promotes the window's frame
@@ -458,19 +459,19 @@ TEST_CASE("one frame captured and released by its owner thread and 4 others at o
             while (!go.load()) std::this_thread::yield();
             for (int i = 0; i < 20000; ++i) {
               const ContextFrame copy = shared;  // cross-thread increment and decrement
-              if (copy.get(v) == nullptr || copy.get(v)->text != "shared") ++wrong;
+              EXPECT(failures, copy.get(v) != nullptr && copy.get(v)->text == "shared");
             }
           });
         }
         go = true;
         for (int i = 0; i < 20000; ++i) {  // the owner captures the current frame meanwhile
           const ContextFrame mine = ContextFrame::current();
-          if (mine != shared || v.get()->text != "shared") ++wrong;
+          EXPECT(failures, mine == shared && v.get()->text == "shared");
         }
         for (auto& thread : others) thread.join();
       });
     });
-    CHECK(wrong == 0);
+    CHECK_NO_FAILURES(failures);
   }
   CHECK(Tracked::live == live_before);
 }
