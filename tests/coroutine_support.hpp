@@ -21,6 +21,14 @@ struct Hop {
   void await_resume() const noexcept {}
 };
 
+/// Suspends and keeps the handle, for the test to resume or destroy its coroutine.
+struct Parked {
+  std::coroutine_handle<>* slot;
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) const noexcept { *slot = h; }
+  void await_resume() const noexcept {}
+};
+
 /// A user's own coroutine type that knows nothing of ucm: starts eagerly, keeps its frame at the
 /// end so the test can destroy it.
 struct Detached {

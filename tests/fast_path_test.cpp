@@ -26,6 +26,7 @@ using ucm::ContextFrame;
 using ucm::ContextVariable;
 using ucm::ContextVariableScope;
 using ucm_test::Failures;
+using ucm_test::Parked;
 using ucm_test::Tracked;
 
 TEST_CASE("a frame captured inside nested call windows keeps every value after they all closed",
@@ -343,16 +344,6 @@ TEST_CASE("values too big for the block cache take the general path", "[fast][wi
     CHECK(big.get()->value == 42);
   });
 }
-
-namespace {
-/// Suspends and keeps the handle, for the test to resume or destroy its coroutine.
-struct Parked {
-  std::coroutine_handle<>* slot;
-  bool await_ready() const noexcept { return false; }
-  void await_suspend(std::coroutine_handle<> h) const noexcept { *slot = h; }
-  void await_resume() const noexcept {}
-};
-}  // namespace
 
 TEST_CASE("a scope's frame in a Task is captured, read and released on the threads it hops to",
           "[fast][borrowed][task][threads]") {

@@ -30,6 +30,7 @@ using ucm::Task;
 using ucm_test::Detached;
 using ucm_test::Failures;
 using ucm_test::Hop;
+using ucm_test::Parked;
 using ucm_test::ThreadPool;
 using ucm_test::Tracked;
 
@@ -37,14 +38,6 @@ namespace {
 
 using HandlerGuard = ucm_test::MisuseCounter;
 auto& reports = ucm_test::MisuseCounter::reports;
-
-/// Suspends and keeps the handle, for the test to resume it.
-struct Parked {
-  std::coroutine_handle<>* slot;
-  bool await_ready() const noexcept { return false; }
-  void await_suspend(std::coroutine_handle<> h) const noexcept { *slot = h; }
-  void await_resume() const noexcept {}
-};
 
 }  // namespace
 
