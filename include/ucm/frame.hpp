@@ -67,13 +67,15 @@ inline constexpr call_window_t call_window{};
 /// that shares the old frame's values. The default-constructed frame is the empty frame:
 /// `ContextFrame{}.inherit(fn)` runs `fn` with no context at all.
 ///
-///     auto frame = ucm::ContextFrame::current();          // capture: one increment
+///     auto frame = ucm::ContextFrame::current();          // capture: no atomic, usually
 ///     pool.post([frame] { frame.inherit(handle); });       // restore later, on any thread
 class ContextFrame {
  public:
   /// The empty frame.
   constexpr ContextFrame() noexcept = default;
-  ContextFrame(const ContextFrame& other) noexcept : data_(other.data_) { detail::retain(data_); }
+  ContextFrame(const ContextFrame& other) noexcept : data_(other.data_) {
+    detail::retain_handle(data_);
+  }
   ContextFrame(ContextFrame&& other) noexcept : data_(std::exchange(other.data_, nullptr)) {}
   ContextFrame& operator=(const ContextFrame& other) noexcept {
     ContextFrame(other).swap(*this);
@@ -83,12 +85,18 @@ class ContextFrame {
     ContextFrame(std::move(other)).swap(*this);
     return *this;
   }
-  ~ContextFrame() { detail::release(data_); }
+  ~ContextFrame() { detail::release_handle(data_); }
 
   void swap(ContextFrame& other) noexcept { std::swap(data_, other.data_); }
 
-  /// The effective frame of this thread: every visible value. One increment.
-  [[nodiscard]] static ContextFrame current() noexcept { return borrow(detail::slots().current); }
+  /// The effective frame of this thread: every visible value. Usually no atomic operation: the
+  /// thread keeps references to its current frame in reserve (see detail::ThreadContext).
+  [[nodiscard]] static ContextFrame current() noexcept {
+    detail::ThreadContext& t = detail::thread_context_after_resume();
+    detail::FrameData* const f = t.slots.current;
+    if (!detail::take_reserved(t.reserved, f)) detail::reserve_current(f);
+    return ContextFrame(unowned, f);
+  }
 
   /// The frame that flowed into the running continuation (follows-from). After a coroutine's
   /// `co_await` of a Task it is the child's final frame; after `when_all`, the first branch's.

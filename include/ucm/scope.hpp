@@ -87,6 +87,7 @@ inline void clear() noexcept {
   s.owned = nullptr;
   s.merged = nullptr;
   s.returned = 0;
+  detail::settle_reservation();
   detail::release(owned);
   detail::release_returned(returned);
 }

@@ -649,6 +649,29 @@ inline void release(FrameData* f) noexcept {
   }
 }
 
+/// References a thread keeps in reserve for one frame, to hand out and take back without an
+/// atomic read-modify-write (see ThreadContext::reserved, take_reserved). `count` references of
+/// `frame` are counted in its `refs` and belong to the reservation; it never lends its last one,
+/// so `frame` stays alive, and its address unique, while it is reserved.
+struct Reservation {
+  FrameData* frame;
+  std::uint32_t count;
+};
+
+/// References a reservation takes at once (one atomic increment): enough that a thread capturing
+/// and dropping one frame in a loop refills rarely, few enough to stay far from the count's limit.
+inline constexpr std::uint32_t reservation_batch = 16;
+
+/// Gives back the references `r` holds (one atomic decrement, which may destroy the frame) and
+/// empties it. Emptied first: a value's destructor may capture, and so reserve, again.
+[[gnu::noinline]] inline void return_reservation(Reservation& r) noexcept {
+  FrameData* const f = r.frame;
+  const std::uint32_t n = r.count;
+  r = Reservation{};
+  // acq_rel, as drop_count: publishes this thread's reads; the last one sees every thread's.
+  if (f->refs.fetch_sub(n, std::memory_order_acq_rel) == n) destroy_frames(f);
+}
+
 /// Gives up a count taken with retain_values.
 inline void release_values(FrameData* f) noexcept {
   if (f != nullptr && drop_count(f->holds)) [[unlikely]] {
@@ -1443,10 +1466,19 @@ inline void copy_slots(Slots& to, const Slots& from) noexcept {
   std::memcpy(out + 48, in + 48, 16);
 }
 
-/// What a thread reads on every `get()`: its slots and its lookup cache, in one thread_local so
-/// that one TLS address reaches both (one call of __tls_get_addr at most, in a shared library).
+/// What a thread reads on every `get()` and capture: its slots, the references it keeps in
+/// reserve for its current frame and its lookup cache, in one thread_local so that one TLS
+/// address reaches all three (one call of __tls_get_addr at most, in a shared library).
 struct ThreadContext {
   Slots slots;
+  /// References to a frame that was `current` in this thread's own chain of windows when it was
+  /// captured, held in reserve so that capturing it again, copying a handle to it and dropping one
+  /// on this thread cost no atomic read-modify-write (see reserve_current, take_reserved,
+  /// release_handle). Given back, in one atomic decrement, as soon as that frame is no longer
+  /// `current` (settle_reservation, after every restore of the thread's slots) and at thread exit:
+  /// so a reservation never keeps a frame alive longer than the window that shows it, and a
+  /// handle dropped on another thread releases its own reference there, as ever.
+  Reservation reserved;
   LookupCache cache;
 };
 
@@ -1468,6 +1500,11 @@ inline Slots& slots() noexcept { return thread_context().slots; }
 
 /// This thread's slots, from code that can run after a coroutine resumption (see after_resume).
 inline Slots& slots_after_resume() noexcept { return after_resume<&slots>(); }
+
+/// This thread's slots and reservation, from code that can run after a coroutine resumption.
+inline ThreadContext& thread_context_after_resume() noexcept {
+  return after_resume<&thread_context>();
+}
 
 // ---- chains of windows, and what misuse keeps ---------------------------------------------------
 
@@ -1523,10 +1560,12 @@ struct ThreadExitGuard {
       FrameData* const owned = s.owned;
       const Returned returned = s.returned;
       std::vector<Returned>* const kept = t.kept;
-      if (owned == nullptr && returned == 0 && kept == nullptr) break;
+      Reservation& reserved = thread_context().reserved;  // ucm: not after resume: thread exit
+      if (owned == nullptr && returned == 0 && kept == nullptr && reserved.frame == nullptr) break;
       // Empty first: the values' destructors see no context, and anything they set is caught here.
       s = Slots{};
       t.kept = nullptr;
+      if (reserved.frame != nullptr) return_reservation(reserved);
       release(owned);
       release_returned(returned);
       if (kept != nullptr) {
@@ -1623,6 +1662,75 @@ inline std::uintptr_t chain_of(Slots& s) noexcept {
   return s.chain;
 }
 
+// ---- reserved references (ThreadContext::reserved) ----------------------------------------------
+
+/// Gives back this thread's reserved references if their frame is no longer `current`. Called
+/// after every change of the thread's own `current` that can end a frame's time there (a window's
+/// exit, `enter`, clear): a coroutine's slots replace the thread's only while it runs on top of
+/// them, and put them back exactly, so the reserved frame is current again when they return.
+/// Giving back early is always safe: it costs the next capture one atomic increment.
+inline void settle_reservation() noexcept {
+  ThreadContext& t = thread_context_after_resume();
+  if (t.reserved.frame != nullptr && t.reserved.frame != t.slots.current) [[unlikely]] {
+    return_reservation(t.reserved);
+  }
+}
+
+/// Takes a reference to `f` from `r` if `r` holds `f`'s and can lend one (never its last).
+inline bool take_reserved(Reservation& r, FrameData* f) noexcept {
+  if (f != r.frame || r.count <= 1) return false;
+  --r.count;
+  return true;
+}
+
+/// Takes a reference to `f`, this thread's `current` (may be null), where take_reserved gave
+/// none: refills the reservation if it is `f`'s; otherwise takes the reference and, in the
+/// thread's own chain of windows, reserves `f` in place of whatever frame was reserved before
+/// (a coroutine's frames are not reserved: its windows may close on another thread). One or two
+/// atomic operations, as a plain capture and release.
+[[gnu::noinline]] inline void reserve_current(FrameData* f) noexcept {
+  if (f == nullptr) return;
+  ThreadContext& t = thread_context();  // noinline: computed afresh on the running thread
+  Reservation& r = t.reserved;
+  if (r.frame == f) {  // down to the one reference it never lends
+    f->refs.fetch_add(reservation_batch, std::memory_order_relaxed);
+    r.count += reservation_batch - 1;
+    return;
+  }
+  const std::uintptr_t chain = t.slots.chain;
+  // The thread-exit guard gives the reservation back if the thread ends with it.
+  const bool reserve = (chain == 0 || chain == thread_state().chain) && register_thread_exit();
+  if ((f->flags & borrowed_parent) != 0) promote(f);
+  // Relaxed, as retain: `f` is current, so its window holds it.
+  f->refs.fetch_add(reserve ? reservation_batch + 1 : 1, std::memory_order_relaxed);
+  if (!reserve) return;
+  // The caller's reference is taken: whatever the previous frame's values' destructors do
+  // (capture, enter, open windows), `f` stays alive.
+  if (r.frame != nullptr) return_reservation(r);
+  if (r.frame == nullptr && t.slots.current == f) {
+    r = Reservation{f, reservation_batch};
+  } else {  // a destructor reserved another frame, or changed `current`
+    f->refs.fetch_sub(reservation_batch, std::memory_order_relaxed);  // never the last: ours
+  }
+}
+
+/// A new reference to `f` for a handle copied on this thread: from the reservation if it is `f`'s.
+inline void retain_handle(FrameData* f) noexcept {
+  if (f != nullptr && !take_reserved(thread_context_after_resume().reserved, f)) retain(f);
+}
+
+/// Drops a handle's reference to `f` on this thread: into the reservation if it is `f`'s (a
+/// reference is a reference, whichever thread took it), else as release does.
+inline void release_handle(FrameData* f) noexcept {
+  if (f == nullptr) return;
+  Reservation& r = thread_context_after_resume().reserved;
+  if (f == r.frame) {
+    ++r.count;
+    return;
+  }
+  release(f);
+}
+
 // ---- windows ------------------------------------------------------------------------------------
 
 /// What a window saves: all the slots. Its address is the window's token (Slots::window).
@@ -1691,6 +1799,7 @@ inline void open_continuation(Slots& s, SavedSlots& saved, FrameData* f) noexcep
         "a ucm window (scope) was closed on another thread or coroutine than the one it was "
         "opened in: nothing was restored, and its frames are kept until the process exits");
   }
+  settle_reservation();
 }
 
 /// Closes a window: restores the slots it saved, then releases what the window's level owned
@@ -1710,6 +1819,7 @@ inline void close_window(Slots& s, const SavedSlots& saved, FrameData* own,
   FrameData* const owned = s.owned;
   const Returned returned = s.returned;
   copy_slots(s, saved);
+  settle_reservation();
   if ((reinterpret_cast<std::uintptr_t>(owned) | returned) != 0) [[unlikely]] {
     release(owned);
     release_returned(returned);
@@ -1787,6 +1897,7 @@ inline void enter_frame(FrameData* f) noexcept {
   FrameData* const previous = s.owned;
   s.owned = f;
   s.current = f;
+  settle_reservation();
   // Safe: windows nest, so no open window saved a pointer to an `owned` made in this one.
   release(previous);
 }
@@ -1845,13 +1956,15 @@ inline constexpr call_window_t call_window{};
 /// that shares the old frame's values. The default-constructed frame is the empty frame:
 /// `ContextFrame{}.inherit(fn)` runs `fn` with no context at all.
 ///
-///     auto frame = ucm::ContextFrame::current();          // capture: one increment
+///     auto frame = ucm::ContextFrame::current();          // capture: no atomic, usually
 ///     pool.post([frame] { frame.inherit(handle); });       // restore later, on any thread
 class ContextFrame {
  public:
   /// The empty frame.
   constexpr ContextFrame() noexcept = default;
-  ContextFrame(const ContextFrame& other) noexcept : data_(other.data_) { detail::retain(data_); }
+  ContextFrame(const ContextFrame& other) noexcept : data_(other.data_) {
+    detail::retain_handle(data_);
+  }
   ContextFrame(ContextFrame&& other) noexcept : data_(std::exchange(other.data_, nullptr)) {}
   ContextFrame& operator=(const ContextFrame& other) noexcept {
     ContextFrame(other).swap(*this);
@@ -1861,12 +1974,18 @@ class ContextFrame {
     ContextFrame(std::move(other)).swap(*this);
     return *this;
   }
-  ~ContextFrame() { detail::release(data_); }
+  ~ContextFrame() { detail::release_handle(data_); }
 
   void swap(ContextFrame& other) noexcept { std::swap(data_, other.data_); }
 
-  /// The effective frame of this thread: every visible value. One increment.
-  [[nodiscard]] static ContextFrame current() noexcept { return borrow(detail::slots().current); }
+  /// The effective frame of this thread: every visible value. Usually no atomic operation: the
+  /// thread keeps references to its current frame in reserve (see detail::ThreadContext).
+  [[nodiscard]] static ContextFrame current() noexcept {
+    detail::ThreadContext& t = detail::thread_context_after_resume();
+    detail::FrameData* const f = t.slots.current;
+    if (!detail::take_reserved(t.reserved, f)) detail::reserve_current(f);
+    return ContextFrame(unowned, f);
+  }
 
   /// The frame that flowed into the running continuation (follows-from). After a coroutine's
   /// `co_await` of a Task it is the child's final frame; after `when_all`, the first branch's.
@@ -2726,6 +2845,7 @@ inline void clear() noexcept {
   s.owned = nullptr;
   s.merged = nullptr;
   s.returned = 0;
+  detail::settle_reservation();
   detail::release(owned);
   detail::release_returned(returned);
 }

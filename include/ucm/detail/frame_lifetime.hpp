@@ -103,6 +103,29 @@ inline void release(FrameData* f) noexcept {
   }
 }
 
+/// References a thread keeps in reserve for one frame, to hand out and take back without an
+/// atomic read-modify-write (see ThreadContext::reserved, take_reserved). `count` references of
+/// `frame` are counted in its `refs` and belong to the reservation; it never lends its last one,
+/// so `frame` stays alive, and its address unique, while it is reserved.
+struct Reservation {
+  FrameData* frame;
+  std::uint32_t count;
+};
+
+/// References a reservation takes at once (one atomic increment): enough that a thread capturing
+/// and dropping one frame in a loop refills rarely, few enough to stay far from the count's limit.
+inline constexpr std::uint32_t reservation_batch = 16;
+
+/// Gives back the references `r` holds (one atomic decrement, which may destroy the frame) and
+/// empties it. Emptied first: a value's destructor may capture, and so reserve, again.
+[[gnu::noinline]] inline void return_reservation(Reservation& r) noexcept {
+  FrameData* const f = r.frame;
+  const std::uint32_t n = r.count;
+  r = Reservation{};
+  // acq_rel, as drop_count: publishes this thread's reads; the last one sees every thread's.
+  if (f->refs.fetch_sub(n, std::memory_order_acq_rel) == n) destroy_frames(f);
+}
+
 /// Gives up a count taken with retain_values.
 inline void release_values(FrameData* f) noexcept {
   if (f != nullptr && drop_count(f->holds)) [[unlikely]] {

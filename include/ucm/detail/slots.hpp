@@ -93,10 +93,19 @@ inline void copy_slots(Slots& to, const Slots& from) noexcept {
   std::memcpy(out + 48, in + 48, 16);
 }
 
-/// What a thread reads on every `get()`: its slots and its lookup cache, in one thread_local so
-/// that one TLS address reaches both (one call of __tls_get_addr at most, in a shared library).
+/// What a thread reads on every `get()` and capture: its slots, the references it keeps in
+/// reserve for its current frame and its lookup cache, in one thread_local so that one TLS
+/// address reaches all three (one call of __tls_get_addr at most, in a shared library).
 struct ThreadContext {
   Slots slots;
+  /// References to a frame that was `current` in this thread's own chain of windows when it was
+  /// captured, held in reserve so that capturing it again, copying a handle to it and dropping one
+  /// on this thread cost no atomic read-modify-write (see reserve_current, take_reserved,
+  /// release_handle). Given back, in one atomic decrement, as soon as that frame is no longer
+  /// `current` (settle_reservation, after every restore of the thread's slots) and at thread exit:
+  /// so a reservation never keeps a frame alive longer than the window that shows it, and a
+  /// handle dropped on another thread releases its own reference there, as ever.
+  Reservation reserved;
   LookupCache cache;
 };
 
@@ -118,6 +127,11 @@ inline Slots& slots() noexcept { return thread_context().slots; }
 
 /// This thread's slots, from code that can run after a coroutine resumption (see after_resume).
 inline Slots& slots_after_resume() noexcept { return after_resume<&slots>(); }
+
+/// This thread's slots and reservation, from code that can run after a coroutine resumption.
+inline ThreadContext& thread_context_after_resume() noexcept {
+  return after_resume<&thread_context>();
+}
 
 // ---- chains of windows, and what misuse keeps ---------------------------------------------------
 
@@ -173,10 +187,12 @@ struct ThreadExitGuard {
       FrameData* const owned = s.owned;
       const Returned returned = s.returned;
       std::vector<Returned>* const kept = t.kept;
-      if (owned == nullptr && returned == 0 && kept == nullptr) break;
+      Reservation& reserved = thread_context().reserved;  // ucm: not after resume: thread exit
+      if (owned == nullptr && returned == 0 && kept == nullptr && reserved.frame == nullptr) break;
       // Empty first: the values' destructors see no context, and anything they set is caught here.
       s = Slots{};
       t.kept = nullptr;
+      if (reserved.frame != nullptr) return_reservation(reserved);
       release(owned);
       release_returned(returned);
       if (kept != nullptr) {
@@ -273,6 +289,75 @@ inline std::uintptr_t chain_of(Slots& s) noexcept {
   return s.chain;
 }
 
+// ---- reserved references (ThreadContext::reserved) ----------------------------------------------
+
+/// Gives back this thread's reserved references if their frame is no longer `current`. Called
+/// after every change of the thread's own `current` that can end a frame's time there (a window's
+/// exit, `enter`, clear): a coroutine's slots replace the thread's only while it runs on top of
+/// them, and put them back exactly, so the reserved frame is current again when they return.
+/// Giving back early is always safe: it costs the next capture one atomic increment.
+inline void settle_reservation() noexcept {
+  ThreadContext& t = thread_context_after_resume();
+  if (t.reserved.frame != nullptr && t.reserved.frame != t.slots.current) [[unlikely]] {
+    return_reservation(t.reserved);
+  }
+}
+
+/// Takes a reference to `f` from `r` if `r` holds `f`'s and can lend one (never its last).
+inline bool take_reserved(Reservation& r, FrameData* f) noexcept {
+  if (f != r.frame || r.count <= 1) return false;
+  --r.count;
+  return true;
+}
+
+/// Takes a reference to `f`, this thread's `current` (may be null), where take_reserved gave
+/// none: refills the reservation if it is `f`'s; otherwise takes the reference and, in the
+/// thread's own chain of windows, reserves `f` in place of whatever frame was reserved before
+/// (a coroutine's frames are not reserved: its windows may close on another thread). One or two
+/// atomic operations, as a plain capture and release.
+[[gnu::noinline]] inline void reserve_current(FrameData* f) noexcept {
+  if (f == nullptr) return;
+  ThreadContext& t = thread_context();  // noinline: computed afresh on the running thread
+  Reservation& r = t.reserved;
+  if (r.frame == f) {  // down to the one reference it never lends
+    f->refs.fetch_add(reservation_batch, std::memory_order_relaxed);
+    r.count += reservation_batch - 1;
+    return;
+  }
+  const std::uintptr_t chain = t.slots.chain;
+  // The thread-exit guard gives the reservation back if the thread ends with it.
+  const bool reserve = (chain == 0 || chain == thread_state().chain) && register_thread_exit();
+  if ((f->flags & borrowed_parent) != 0) promote(f);
+  // Relaxed, as retain: `f` is current, so its window holds it.
+  f->refs.fetch_add(reserve ? reservation_batch + 1 : 1, std::memory_order_relaxed);
+  if (!reserve) return;
+  // The caller's reference is taken: whatever the previous frame's values' destructors do
+  // (capture, enter, open windows), `f` stays alive.
+  if (r.frame != nullptr) return_reservation(r);
+  if (r.frame == nullptr && t.slots.current == f) {
+    r = Reservation{f, reservation_batch};
+  } else {  // a destructor reserved another frame, or changed `current`
+    f->refs.fetch_sub(reservation_batch, std::memory_order_relaxed);  // never the last: ours
+  }
+}
+
+/// A new reference to `f` for a handle copied on this thread: from the reservation if it is `f`'s.
+inline void retain_handle(FrameData* f) noexcept {
+  if (f != nullptr && !take_reserved(thread_context_after_resume().reserved, f)) retain(f);
+}
+
+/// Drops a handle's reference to `f` on this thread: into the reservation if it is `f`'s (a
+/// reference is a reference, whichever thread took it), else as release does.
+inline void release_handle(FrameData* f) noexcept {
+  if (f == nullptr) return;
+  Reservation& r = thread_context_after_resume().reserved;
+  if (f == r.frame) {
+    ++r.count;
+    return;
+  }
+  release(f);
+}
+
 // ---- windows ------------------------------------------------------------------------------------
 
 /// What a window saves: all the slots. Its address is the window's token (Slots::window).
@@ -341,6 +426,7 @@ inline void open_continuation(Slots& s, SavedSlots& saved, FrameData* f) noexcep
         "a ucm window (scope) was closed on another thread or coroutine than the one it was "
         "opened in: nothing was restored, and its frames are kept until the process exits");
   }
+  settle_reservation();
 }
 
 /// Closes a window: restores the slots it saved, then releases what the window's level owned
@@ -360,6 +446,7 @@ inline void close_window(Slots& s, const SavedSlots& saved, FrameData* own,
   FrameData* const owned = s.owned;
   const Returned returned = s.returned;
   copy_slots(s, saved);
+  settle_reservation();
   if ((reinterpret_cast<std::uintptr_t>(owned) | returned) != 0) [[unlikely]] {
     release(owned);
     release_returned(returned);
@@ -437,6 +524,7 @@ inline void enter_frame(FrameData* f) noexcept {
   FrameData* const previous = s.owned;
   s.owned = f;
   s.current = f;
+  settle_reservation();
   // Safe: windows nest, so no open window saved a pointer to an `owned` made in this one.
   release(previous);
 }
