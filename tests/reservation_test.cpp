@@ -366,3 +366,28 @@ TEST_CASE("one frame captured, copied and dropped by its owner and four other th
   CHECK_NO_FAILURES(failures);
   CHECK(destroyed == 1);
 }
+
+TEST_CASE("scopes closed out of order while their frames are reserved", "[reservation][misuse]") {
+  ucm_test::MisuseCounter misuse;
+  std::atomic<int> destroyed{0};
+  ContextVariable<Counted> a;
+  ContextVariable<Counted> b;
+  ContextFrame captured;
+  std::thread t([&] {
+    std::optional<ContextVariableScope<Counted>> outer(std::in_place, a, Counted(&destroyed, 13));
+    { const ContextFrame reserve = ContextFrame::current(); }
+    std::optional<ContextVariableScope<Counted>> inner(std::in_place, b, Counted(&destroyed, 14));
+    { const ContextFrame reserve = ContextFrame::current(); }
+    outer.reset();  // out of order: restores what `outer` saved, keeps the frames until exit
+    { const ContextFrame reserve = ContextFrame::current(); }
+    inner.reset();  // restores `outer`'s frame, kept
+    captured = ContextFrame::current();
+  });
+  t.join();
+  CHECK(ucm_test::MisuseCounter::reports >= 2);
+  REQUIRE(captured.get(a) != nullptr);
+  CHECK(captured.get(a)->id == 13);
+  CHECK(destroyed == 1);  // `inner`'s value went at the thread's exit; `outer`'s is captured
+  captured = ContextFrame{};
+  CHECK(destroyed == 2);
+}
