@@ -94,8 +94,9 @@ class ContextFrame {
   [[nodiscard]] static ContextFrame current() noexcept {
     detail::ThreadContext& t = detail::thread_context_after_resume();
     detail::FrameData* const f = t.slots.current;
-    if (!detail::take_reserved(t.reserved, f)) detail::reserve_current(f);
-    return ContextFrame(unowned, f);
+    if (detail::take_reserved(t.reserved, f)) [[likely]]
+      return ContextFrame(unowned, f);
+    return capture_unreserved(f);  // a tail call: the fast path needs no stack frame
   }
 
   /// The frame that flowed into the running continuation (follows-from). After a coroutine's
@@ -193,6 +194,11 @@ class ContextFrame {
 
   /// Takes over a reference the caller owns.
   static ContextFrame adopt(detail::FrameData* data) noexcept {
+    return ContextFrame(unowned, data);
+  }
+  /// current() where the reservation could not lend a reference.
+  [[gnu::noinline]] static ContextFrame capture_unreserved(detail::FrameData* data) noexcept {
+    detail::reserve_current(data);
     return ContextFrame(unowned, data);
   }
   /// Takes a new reference.

@@ -1688,9 +1688,9 @@ inline bool take_reserved(Reservation& r, FrameData* f) noexcept {
 /// thread's own chain of windows, reserves `f` in place of whatever frame was reserved before
 /// (a coroutine's frames are not reserved: its windows may close on another thread). One or two
 /// atomic operations, as a plain capture and release.
-[[gnu::noinline]] inline void reserve_current(FrameData* f) noexcept {
+inline void reserve_current(FrameData* f) noexcept {
   if (f == nullptr) return;
-  ThreadContext& t = thread_context();  // noinline: computed afresh on the running thread
+  ThreadContext& t = thread_context_after_resume();
   Reservation& r = t.reserved;
   if (r.frame == f) {  // down to the one reference it never lends
     f->refs.fetch_add(reservation_batch, std::memory_order_relaxed);
@@ -1983,8 +1983,9 @@ class ContextFrame {
   [[nodiscard]] static ContextFrame current() noexcept {
     detail::ThreadContext& t = detail::thread_context_after_resume();
     detail::FrameData* const f = t.slots.current;
-    if (!detail::take_reserved(t.reserved, f)) detail::reserve_current(f);
-    return ContextFrame(unowned, f);
+    if (detail::take_reserved(t.reserved, f)) [[likely]]
+      return ContextFrame(unowned, f);
+    return capture_unreserved(f);  // a tail call: the fast path needs no stack frame
   }
 
   /// The frame that flowed into the running continuation (follows-from). After a coroutine's
@@ -2082,6 +2083,11 @@ class ContextFrame {
 
   /// Takes over a reference the caller owns.
   static ContextFrame adopt(detail::FrameData* data) noexcept {
+    return ContextFrame(unowned, data);
+  }
+  /// current() where the reservation could not lend a reference.
+  [[gnu::noinline]] static ContextFrame capture_unreserved(detail::FrameData* data) noexcept {
+    detail::reserve_current(data);
     return ContextFrame(unowned, data);
   }
   /// Takes a new reference.

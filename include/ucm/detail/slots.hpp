@@ -315,9 +315,9 @@ inline bool take_reserved(Reservation& r, FrameData* f) noexcept {
 /// thread's own chain of windows, reserves `f` in place of whatever frame was reserved before
 /// (a coroutine's frames are not reserved: its windows may close on another thread). One or two
 /// atomic operations, as a plain capture and release.
-[[gnu::noinline]] inline void reserve_current(FrameData* f) noexcept {
+inline void reserve_current(FrameData* f) noexcept {
   if (f == nullptr) return;
-  ThreadContext& t = thread_context();  // noinline: computed afresh on the running thread
+  ThreadContext& t = thread_context_after_resume();
   Reservation& r = t.reserved;
   if (r.frame == f) {  // down to the one reference it never lends
     f->refs.fetch_add(reservation_batch, std::memory_order_relaxed);
