@@ -105,8 +105,8 @@ inline void release(FrameData* f) noexcept {
 
 /// References a thread keeps in reserve for one frame, to hand out and take back without an
 /// atomic read-modify-write (see ThreadContext::reserved, take_reserved). `count` references of
-/// `frame` are counted in its `refs` and belong to the reservation; it never lends its last one,
-/// so `frame` stays alive, and its address unique, while it is reserved.
+/// `frame` (possibly none yet) are counted in its `refs` and belong to the reservation, which never
+/// lends its last one.
 struct Reservation {
   FrameData* frame;
   std::uint32_t count;
@@ -116,12 +116,14 @@ struct Reservation {
 /// and dropping one frame in a loop refills rarely, few enough to stay far from the count's limit.
 inline constexpr std::uint32_t reservation_batch = 16;
 
-/// Gives back the references `r` holds (one atomic decrement, which may destroy the frame) and
-/// empties it. Emptied first: a value's destructor may capture, and so reserve, again.
+/// Gives back the references `r` holds (one atomic decrement, which may destroy the frame; none
+/// if it holds none) and empties it. Emptied first: a value's destructor may capture, and so
+/// reserve, again.
 [[gnu::noinline]] inline void return_reservation(Reservation& r) noexcept {
   FrameData* const f = r.frame;
   const std::uint32_t n = r.count;
   r = Reservation{};
+  if (n == 0) return;
   // acq_rel, as drop_count: publishes this thread's reads; the last one sees every thread's.
   if (f->refs.fetch_sub(n, std::memory_order_acq_rel) == n) destroy_frames(f);
 }

@@ -104,7 +104,9 @@ struct ThreadContext {
   /// release_handle). Given back, in one atomic decrement, as soon as that frame is no longer
   /// `current` (settle_reservation, after every restore of the thread's slots) and at thread exit:
   /// so a reservation never keeps a frame alive longer than the window that shows it, and a
-  /// handle dropped on another thread releases its own reference there, as ever.
+  /// handle dropped on another thread releases its own reference there, as ever. The frame is
+  /// alive while it is noted here, even with no reference reserved: it is current (or below a
+  /// window, or a coroutine's slots, opened on top of it) until the restore that settles it.
   Reservation reserved;
   LookupCache cache;
 };
@@ -311,34 +313,32 @@ inline bool take_reserved(Reservation& r, FrameData* f) noexcept {
 }
 
 /// Takes a reference to `f`, this thread's `current` (may be null), where take_reserved gave
-/// none: refills the reservation if it is `f`'s; otherwise takes the reference and, in the
-/// thread's own chain of windows, reserves `f` in place of whatever frame was reserved before
-/// (a coroutine's frames are not reserved: its windows may close on another thread). One or two
-/// atomic operations, as a plain capture and release.
+/// none. The first capture of a frame on a thread takes a plain reference and only notes the frame
+/// (a reservation of no references yet), in the thread's own chain of windows (a coroutine's frames
+/// are not reserved: its windows may close on another thread): the common window that captures
+/// once, for one callback, pays one atomic increment as before, and nothing more at its exit. A
+/// second capture while the frame is still current reserves a batch, and so does one that finds
+/// the reservation down to the reference it never lends.
 inline void reserve_current(FrameData* f) noexcept {
   if (f == nullptr) return;
   ThreadContext& t = thread_context_after_resume();
   Reservation& r = t.reserved;
-  if (r.frame == f) {  // down to the one reference it never lends
-    f->refs.fetch_add(reservation_batch, std::memory_order_relaxed);
-    r.count += reservation_batch - 1;
+  if (r.frame == f) {
+    // Noted or reserved while current (so promoted then), and current since: the same frame.
+    // Relaxed, as retain: the caller's window holds it.
+    f->refs.fetch_add(reservation_batch + 1 - r.count, std::memory_order_relaxed);
+    r.count = reservation_batch;
     return;
   }
+  retain(f);
   const std::uintptr_t chain = t.slots.chain;
-  // The thread-exit guard gives the reservation back if the thread ends with it.
-  const bool reserve = (chain == 0 || chain == thread_state().chain) && register_thread_exit();
-  if ((f->flags & borrowed_parent) != 0) promote(f);
-  // Relaxed, as retain: `f` is current, so its window holds it.
-  f->refs.fetch_add(reserve ? reservation_batch + 1 : 1, std::memory_order_relaxed);
-  if (!reserve) return;
+  // The thread-exit guard gives back whatever the reservation holds if the thread ends with it.
+  if ((chain != 0 && chain != thread_state().chain) || !register_thread_exit()) return;
   // The caller's reference is taken: whatever the previous frame's values' destructors do
   // (capture, enter, open windows), `f` stays alive.
   if (r.frame != nullptr) return_reservation(r);
-  if (r.frame == nullptr && t.slots.current == f) {
-    r = Reservation{f, reservation_batch};
-  } else {  // a destructor reserved another frame, or changed `current`
-    f->refs.fetch_sub(reservation_batch, std::memory_order_relaxed);  // never the last: ours
-  }
+  // Unless a destructor noted another frame, or changed `current`.
+  if (r.frame == nullptr && t.slots.current == f) r = Reservation{f, 0};
 }
 
 /// A new reference to `f` for a handle copied on this thread: from the reservation if it is `f`'s.
