@@ -345,6 +345,42 @@ TEST_CASE("destroying a finished Task whose foreign awaiter's resumption is queu
   CHECK(Tracked::live == before);
 }
 
+TEST_CASE("a Task destroyed inside a nested sync_wait leaves the outer loop's queue too",
+          "[window][task][sync_wait]") {
+  // As above, but the awaiting coroutine is destroyed by a task run in a nested loop (sync_wait
+  // inside a Task): the helper waits in the outer loop's queue, which the nested loop set aside.
+  const int before = Tracked::live;
+  {
+    ContextVariable<Tracked> v;
+    std::coroutine_handle<> parked;
+    std::optional<Detached> foreign;
+    auto child = [&]() -> Task<> {
+      co_await Parked{&parked};
+      v.enter(Tracked("child"));
+    };
+    auto awaiting = [&]() -> Detached {
+      ucm::Task<> t = child();
+      co_await t;
+      FAIL("the foreign coroutine was destroyed before its resumption ran");
+    };
+    auto driver = [&]() -> Task<> {
+      foreign.emplace(v.run(Tracked("awaiter"), awaiting));
+      co_await ucm::when_all([&]() -> Task<> {
+        ucm::detail::run_queue().budget = 0;
+        parked.resume();  // the helper is queued in this loop's queue
+        ucm::sync_wait([&]() -> Task<> {
+          foreign.reset();  // destroys the finished Task and its queued helper
+          co_return;
+        }());
+        co_return;
+      }());
+    };
+    ucm::sync_wait(driver());
+    CHECK(v.get() == nullptr);
+  }
+  CHECK(Tracked::live == before);
+}
+
 // ---- from a review of the above (each failed before its fix)
 // -------------------------------------
 

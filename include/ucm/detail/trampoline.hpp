@@ -55,6 +55,7 @@ struct RunQueue {
                          // no loop runs
   SlotStash* stash = nullptr;  // where the running ucm coroutine's root keeps this thread's slots
                                // (detail/promise_base.hpp)
+  RunQueue* outer = nullptr;   // the queue a nested loop set aside while it runs (run_nested)
 };
 
 /// This thread's run queue. One instance per program and thread (inline function static).
@@ -79,18 +80,21 @@ inline void push_ready(RunQueue& q, ReadyNode* n) noexcept {
   q.tail = n;
 }
 
-/// Takes `n` out of `q` if it is waiting there (a coroutine destroyed while its resumption was
-/// queued on this thread). Walks the queue only for a node that is queued.
+/// Takes `n` out of `q`, or out of a queue a nested loop set aside (see run_nested), if it is
+/// waiting there (a coroutine destroyed while its resumption was queued on this thread). Walks
+/// the queues only for a node that is queued.
 inline void unlink_ready(RunQueue& q, ReadyNode* n) noexcept {
   if (!n->queued) [[likely]]
     return;
   n->queued = false;
-  ReadyNode* previous = nullptr;
-  for (ReadyNode* m = q.head; m != nullptr; previous = m, m = m->next) {
-    if (m != n) continue;
-    (previous == nullptr ? q.head : previous->next) = m->next;
-    if (q.tail == m) q.tail = previous;
-    return;
+  for (RunQueue* r = &q; r != nullptr; r = r->outer) {
+    ReadyNode* previous = nullptr;
+    for (ReadyNode* m = r->head; m != nullptr; previous = m, m = m->next) {
+      if (m != n) continue;
+      (previous == nullptr ? r->head : previous->next) = m->next;
+      if (r->tail == m) r->tail = previous;
+      return;
+    }
   }
 }
 
@@ -139,11 +143,12 @@ inline std::coroutine_handle<> hand_off(RunQueue& q, ReadyNode* n) noexcept {
 
 /// Runs `n` and everything it makes ready in a loop of its own, even if a loop is already running
 /// on this thread (sync_wait blocks the thread, so the outer loop cannot make progress meanwhile).
-/// What the outer loop had queued stays queued for it.
+/// What the outer loop had queued stays queued for it (and can still leave it: unlink_ready).
 inline void run_nested(ReadyNode* n) noexcept {
   RunQueue& q = run_queue_after_resume();
-  const RunQueue outer = q;
+  RunQueue outer = q;
   q = RunQueue{};
+  q.outer = &outer;
   push_ready(q, n);
   run_ready(q);
   q = outer;
