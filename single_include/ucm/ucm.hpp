@@ -403,7 +403,10 @@ struct FrameCache {
     closed,        // the thread is exiting: blocks go straight back to operator delete
   };
   Block* head[class_count] = {};
-  std::uint32_t count[class_count] = {};
+  /// How many more blocks each class may take: `depth` less those it holds while the cache is
+  /// open, and 0 before (see cache_block_without_room) and after (closed), so that putting a block
+  /// back tests one number.
+  std::uint32_t room[class_count] = {};
   State state = State::unregistered;
   std::uint64_t next_serial = 0;  // this thread's block of frame serials (see next_serial)
   std::uint64_t end_serial = 0;
@@ -454,7 +457,7 @@ inline void trim_frame_cache() noexcept {
       c.head[k] = b->next;
       ::operator delete (static_cast<void*>(b), std::align_val_t{block_alignment});
     }
-    c.count[k] = 0;
+    c.room[k] = c.state == FrameCache::State::open ? FrameCache::depth : 0;
   }
 }
 
@@ -470,21 +473,23 @@ struct FrameCacheExit {
   }
 };
 
-/// The first block this thread caches: register the drain at thread exit, then cache it. Once the
-/// thread is exiting, blocks are deleted instead.
-[[gnu::cold, gnu::noinline]] inline void cache_first_block(FrameCache& c, void* memory,
-                                                           std::uint32_t k) noexcept {
+/// A block for class `k` of a cache without room for it: the first block this thread caches
+/// (register the drain at thread exit, open the cache, then cache it), or one for a full class
+/// or a cache closed because the thread is exiting (delete it).
+[[gnu::cold, gnu::noinline]] inline void cache_block_without_room(FrameCache& c, void* memory,
+                                                                  std::uint32_t k) noexcept {
   if (c.state == FrameCache::State::unregistered) {
     static thread_local FrameCacheExit on_exit;  // constructing it registers its destructor
     (void)&on_exit;
     c.state = FrameCache::State::open;
+    for (std::uint32_t& room : c.room) room = FrameCache::depth;
   }
-  if (c.state == FrameCache::State::closed) {
+  if (c.room[k] == 0) {
     ::operator delete (memory, std::align_val_t{block_alignment});
     return;
   }
   c.head[k] = ::new (memory) FrameCache::Block{c.head[k]};
-  ++c.count[k];
+  --c.room[k];
 }
 
 /// The cache class of a block of `bytes` aligned to `alignment` (192 << class bytes), or
@@ -503,6 +508,16 @@ inline std::uint32_t cache_class(std::size_t bytes, std::size_t alignment) noexc
   return no_cache_class;
 }
 
+/// A block of cache class `k` from the cache `c`, or nullptr if it holds none.
+inline void* take_cached_block(FrameCache& c, std::uint32_t k) noexcept {
+  FrameCache::Block* const b = c.head[k];
+  if (b != nullptr) [[likely]] {
+    c.head[k] = b->next;
+    ++c.room[k];
+  }
+  return b;
+}
+
 /// A block of `bytes` aligned to `alignment` (at least block_alignment) for a frame whose cache
 /// class is `k` (see cache_class).
 // NOTE: this and free_block are reached only through the non-inlined builders and destroy_frames
@@ -511,16 +526,23 @@ inline std::uint32_t cache_class(std::size_t bytes, std::size_t alignment) noexc
 // clang < 16 (see after_resume in config.hpp).
 inline void* allocate_block(std::size_t bytes, std::size_t alignment, std::uint32_t k) {
   if (k != no_cache_class) {
-    FrameCache& c = frame_cache();
-    if (FrameCache::Block* b = c.head[k]) [[likely]] {
-      c.head[k] = b->next;
-      --c.count[k];
+    if (void* b = take_cached_block(frame_cache(), k)) [[likely]]
       return b;
-    }
     // The whole class size, so the block can serve any frame of its class once cached.
     return ::operator new (FrameCache::smallest << k, std::align_val_t{block_alignment});
   }
   return ::operator new ((bytes + alignment - 1) & ~(alignment - 1), std::align_val_t{alignment});
+}
+
+/// Puts a block of cache class `k` (see cache_class) in the cache `c`, or deletes it when the
+/// class is full or the cache closed.
+inline void cache_block(FrameCache& c, void* memory, std::uint32_t k) noexcept {
+  if (c.room[k] != 0) [[likely]] {
+    c.head[k] = ::new (memory) FrameCache::Block{c.head[k]};
+    --c.room[k];
+  } else {
+    cache_block_without_room(c, memory, k);
+  }
 }
 
 /// Gives back a block from allocate_block: to this thread's cache while it has room, else to
@@ -528,16 +550,8 @@ inline void* allocate_block(std::size_t bytes, std::size_t alignment, std::uint3
 /// (ucm/detail/asio_shared.hpp).
 inline void free_cached_block(void* memory, std::size_t alignment, std::uint32_t k) noexcept {
   if (k != no_cache_class) {
-    FrameCache& c = frame_cache();
-    if (c.count[k] < FrameCache::depth) [[likely]] {
-      if (c.state == FrameCache::State::open) [[likely]] {
-        c.head[k] = ::new (memory) FrameCache::Block{c.head[k]};
-        ++c.count[k];
-      } else {
-        cache_first_block(c, memory, k);
-      }
-      return;
-    }
+    cache_block(frame_cache(), memory, k);
+    return;
   }
   // Unsized: clang does not declare sized deallocation without -fsized-deallocation.
   ::operator delete (memory, std::align_val_t{alignment});
@@ -1160,8 +1174,8 @@ struct WindowDeltaLayout {
   static constexpr std::size_t count = sizeof...(Ts);
   static constexpr std::uint32_t slots = index_slots(count);
   static constexpr std::size_t alignment = std::max({alignof(FrameData), alignof(Ts)...});
-  static constexpr std::size_t owners_offset =
-      sizeof(FrameData) + slots * sizeof(std::uint32_t) + count * sizeof(FrameEntry);
+  static constexpr std::size_t entries_offset = sizeof(FrameData) + slots * sizeof(std::uint32_t);
+  static constexpr std::size_t owners_offset = entries_offset + count * sizeof(FrameEntry);
   // owners[] holds FrameData*: NOLINTNEXTLINE(bugprone-sizeof-expression)
   static constexpr std::size_t owned_offset = owners_offset + sizeof(FrameData*);
   /// Where each value goes, and (last) the block's size.
@@ -1202,8 +1216,8 @@ bool repeats(const std::array<VariableId, N>& ids) noexcept {
 /// cache), a frame over no frame or over a chain at its longest, a variable given twice, values
 /// too big for the cache's blocks. If a constructor throws, nothing is left behind.
 template <class... Ts, class... Sources>
-FrameData* try_build_window_delta(FrameData* base, const std::array<VariableId, sizeof...(Ts)>& ids,
-                                  Sources&&... sources) {
+[[gnu::always_inline]] inline FrameData* try_build_window_delta(
+    FrameData* base, const std::array<VariableId, sizeof...(Ts)>& ids, Sources&&... sources) {
   using L = WindowDeltaLayout<Ts...>;
   static_assert(sizeof...(Sources) == L::count);
   if constexpr (!L::fits) {
@@ -1213,27 +1227,33 @@ FrameData* try_build_window_delta(FrameData* base, const std::array<VariableId, 
     // A variable given twice: the later wins, which build_frame's normalization sorts out.
     if (repeats(ids)) return nullptr;
     constexpr std::uint32_t k = L::block_class;
-    FrameCache& c = frame_cache();
-    FrameCache::Block* const b = c.head[k];
-    if (b == nullptr) [[unlikely]]
+    // Inlined into a scope's constructor, which may run in a coroutine body after a resumption.
+    FrameCache& c = after_resume<&frame_cache>();
+    auto* const block = static_cast<unsigned char*>(take_cached_block(c, k));
+    if (block == nullptr) [[unlikely]]
       return nullptr;
-    c.head[k] = b->next;
-    --c.count[k];
-    auto* const block = reinterpret_cast<unsigned char*>(b);
     constexpr void (*destroys[])(void*) noexcept = {destroy_function<Ts>()...};
-    std::size_t constructed = 0;
-    try {
+    if constexpr ((std::is_nothrow_constructible_v<Ts, Sources&&> && ...)) {
+      // No handler to set up: the whole build can be inlined into the window.
       [&]<std::size_t... I>(std::index_sequence<I...>) {
-        ((::new (block + L::offsets[I]) Ts(std::forward<Sources>(sources)), ++constructed), ...);
+        (::new (block + L::offsets[I]) Ts(std::forward<Sources>(sources)), ...);
       }
       (std::index_sequence_for<Ts...>{});
-    } catch (...) {
-      while (constructed-- > 0) {
-        if (destroys[constructed] != nullptr)
-          destroys[constructed](block + L::offsets[constructed]);
+    } else {
+      std::size_t constructed = 0;
+      try {
+        [&]<std::size_t... I>(std::index_sequence<I...>) {
+          ((::new (block + L::offsets[I]) Ts(std::forward<Sources>(sources)), ++constructed), ...);
+        }
+        (std::index_sequence_for<Ts...>{});
+      } catch (...) {
+        while (constructed-- > 0) {
+          if (destroys[constructed] != nullptr)
+            destroys[constructed](block + L::offsets[constructed]);
+        }
+        free_cached_block(block, block_alignment, k);
+        throw;
       }
-      free_cached_block(block, block_alignment, k);
-      throw;
     }
     auto* const f = ::new (block) FrameData;
     f->refs.store(1, std::memory_order_relaxed);
@@ -1252,20 +1272,13 @@ FrameData* try_build_window_delta(FrameData* base, const std::array<VariableId, 
     f->depth = static_cast<std::uint16_t>(base->depth + 1);
     // Stored directly (an index built elsewhere and copied in would stall on store forwarding).
     std::uint32_t* const index = f->index();
+    std::memset(index, 0, L::slots * sizeof(std::uint32_t));
     if constexpr (L::count == 1) {
-      // Entry 1 in the id's slot of 4, 0 elsewhere: two 8-byte stores.
-      static_assert(L::slots == 4);
-      const std::uint32_t slot = static_cast<std::uint32_t>(ids[0]) & 3;
-      constexpr std::uint32_t high_first = std::endian::native == std::endian::big ? 1 : 0;
-      const std::uint64_t word = std::uint64_t{1} << (32 * ((slot & 1) ^ high_first));
-      const std::uint64_t low = slot < 2 ? word : 0;
-      const std::uint64_t high = slot < 2 ? 0 : word;
-      std::memcpy(index, &low, sizeof(low));
-      std::memcpy(index + 2, &high, sizeof(high));
-    } else {
-      std::memset(index, 0, L::slots * sizeof(std::uint32_t));
+      // Entry 1 in the id's slot of 4 (a 4-byte load of any slot is then forwarded whole from
+      // one of the two stores).
+      index[static_cast<std::uint32_t>(ids[0]) & (L::slots - 1)] = 1;
     }
-    FrameEntry* const entries = f->entries();
+    auto* const entries = reinterpret_cast<FrameEntry*>(block + L::entries_offset);
     // Unrolled over the values (a fold, not a loop: -O2 does not unroll loops).
     [&]<std::size_t... I>(std::index_sequence<I...>) {
       if constexpr (L::count > 1) {
@@ -1283,12 +1296,17 @@ FrameData* try_build_window_delta(FrameData* base, const std::array<VariableId, 
 /// A call window's frame for one variable set to `T(std::forward<V>(value))` over `base`: see
 /// try_build_window_delta, and build_frame where that does not apply.
 template <class T, class V>
-FrameData* build_window_delta(FrameData* base, VariableId id, V&& value) {
+[[gnu::noinline]] FrameData* build_window_frame(FrameData* base, VariableId id, V&& value) {
+  Binding binding = forward_binding<T>(id, std::forward<V>(value));
+  return build_frame(base, &binding, 1, true);
+}
+template <class T, class V>
+[[gnu::always_inline]] inline FrameData* build_window_delta(FrameData* base, VariableId id,
+                                                            V&& value) {
   if (FrameData* f = try_build_window_delta<T>(base, {id}, std::forward<V>(value))) [[likely]] {
     return f;
   }
-  Binding binding = forward_binding<T>(id, std::forward<V>(value));
-  return build_frame(base, &binding, 1, true);
+  return build_window_frame<T>(base, id, std::forward<V>(value));
 }
 
 /// Releases a window's own frame. The common case, a frame built for the window that nothing
@@ -1311,17 +1329,28 @@ inline void release_window_frame(FrameData* f) noexcept {
 /// common case destroys the values directly, by type, in reverse order.
 template <class... Ts>
 inline void release_window_delta(FrameData* f) noexcept {
-  // As release_window_frame, and typed_window: the owned values are a Ts... (and not promoted,
-  // not entered).
-  if (f != nullptr && f->flags == (borrowed_parent | typed_window) && f->owner_count == 1 &&
-      f->holds.load(std::memory_order_acquire) == 1) [[likely]] {
-    // Constants: the compiler drops the trivially destructible and calls the others directly.
-    constexpr void (*destroys[])(void*) noexcept = {destroy_function<Ts>()...};
-    for (std::size_t j = sizeof...(Ts); j-- > 0;) {
-      if (destroys[j] != nullptr) destroys[j](f->owned[j].object);
+  using L = WindowDeltaLayout<Ts...>;
+  if constexpr (L::fits) {
+    // As release_window_frame, and typed_window: built by try_build_window_delta<Ts...> (the
+    // window's frame is built for the same Ts...), so its layout and cache class are L's, it has
+    // no owner but its parent, and its owned values are a Ts...; and not promoted, not entered.
+    if (f != nullptr && f->flags == (borrowed_parent | typed_window) &&
+        f->holds.load(std::memory_order_acquire) == 1) [[likely]] {
+      // Constants: the compiler drops the trivially destructible and calls the others directly.
+      constexpr void (*destroys[])(void*) noexcept = {destroy_function<Ts>()...};
+      [&]<std::size_t... I>(std::index_sequence<I...>) {
+        // In reverse order, as destroy_block.
+        ((destroys[L::count - 1 - I] != nullptr
+              ? destroys[L::count - 1 - I](reinterpret_cast<unsigned char*>(f) +
+                                           L::offsets[L::count - 1 - I])
+              : void()),
+         ...);
+      }
+      (std::index_sequence_for<Ts...>{});
+      // A scope's close may run after a resumption, on another thread (see after_resume).
+      cache_block(after_resume<&frame_cache>(), f, L::block_class);
+      return;
     }
-    free_block(f);
-    return;
   }
   release_window_frame(f);
 }

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <cstring>
 #include <new>
+#include <type_traits>
 #include <utility>
 
 #include "ucm/detail/frame_build.hpp"
@@ -28,8 +29,8 @@ struct WindowDeltaLayout {
   static constexpr std::size_t count = sizeof...(Ts);
   static constexpr std::uint32_t slots = index_slots(count);
   static constexpr std::size_t alignment = std::max({alignof(FrameData), alignof(Ts)...});
-  static constexpr std::size_t owners_offset =
-      sizeof(FrameData) + slots * sizeof(std::uint32_t) + count * sizeof(FrameEntry);
+  static constexpr std::size_t entries_offset = sizeof(FrameData) + slots * sizeof(std::uint32_t);
+  static constexpr std::size_t owners_offset = entries_offset + count * sizeof(FrameEntry);
   // owners[] holds FrameData*: NOLINTNEXTLINE(bugprone-sizeof-expression)
   static constexpr std::size_t owned_offset = owners_offset + sizeof(FrameData*);
   /// Where each value goes, and (last) the block's size.
@@ -70,8 +71,8 @@ bool repeats(const std::array<VariableId, N>& ids) noexcept {
 /// cache), a frame over no frame or over a chain at its longest, a variable given twice, values
 /// too big for the cache's blocks. If a constructor throws, nothing is left behind.
 template <class... Ts, class... Sources>
-FrameData* try_build_window_delta(FrameData* base, const std::array<VariableId, sizeof...(Ts)>& ids,
-                                  Sources&&... sources) {
+[[gnu::always_inline]] inline FrameData* try_build_window_delta(
+    FrameData* base, const std::array<VariableId, sizeof...(Ts)>& ids, Sources&&... sources) {
   using L = WindowDeltaLayout<Ts...>;
   static_assert(sizeof...(Sources) == L::count);
   if constexpr (!L::fits) {
@@ -81,27 +82,33 @@ FrameData* try_build_window_delta(FrameData* base, const std::array<VariableId, 
     // A variable given twice: the later wins, which build_frame's normalization sorts out.
     if (repeats(ids)) return nullptr;
     constexpr std::uint32_t k = L::block_class;
-    FrameCache& c = frame_cache();
-    FrameCache::Block* const b = c.head[k];
-    if (b == nullptr) [[unlikely]]
+    // Inlined into a scope's constructor, which may run in a coroutine body after a resumption.
+    FrameCache& c = after_resume<&frame_cache>();
+    auto* const block = static_cast<unsigned char*>(take_cached_block(c, k));
+    if (block == nullptr) [[unlikely]]
       return nullptr;
-    c.head[k] = b->next;
-    --c.count[k];
-    auto* const block = reinterpret_cast<unsigned char*>(b);
     constexpr void (*destroys[])(void*) noexcept = {destroy_function<Ts>()...};
-    std::size_t constructed = 0;
-    try {
+    if constexpr ((std::is_nothrow_constructible_v<Ts, Sources&&> && ...)) {
+      // No handler to set up: the whole build can be inlined into the window.
       [&]<std::size_t... I>(std::index_sequence<I...>) {
-        ((::new (block + L::offsets[I]) Ts(std::forward<Sources>(sources)), ++constructed), ...);
+        (::new (block + L::offsets[I]) Ts(std::forward<Sources>(sources)), ...);
       }
       (std::index_sequence_for<Ts...>{});
-    } catch (...) {
-      while (constructed-- > 0) {
-        if (destroys[constructed] != nullptr)
-          destroys[constructed](block + L::offsets[constructed]);
+    } else {
+      std::size_t constructed = 0;
+      try {
+        [&]<std::size_t... I>(std::index_sequence<I...>) {
+          ((::new (block + L::offsets[I]) Ts(std::forward<Sources>(sources)), ++constructed), ...);
+        }
+        (std::index_sequence_for<Ts...>{});
+      } catch (...) {
+        while (constructed-- > 0) {
+          if (destroys[constructed] != nullptr)
+            destroys[constructed](block + L::offsets[constructed]);
+        }
+        free_cached_block(block, block_alignment, k);
+        throw;
       }
-      free_cached_block(block, block_alignment, k);
-      throw;
     }
     auto* const f = ::new (block) FrameData;
     f->refs.store(1, std::memory_order_relaxed);
@@ -120,20 +127,13 @@ FrameData* try_build_window_delta(FrameData* base, const std::array<VariableId, 
     f->depth = static_cast<std::uint16_t>(base->depth + 1);
     // Stored directly (an index built elsewhere and copied in would stall on store forwarding).
     std::uint32_t* const index = f->index();
+    std::memset(index, 0, L::slots * sizeof(std::uint32_t));
     if constexpr (L::count == 1) {
-      // Entry 1 in the id's slot of 4, 0 elsewhere: two 8-byte stores.
-      static_assert(L::slots == 4);
-      const std::uint32_t slot = static_cast<std::uint32_t>(ids[0]) & 3;
-      constexpr std::uint32_t high_first = std::endian::native == std::endian::big ? 1 : 0;
-      const std::uint64_t word = std::uint64_t{1} << (32 * ((slot & 1) ^ high_first));
-      const std::uint64_t low = slot < 2 ? word : 0;
-      const std::uint64_t high = slot < 2 ? 0 : word;
-      std::memcpy(index, &low, sizeof(low));
-      std::memcpy(index + 2, &high, sizeof(high));
-    } else {
-      std::memset(index, 0, L::slots * sizeof(std::uint32_t));
+      // Entry 1 in the id's slot of 4 (a 4-byte load of any slot is then forwarded whole from
+      // one of the two stores).
+      index[static_cast<std::uint32_t>(ids[0]) & (L::slots - 1)] = 1;
     }
-    FrameEntry* const entries = f->entries();
+    auto* const entries = reinterpret_cast<FrameEntry*>(block + L::entries_offset);
     // Unrolled over the values (a fold, not a loop: -O2 does not unroll loops).
     [&]<std::size_t... I>(std::index_sequence<I...>) {
       if constexpr (L::count > 1) {
@@ -151,12 +151,17 @@ FrameData* try_build_window_delta(FrameData* base, const std::array<VariableId, 
 /// A call window's frame for one variable set to `T(std::forward<V>(value))` over `base`: see
 /// try_build_window_delta, and build_frame where that does not apply.
 template <class T, class V>
-FrameData* build_window_delta(FrameData* base, VariableId id, V&& value) {
+[[gnu::noinline]] FrameData* build_window_frame(FrameData* base, VariableId id, V&& value) {
+  Binding binding = forward_binding<T>(id, std::forward<V>(value));
+  return build_frame(base, &binding, 1, true);
+}
+template <class T, class V>
+[[gnu::always_inline]] inline FrameData* build_window_delta(FrameData* base, VariableId id,
+                                                            V&& value) {
   if (FrameData* f = try_build_window_delta<T>(base, {id}, std::forward<V>(value))) [[likely]] {
     return f;
   }
-  Binding binding = forward_binding<T>(id, std::forward<V>(value));
-  return build_frame(base, &binding, 1, true);
+  return build_window_frame<T>(base, id, std::forward<V>(value));
 }
 
 /// Releases a window's own frame. The common case, a frame built for the window that nothing
@@ -179,17 +184,28 @@ inline void release_window_frame(FrameData* f) noexcept {
 /// common case destroys the values directly, by type, in reverse order.
 template <class... Ts>
 inline void release_window_delta(FrameData* f) noexcept {
-  // As release_window_frame, and typed_window: the owned values are a Ts... (and not promoted,
-  // not entered).
-  if (f != nullptr && f->flags == (borrowed_parent | typed_window) && f->owner_count == 1 &&
-      f->holds.load(std::memory_order_acquire) == 1) [[likely]] {
-    // Constants: the compiler drops the trivially destructible and calls the others directly.
-    constexpr void (*destroys[])(void*) noexcept = {destroy_function<Ts>()...};
-    for (std::size_t j = sizeof...(Ts); j-- > 0;) {
-      if (destroys[j] != nullptr) destroys[j](f->owned[j].object);
+  using L = WindowDeltaLayout<Ts...>;
+  if constexpr (L::fits) {
+    // As release_window_frame, and typed_window: built by try_build_window_delta<Ts...> (the
+    // window's frame is built for the same Ts...), so its layout and cache class are L's, it has
+    // no owner but its parent, and its owned values are a Ts...; and not promoted, not entered.
+    if (f != nullptr && f->flags == (borrowed_parent | typed_window) &&
+        f->holds.load(std::memory_order_acquire) == 1) [[likely]] {
+      // Constants: the compiler drops the trivially destructible and calls the others directly.
+      constexpr void (*destroys[])(void*) noexcept = {destroy_function<Ts>()...};
+      [&]<std::size_t... I>(std::index_sequence<I...>) {
+        // In reverse order, as destroy_block.
+        ((destroys[L::count - 1 - I] != nullptr
+              ? destroys[L::count - 1 - I](reinterpret_cast<unsigned char*>(f) +
+                                           L::offsets[L::count - 1 - I])
+              : void()),
+         ...);
+      }
+      (std::index_sequence_for<Ts...>{});
+      // A scope's close may run after a resumption, on another thread (see after_resume).
+      cache_block(after_resume<&frame_cache>(), f, L::block_class);
+      return;
     }
-    free_block(f);
-    return;
   }
   release_window_frame(f);
 }
