@@ -177,8 +177,9 @@ class ContextVariable {
   template <class V, class F, class... Args>
   requires std::constructible_from<T, V&&> && std::invocable<F, Args...>
   decltype(auto) run(V&& value, F&& fn, Args&&... args) const {
+    detail::SavedSlots saved;
     detail::ValueWindow<T> window(
-        detail::build_window_delta<T>(detail::slots().current, id_, std::forward<V>(value)));
+        detail::build_window_delta<T>(detail::slots().current, id_, std::forward<V>(value)), saved);
     return std::invoke(std::forward<F>(fn), std::forward<Args>(args)...);
   }
 

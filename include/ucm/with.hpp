@@ -66,13 +66,15 @@ class [[nodiscard]] With {
   template <class F, class... Args>
   requires std::invocable<F, Args...>
   decltype(auto) run(F&& fn, Args&&... args) && {
-    detail::ValueWindow<Ts...> window(window_frame(std::true_type{}));
+    detail::SavedSlots saved;
+    detail::ValueWindow<Ts...> window(window_frame(std::true_type{}), saved);
     return std::invoke(std::forward<F>(fn), std::forward<Args>(args)...);
   }
   template <class F, class... Args>
   requires std::invocable<F, Args...> && detail::all_copy_constructible<Ts...>
   decltype(auto) run(F&& fn, Args&&... args) const& {
-    detail::ValueWindow<Ts...> window(window_frame(std::false_type{}));
+    detail::SavedSlots saved;
+    detail::ValueWindow<Ts...> window(window_frame(std::false_type{}), saved);
     return std::invoke(std::forward<F>(fn), std::forward<Args>(args)...);
   }
 

@@ -1208,6 +1208,25 @@ bool repeats(const std::array<VariableId, N>& ids) noexcept {
   (std::make_index_sequence<N>{});
 }
 
+/// short_chain(base) for a frame: its depth and flags, neighbours in the header, read as one
+/// word and tested at once (two instructions, where two separate tests take four).
+inline bool short_chain_word(const FrameData* base) noexcept {
+  static_assert(std::endian::native == std::endian::little ||
+                std::endian::native == std::endian::big);
+  static_assert(std::has_single_bit(unsigned{max_delta_depth}));
+  static_assert(offsetof(FrameData, flags) == offsetof(FrameData, block) + 1 &&
+                offsetof(FrameData, depth) == offsetof(FrameData, block) + 2 &&
+                sizeof(FrameData::depth) == 2);
+  constexpr std::uint32_t depth_bits = 0xFFFFU & ~(std::uint32_t{max_delta_depth} - 1);
+  constexpr std::uint32_t mask = std::endian::native == std::endian::little
+                                     ? (std::uint32_t{entered_frame} << 8) | (depth_bits << 16)
+                                     : (std::uint32_t{entered_frame} << 16) | depth_bits;
+  std::uint32_t word;
+  std::memcpy(&word, reinterpret_cast<const unsigned char*>(base) + offsetof(FrameData, block),
+              sizeof(word));
+  return (word & mask) == 0;
+}
+
 /// A call window's frame setting the variables `ids` to `Ts(std::forward<Sources>(sources))...`
 /// over `base`: the delta build_frame would make (see borrowed_parent), built inline from a block
 /// this thread's cache holds, the values constructed directly in it, no reference taken on
@@ -1223,7 +1242,7 @@ template <class... Ts, class... Sources>
   if constexpr (!L::fits) {
     return nullptr;
   } else {
-    if (base == nullptr || !short_chain(base)) return nullptr;
+    if (base == nullptr || !short_chain_word(base)) return nullptr;
     // A variable given twice: the later wins, which build_frame's normalization sorts out.
     if (repeats(ids)) return nullptr;
     constexpr std::uint32_t k = L::block_class;
@@ -1325,8 +1344,9 @@ inline void release_window_frame(FrameData* f) noexcept {
   release(f);
 }
 
-/// release_window_frame for a window's frame that may be try_build_window_delta<Ts...>'s: the
-/// common case destroys the values directly, by type, in reverse order.
+/// release_window_frame for a window's frame that may be try_build_window_delta<Ts...>'s (never
+/// null: it binds at least one value): the common case destroys the values directly, by type, in
+/// reverse order.
 template <class... Ts>
 inline void release_window_delta(FrameData* f) noexcept {
   using L = WindowDeltaLayout<Ts...>;
@@ -1334,7 +1354,7 @@ inline void release_window_delta(FrameData* f) noexcept {
     // As release_window_frame, and typed_window: built by try_build_window_delta<Ts...> (the
     // window's frame is built for the same Ts...), so its layout and cache class are L's, it has
     // no owner but its parent, and its owned values are a Ts...; and not promoted, not entered.
-    if (f != nullptr && f->flags == (borrowed_parent | typed_window) &&
+    if (f->flags == (borrowed_parent | typed_window) &&
         f->holds.load(std::memory_order_acquire) == 1) [[likely]] {
       // Constants: the compiler drops the trivially destructible and calls the others directly.
       constexpr void (*destroys[])(void*) noexcept = {destroy_function<Ts>()...};
@@ -1765,11 +1785,16 @@ class CallWindow {
 };
 
 /// RAII call window over a frame built for it (one reference, taken over), by
-/// try_build_window_delta<Ts...> where it could be.
+/// try_build_window_delta<Ts...> where it could be, saving the slots in `saved`.
+///
+// NOTE: `saved` is the caller's, not a member: its address is the window's token and escapes
+// into the slots, and a member would take the window's other fields with it, which the compiler
+// must then store and reload around the call the window wraps rather than keep in registers.
 template <class... Ts>
 class ValueWindow {
  public:
-  explicit ValueWindow(FrameData* f) noexcept : slots_(slots()), frame_(f) {
+  ValueWindow(FrameData* f, SavedSlots& saved) noexcept
+      : slots_(slots()), frame_(f), saved_(saved) {
     open_call(slots_, saved_, f);
   }
   ValueWindow(const ValueWindow&) = delete;
@@ -1779,7 +1804,7 @@ class ValueWindow {
  private:
   Slots& slots_;
   FrameData* frame_;
-  SavedSlots saved_;
+  SavedSlots& saved_;
 };
 
 /// RAII continuation window over a frame someone else keeps alive.
@@ -2545,8 +2570,9 @@ class ContextVariable {
   template <class V, class F, class... Args>
   requires std::constructible_from<T, V&&> && std::invocable<F, Args...>
   decltype(auto) run(V&& value, F&& fn, Args&&... args) const {
+    detail::SavedSlots saved;
     detail::ValueWindow<T> window(
-        detail::build_window_delta<T>(detail::slots().current, id_, std::forward<V>(value)));
+        detail::build_window_delta<T>(detail::slots().current, id_, std::forward<V>(value)), saved);
     return std::invoke(std::forward<F>(fn), std::forward<Args>(args)...);
   }
 
@@ -2815,13 +2841,15 @@ class [[nodiscard]] With {
   template <class F, class... Args>
   requires std::invocable<F, Args...>
   decltype(auto) run(F&& fn, Args&&... args) && {
-    detail::ValueWindow<Ts...> window(window_frame(std::true_type{}));
+    detail::SavedSlots saved;
+    detail::ValueWindow<Ts...> window(window_frame(std::true_type{}), saved);
     return std::invoke(std::forward<F>(fn), std::forward<Args>(args)...);
   }
   template <class F, class... Args>
   requires std::invocable<F, Args...> && detail::all_copy_constructible<Ts...>
   decltype(auto) run(F&& fn, Args&&... args) const& {
-    detail::ValueWindow<Ts...> window(window_frame(std::false_type{}));
+    detail::SavedSlots saved;
+    detail::ValueWindow<Ts...> window(window_frame(std::false_type{}), saved);
     return std::invoke(std::forward<F>(fn), std::forward<Args>(args)...);
   }
 

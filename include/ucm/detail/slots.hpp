@@ -386,11 +386,16 @@ class CallWindow {
 };
 
 /// RAII call window over a frame built for it (one reference, taken over), by
-/// try_build_window_delta<Ts...> where it could be.
+/// try_build_window_delta<Ts...> where it could be, saving the slots in `saved`.
+///
+// NOTE: `saved` is the caller's, not a member: its address is the window's token and escapes
+// into the slots, and a member would take the window's other fields with it, which the compiler
+// must then store and reload around the call the window wraps rather than keep in registers.
 template <class... Ts>
 class ValueWindow {
  public:
-  explicit ValueWindow(FrameData* f) noexcept : slots_(slots()), frame_(f) {
+  ValueWindow(FrameData* f, SavedSlots& saved) noexcept
+      : slots_(slots()), frame_(f), saved_(saved) {
     open_call(slots_, saved_, f);
   }
   ValueWindow(const ValueWindow&) = delete;
@@ -400,7 +405,7 @@ class ValueWindow {
  private:
   Slots& slots_;
   FrameData* frame_;
-  SavedSlots saved_;
+  SavedSlots& saved_;
 };
 
 /// RAII continuation window over a frame someone else keeps alive.
