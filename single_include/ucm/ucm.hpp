@@ -1195,15 +1195,31 @@ struct WindowDeltaLayout {
       fits ? static_cast<std::uint32_t>(std::bit_width((bytes - 1) / FrameCache::smallest)) : 0;
 };
 
-/// Whether a variable appears twice in `ids`: every pair compared, unrolled.
-template <std::size_t N>
-bool repeats(const std::array<VariableId, N>& ids) noexcept {
+/// The index slot of each of `ids` in a fresh index of `Slots` slots, in order, with linear
+/// probing as index_insert: worked out in registers (a bit per slot taken) before the block is
+/// written, so that no store into the block has to be read back. False, with `at` partly
+/// written, if a variable appears twice: it would land on the slot its first appearance took,
+/// so only the ids met on a taken slot are compared with the earlier ones (rarely: ids drawn
+/// together differ in their low bits).
+template <std::uint32_t Slots, std::size_t N>
+[[gnu::always_inline]] inline bool place_in_index(const std::array<VariableId, N>& ids,
+                                                  std::array<std::uint32_t, N>& at) noexcept {
+  static_assert(std::has_single_bit(Slots) && Slots <= 64 && N < Slots);
+  std::uint64_t taken = 0;
+  auto place = [&]<std::size_t I>() {
+    std::uint32_t slot = static_cast<std::uint32_t>(ids[I]) & (Slots - 1);
+    if (((taken >> slot) & 1) != 0) [[unlikely]] {
+      for (std::size_t j = 0; j < I; ++j) {
+        if (ids[j] == ids[I]) return false;
+      }
+      while (((taken >> slot) & 1) != 0) slot = (slot + 1) & (Slots - 1);
+    }
+    taken |= std::uint64_t{1} << slot;
+    at[I] = slot;
+    return true;
+  };
   return [&]<std::size_t... I>(std::index_sequence<I...>) {
-    // Row I: ids[I] against every later id.
-    auto row = [&]<std::size_t A, std::size_t... J>(std::index_sequence<J...>) {
-      return (static_cast<unsigned>(ids[A] == ids[A + 1 + J]) | ... | 0U);
-    };
-    return (row.template operator()<I>(std::make_index_sequence<N - 1 - I>{}) | ... | 0U) != 0;
+    return (place.template operator()<I>() && ...);
   }
   (std::make_index_sequence<N>{});
 }
@@ -1244,7 +1260,8 @@ template <class... Ts, class... Sources>
   } else {
     if (base == nullptr || !short_chain_word(base)) return nullptr;
     // A variable given twice: the later wins, which build_frame's normalization sorts out.
-    if (repeats(ids)) return nullptr;
+    std::array<std::uint32_t, L::count> at;
+    if (!place_in_index<L::slots>(ids, at)) return nullptr;
     constexpr std::uint32_t k = L::block_class;
     // Inlined into a scope's constructor, which may run in a coroutine body after a resumption.
     FrameCache& c = after_resume<&frame_cache>();
@@ -1291,18 +1308,17 @@ template <class... Ts, class... Sources>
     f->depth = static_cast<std::uint16_t>(base->depth + 1);
     // Stored directly (an index built elsewhere and copied in would stall on store forwarding).
     std::uint32_t* const index = f->index();
-    std::memset(index, 0, L::slots * sizeof(std::uint32_t));
-    if constexpr (L::count == 1) {
-      // Entry 1 in the id's slot of 4 (a 4-byte load of any slot is then forwarded whole from
-      // one of the two stores).
-      index[static_cast<std::uint32_t>(ids[0]) & (L::slots - 1)] = 1;
+    // Zeroed in 16-byte stores (one memset of it all, g++ makes a `rep stos`, microcoded), then
+    // one 4-byte store per entry: a 4-byte load of any slot is forwarded whole from one store.
+    static_assert(L::slots % 4 == 0);
+    [&]<std::size_t... C>(std::index_sequence<C...>) {
+      (std::memset(index + 4 * C, 0, 4 * sizeof(std::uint32_t)), ...);
     }
+    (std::make_index_sequence<L::slots / 4>{});
     auto* const entries = reinterpret_cast<FrameEntry*>(block + L::entries_offset);
     // Unrolled over the values (a fold, not a loop: -O2 does not unroll loops).
     [&]<std::size_t... I>(std::index_sequence<I...>) {
-      if constexpr (L::count > 1) {
-        (index_insert(index, L::slots - 1, ids[I], static_cast<std::uint32_t>(I)), ...);
-      }
+      ((index[at[I]] = static_cast<std::uint32_t>(I) + 1), ...);
       ((entries[I] = FrameEntry{ids[I], block + L::offsets[I], f}), ...);
       ((f->owned[I] = OwnedValue{block + L::offsets[I], destroys[I]}), ...);
     }
