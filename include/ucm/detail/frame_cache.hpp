@@ -38,10 +38,12 @@ namespace ucm::detail {
 /// may be freed on a different thread than the one that allocated it: it then joins the freeing
 /// thread's cache (it is plain operator new memory, so any thread may reuse or delete it), and a
 /// thread that only frees sends what its cache cannot hold back to operator delete. At most
-/// `depth` blocks per class stay cached; a thread's cache is emptied when the thread exits.
+/// `depth` blocks per class stay cached, plus a spare for call windows (see take_window_block);
+/// a thread's cache is emptied when the thread exits.
 /// Trivially destructible and constant-initialised: reaching it is a plain TLS access.
 struct FrameCache {
   static constexpr std::uint32_t class_count = 4;
+  static constexpr std::uintptr_t no_spare = 1;
   static constexpr std::size_t smallest = 192;  // a delta with one value of up to 64 bytes
   static constexpr std::size_t largest = smallest << (class_count - 1);
   static constexpr std::uint32_t depth = 16;
@@ -59,6 +61,10 @@ struct FrameCache {
   /// open, and 0 before (see cache_block_without_room) and after (closed), so that putting a block
   /// back tests one number.
   std::uint32_t room[class_count] = {};
+  /// Each class's spare block, which call windows take first and give back first: the block's
+  /// address, 0 for none, or no_spare while the cache is not open (before its first block, and
+  /// once the thread is exiting), so that taking it and giving it back test one word each.
+  std::uintptr_t spare[class_count] = {no_spare, no_spare, no_spare, no_spare};
   State state = State::unregistered;
   std::uint64_t next_serial = 0;  // this thread's block of frame serials (see next_serial)
   std::uint64_t end_serial = 0;
@@ -109,7 +115,12 @@ inline void trim_frame_cache() noexcept {
       c.head[k] = b->next;
       ::operator delete (static_cast<void*>(b), std::align_val_t{block_alignment});
     }
-    c.room[k] = c.state == FrameCache::State::open ? FrameCache::depth : 0;
+    if (c.spare[k] > FrameCache::no_spare) {
+      ::operator delete (reinterpret_cast<void*>(c.spare[k]), std::align_val_t{block_alignment});
+    }
+    const bool open = c.state == FrameCache::State::open;
+    c.room[k] = open ? FrameCache::depth : 0;
+    c.spare[k] = open ? 0 : FrameCache::no_spare;
   }
 }
 
@@ -135,6 +146,7 @@ struct FrameCacheExit {
     (void)&on_exit;
     c.state = FrameCache::State::open;
     for (std::uint32_t& room : c.room) room = FrameCache::depth;
+    for (std::uintptr_t& spare : c.spare) spare = 0;
   }
   if (c.room[k] == 0) {
     ::operator delete (memory, std::align_val_t{block_alignment});
@@ -195,6 +207,27 @@ inline void cache_block(FrameCache& c, void* memory, std::uint32_t k) noexcept {
   } else {
     cache_block_without_room(c, memory, k);
   }
+}
+
+/// A block of cache class `k` for a call window's frame (try_build_window_delta): the class's
+/// spare, else one from its list; nullptr if it has neither.
+inline void* take_window_block(FrameCache& c, std::uint32_t k) noexcept {
+  const std::uintptr_t spare = c.spare[k];
+  if (spare > FrameCache::no_spare) [[likely]] {
+    c.spare[k] = 0;
+    return reinterpret_cast<void*>(spare);
+  }
+  return take_cached_block(c, k);
+}
+
+/// Gives back a call window's block of cache class `k`: as the class's spare if it has none, else
+/// as cache_block.
+inline void give_window_block(FrameCache& c, void* memory, std::uint32_t k) noexcept {
+  if (c.spare[k] == 0) [[likely]] {
+    c.spare[k] = reinterpret_cast<std::uintptr_t>(memory);
+    return;
+  }
+  cache_block(c, memory, k);
 }
 
 /// Gives back a block from allocate_block: to this thread's cache while it has room, else to

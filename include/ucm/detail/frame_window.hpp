@@ -120,7 +120,7 @@ template <class... Ts, class... Sources>
     constexpr std::uint32_t k = L::block_class;
     // Inlined into a scope's constructor, which may run in a coroutine body after a resumption.
     FrameCache& c = after_resume<&frame_cache>();
-    auto* const block = static_cast<unsigned char*>(take_cached_block(c, k));
+    auto* const block = static_cast<unsigned char*>(take_window_block(c, k));
     if (block == nullptr) [[unlikely]]
       return nullptr;
     constexpr void (*destroys[])(void*) noexcept = {destroy_function<Ts>()...};
@@ -239,7 +239,7 @@ inline void release_window_delta(FrameData* f) noexcept {
       }
       (std::index_sequence_for<Ts...>{});
       // A scope's close may run after a resumption, on another thread (see after_resume).
-      cache_block(after_resume<&frame_cache>(), f, L::block_class);
+      give_window_block(after_resume<&frame_cache>(), f, L::block_class);
       return;
     }
   }
