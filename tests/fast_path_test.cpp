@@ -344,6 +344,43 @@ TEST_CASE("with(...).run built inline places variables whose ids share an index 
   });
 }
 
+TEST_CASE("a window frame destroys each value with a destructor once, captured or not",
+          "[fast][with]") {
+  // Values with destructors between trivially destructible ones: the frame keeps an owned value
+  // only for the former, which a captured frame's release destroys through.
+  const int live_before = Tracked::live;
+  ContextVariable<int> d;
+  ContextVariable<Tracked> a;
+  ContextVariable<int> e;
+  ContextVariable<Tracked> b;
+  ContextFrame{}.with(d, 0).run([&] {  // over a frame: the inline path
+    for (int i = 0; i < 10; ++i) {
+      ContextFrame captured;
+      ucm::with(d, i).with(a, Tracked("a")).with(e, i + 1).with(b, Tracked("b")).run([&] {
+        if (i % 2 == 0) captured = ContextFrame::current();
+      });
+      CHECK(Tracked::live == live_before + (i % 2 == 0 ? 2 : 0));
+      if (i % 2 == 0) {
+        captured.run([&] {
+          CHECK(*d.get() == i);
+          CHECK(a.get()->text == "a");
+          CHECK(*e.get() == i + 1);
+          CHECK(b.get()->text == "b");
+        });
+      }
+      captured = ContextFrame{};
+      CHECK(Tracked::live == live_before);
+      // A scope of one value with a destructor, and one without.
+      {
+        ContextVariableScope s1(a, Tracked("s"));
+        ContextVariableScope s2(e, i);
+        CHECK(Tracked::live == live_before + 1);
+      }
+      CHECK(Tracked::live == live_before);
+    }
+  });
+}
+
 TEST_CASE("a value constructor that throws in an inline window leaves nothing behind",
           "[fast][with][exceptions]") {
   ContextVariable<Throwing> t;

@@ -22,8 +22,10 @@
 namespace ucm::detail {
 
 /// Where try_build_window_delta puts things: the header, the index, one entry per value, the
-/// parent, one owned value per value, then the values in order. The layout build_delta computes
-/// at run time for the same changes, up to the order of the values in their storage.
+/// parent, one owned value per value that has a destructor to run, then the values in order. The
+/// layout build_delta computes at run time for the same changes, up to the order of the values
+/// in their storage and the owned values of trivially destructible ones (whose destroy is null,
+/// which destroy_block skips).
 template <class... Ts>
 struct WindowDeltaLayout {
   static constexpr std::size_t count = sizeof...(Ts);
@@ -33,10 +35,25 @@ struct WindowDeltaLayout {
   static constexpr std::size_t owners_offset = entries_offset + count * sizeof(FrameEntry);
   // owners[] holds FrameData*: NOLINTNEXTLINE(bugprone-sizeof-expression)
   static constexpr std::size_t owned_offset = owners_offset + sizeof(FrameData*);
+  /// Each value's destructor, null for the trivially destructible.
+  static constexpr std::array<void (*)(void*) noexcept, count> destroys = {
+      destroy_function<Ts>()...};
+  /// Which values have a destructor to run (as destroys[i] != nullptr, which is not a constant
+  /// expression under the sanitizers), how many, and where each has its owned value.
+  static constexpr std::array<bool, count> has_destructor = {
+      !std::is_trivially_destructible_v<Ts>...};
+  static constexpr std::uint32_t owned_count =
+      static_cast<std::uint32_t>(std::count(has_destructor.begin(), has_destructor.end(), true));
+  static constexpr std::array<std::uint32_t, count> owned_slot = [] {
+    std::array<std::uint32_t, count> o{};
+    std::uint32_t n = 0;
+    for (std::size_t i = 0; i < count; ++i) o[i] = has_destructor[i] ? n++ : n;
+    return o;
+  }();
   /// Where each value goes, and (last) the block's size.
   static constexpr std::array<std::size_t, count + 1> offsets = [] {
     std::array<std::size_t, count + 1> o{};
-    std::size_t at = owned_offset + count * sizeof(OwnedValue);
+    std::size_t at = owned_offset + owned_count * sizeof(OwnedValue);
     std::size_t i = 0;
     ((at = align_up(at, alignof(Ts)), o[i++] = at, at += sizeof(Ts)), ...);
     o[count] = at;
@@ -123,7 +140,7 @@ template <class... Ts, class... Sources>
     auto* const block = static_cast<unsigned char*>(take_window_block(c, k));
     if (block == nullptr) [[unlikely]]
       return nullptr;
-    constexpr void (*destroys[])(void*) noexcept = {destroy_function<Ts>()...};
+    constexpr auto destroys = L::destroys;
     if constexpr ((std::is_nothrow_constructible_v<Ts, Sources&&> && ...)) {
       // No handler to set up: the whole build can be inlined into the window.
       [&]<std::size_t... I>(std::index_sequence<I...>) {
@@ -151,7 +168,7 @@ template <class... Ts, class... Sources>
     f->holds.store(1, std::memory_order_relaxed);
     f->size = static_cast<std::uint32_t>(L::count);
     f->owner_count = 1;
-    f->owned_count = static_cast<std::uint32_t>(L::count);
+    f->owned_count = L::owned_count;
     f->mask = L::slots - 1;
     f->serial = next_serial(c);
     f->owners = reinterpret_cast<FrameData**>(block + L::owners_offset);
@@ -175,7 +192,12 @@ template <class... Ts, class... Sources>
     [&]<std::size_t... I>(std::index_sequence<I...>) {
       ((index[at[I]] = static_cast<std::uint32_t>(I) + 1), ...);
       ((entries[I] = FrameEntry{ids[I], block + L::offsets[I], f}), ...);
-      ((f->owned[I] = OwnedValue{block + L::offsets[I], destroys[I]}), ...);
+      // Owned values only for the values with a destructor.
+      auto own = [&]<std::size_t J>() {
+        if constexpr (L::has_destructor[J])
+          f->owned[L::owned_slot[J]] = OwnedValue{block + L::offsets[J], L::destroys[J]};
+      };
+      (own.template operator()<I>(), ...);
     }
     (std::index_sequence_for<Ts...>{});
     f->owners[0] = base;
@@ -228,7 +250,7 @@ inline void release_window_delta(FrameData* f) noexcept {
     if (f->flags == (borrowed_parent | typed_window) &&
         f->holds.load(std::memory_order_acquire) == 1) [[likely]] {
       // Constants: the compiler drops the trivially destructible and calls the others directly.
-      constexpr void (*destroys[])(void*) noexcept = {destroy_function<Ts>()...};
+      constexpr auto destroys = L::destroys;
       [&]<std::size_t... I>(std::index_sequence<I...>) {
         // In reverse order, as destroy_block.
         ((destroys[L::count - 1 - I] != nullptr
