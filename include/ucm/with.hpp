@@ -21,7 +21,7 @@ namespace ucm {
 namespace detail {
 template <class T>
 struct PendingValue {
-  const ContextVariable<T>* variable;
+  VariableId id;  // the variable's: all a frame needs of it
   T value;
 };
 
@@ -47,7 +47,8 @@ class [[nodiscard]] With {
     return std::apply(
         [&](detail::PendingValue<Ts>&... pending) {
           return With<Ts..., U>(std::move(pending)...,
-                                detail::PendingValue<U>{&variable, U(std::forward<V>(value))});
+                                detail::PendingValue<U>{detail::VariableAccess::id(variable),
+                                                        U(std::forward<V>(value))});
         },
         pending_);
   }
@@ -95,8 +96,8 @@ class [[nodiscard]] With {
     detail::FrameData* const base = detail::slots().current;
     detail::FrameData* const f = std::apply(
         [&](const detail::PendingValue<Ts>&... pending) {
-          return detail::try_build_window_delta<Ts...>(
-              base, {detail::VariableAccess::id(*pending.variable)...}, source<Move>(pending)...);
+          return detail::try_build_window_delta<Ts...>(base, {pending.id...},
+                                                       source<Move>(pending)...);
         },
         pending_);
     return f != nullptr ? f : build(base, move, true);
@@ -129,7 +130,7 @@ class [[nodiscard]] With {
 
   template <bool Move, class T>
   static detail::Binding binding_for(const detail::PendingValue<T>& pending) noexcept {
-    const detail::VariableId id = detail::VariableAccess::id(*pending.variable);
+    const detail::VariableId id = pending.id;
     // Moving out of a `const&` view of our own tuple is fine: this path is reached only through
     // an rvalue-qualified member, which consumes the set.
     if constexpr (Move) {
@@ -146,7 +147,8 @@ class [[nodiscard]] With {
 template <class T, class V>
 requires std::constructible_from<T, V&&> && std::move_constructible<T>
 [[nodiscard]] With<T> with(const ContextVariable<T>& variable, V&& value) {
-  return With<T>(detail::PendingValue<T>{&variable, T(std::forward<V>(value))});
+  return With<T>(
+      detail::PendingValue<T>{detail::VariableAccess::id(variable), T(std::forward<V>(value))});
 }
 
 }  // namespace ucm
