@@ -23,6 +23,15 @@ inline void keep(const void* p) { asm volatile("" : : "r"(p) : "memory"); }
 
 [[gnu::noinline]] void work(int* p) { keep(p); }
 
+// A loop of its own (not in main, whose size changes what g++ inlines and how it allocates
+// registers there for every other operation).
+[[gnu::noinline]] void scopes(const ucm::ContextVariable<int>& variable, long n) {
+  for (long i = 0; i < n; ++i) {
+    const ucm::ContextVariableScope scope(variable, static_cast<int>(i));
+    keep(nullptr);
+  }
+}
+
 #if __has_include("ucm/task.hpp")
 ucm::Task<int> ucm_trivial() { co_return 1; }
 ucm::Task<int> ucm_awaits(long n) {
@@ -80,6 +89,8 @@ int main(int argc, char** argv) {
       for (long i = 0; i < n; ++i) work(&x);
     } else if (op == "var_run") {
       for (long i = 0; i < n; ++i) extra.run(static_cast<int>(i), [] { keep(nullptr); });
+    } else if (op == "scope") {
+      scopes(extra, n);
     } else if (op == "with_4") {
       for (long i = 0; i < n; ++i) {
         ucm::with(a, 1).with(b, 2).with(c, 3).with(d, 4).run([] { keep(nullptr); });
