@@ -2788,13 +2788,14 @@ template <class T>
 class [[nodiscard]] ContextVariableScope {
  public:
   // NOTE: always inlined, as var.run's window: out of line, the call and its register saves
-  // cost a sixth of the window.
+  // cost a sixth of the window. Inlined into a coroutine body, it may run after a resumption,
+  // so it reaches the slots as a destructor does (see after_resume).
   template <class V>
   [[gnu::always_inline]] ContextVariableScope(const ContextVariable<T>& variable,
                                               V&& value) requires std::constructible_from<T, V&&>
-      : frame_(detail::build_window_delta<T>(detail::slots().current, variable.id_,
+      : frame_(detail::build_window_delta<T>(detail::slots_after_resume().current, variable.id_,
                                              std::forward<V>(value))) {
-    detail::open_call(detail::slots(), saved_, frame_);
+    detail::open_call(detail::slots_after_resume(), saved_, frame_);
   }
   ContextVariableScope(const ContextVariableScope&) = delete;
   ContextVariableScope& operator=(const ContextVariableScope&) = delete;
