@@ -23,12 +23,22 @@ inline void keep(const void* p) { asm volatile("" : : "r"(p) : "memory"); }
 
 [[gnu::noinline]] void work(int* p) { keep(p); }
 
-// A loop of its own (not in main, whose size changes what g++ inlines and how it allocates
-// registers there for every other operation).
+// The call windows, each in a loop of its own: in main, whose size makes g++ give up inlining
+// here or there, the count would measure where its inlining budget ran out.
+[[gnu::noinline]] void var_runs(const ucm::ContextVariable<int>& variable, long n) {
+  for (long i = 0; i < n; ++i) variable.run(static_cast<int>(i), [] { keep(nullptr); });
+}
 [[gnu::noinline]] void scopes(const ucm::ContextVariable<int>& variable, long n) {
   for (long i = 0; i < n; ++i) {
     const ucm::ContextVariableScope scope(variable, static_cast<int>(i));
     keep(nullptr);
+  }
+}
+[[gnu::noinline]] void withs(const ucm::ContextVariable<int>& a, const ucm::ContextVariable<int>& b,
+                             const ucm::ContextVariable<int>& c, const ucm::ContextVariable<int>& d,
+                             long n) {
+  for (long i = 0; i < n; ++i) {
+    ucm::with(a, 1).with(b, 2).with(c, 3).with(d, 4).run([] { keep(nullptr); });
   }
 }
 
@@ -88,13 +98,11 @@ int main(int argc, char** argv) {
     } else if (op == "direct_call") {
       for (long i = 0; i < n; ++i) work(&x);
     } else if (op == "var_run") {
-      for (long i = 0; i < n; ++i) extra.run(static_cast<int>(i), [] { keep(nullptr); });
+      var_runs(extra, n);
     } else if (op == "scope") {
       scopes(extra, n);
     } else if (op == "with_4") {
-      for (long i = 0; i < n; ++i) {
-        ucm::with(a, 1).with(b, 2).with(c, 3).with(d, 4).run([] { keep(nullptr); });
-      }
+      withs(a, b, c, d, n);
     } else if (op == "malloc_free") {
       for (long i = 0; i < n; ++i) {
         void* p = std::malloc(64);

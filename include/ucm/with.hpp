@@ -64,16 +64,17 @@ class [[nodiscard]] With {
   }
 
   /// Runs `fn(args...)` in one call window with every binding set; returns what `fn` returns.
+  /// Always inlined, as ContextVariable::run.
   template <class F, class... Args>
   requires std::invocable<F, Args...>
-  decltype(auto) run(F&& fn, Args&&... args) && {
+  [[gnu::always_inline]] decltype(auto) run(F&& fn, Args&&... args) && {
     detail::SavedSlots saved;
     detail::ValueWindow<Ts...> window(window_frame(std::true_type{}), saved);
     return std::invoke(std::forward<F>(fn), std::forward<Args>(args)...);
   }
   template <class F, class... Args>
   requires std::invocable<F, Args...> && detail::all_copy_constructible<Ts...>
-  decltype(auto) run(F&& fn, Args&&... args) const& {
+  [[gnu::always_inline]] decltype(auto) run(F&& fn, Args&&... args) const& {
     detail::SavedSlots saved;
     detail::ValueWindow<Ts...> window(window_frame(std::false_type{}), saved);
     return std::invoke(std::forward<F>(fn), std::forward<Args>(args)...);

@@ -1865,7 +1865,7 @@ template <class... Ts>
 class ValueWindow {
  public:
   ValueWindow(FrameData* f, SavedSlots& saved) noexcept
-      : slots_(slots()), frame_(f), saved_(saved) {
+      : slots_(slots_after_resume()), frame_(f), saved_(saved) {
     open_call(slots_, saved_, f);
   }
   ValueWindow(const ValueWindow&) = delete;
@@ -2638,12 +2638,17 @@ class ContextVariable {
   /// Runs `fn(args...)` in a call window where this variable is `T(std::forward<V>(value))`, and
   /// returns what `fn` returns. Restores the previous frame on exit, also on exception. One
   /// allocation (the new frame, with the value stored inline).
+  // NOTE: always inlined (only the window is: `fn` is called as the compiler decides), so that
+  // the window's state stays in registers and its value is built in place. Inlined into a
+  // coroutine body, it may run after a resumption, hence slots_after_resume (see after_resume).
   template <class V, class F, class... Args>
   requires std::constructible_from<T, V&&> && std::invocable<F, Args...>
-  decltype(auto) run(V&& value, F&& fn, Args&&... args) const {
+  [[gnu::always_inline]] decltype(auto) run(V&& value, F&& fn, Args&&... args) const {
     detail::SavedSlots saved;
     detail::ValueWindow<T> window(
-        detail::build_window_delta<T>(detail::slots().current, id_, std::forward<V>(value)), saved);
+        detail::build_window_delta<T>(detail::slots_after_resume().current, id_,
+                                      std::forward<V>(value)),
+        saved);
     return std::invoke(std::forward<F>(fn), std::forward<Args>(args)...);
   }
 
@@ -2913,16 +2918,17 @@ class [[nodiscard]] With {
   }
 
   /// Runs `fn(args...)` in one call window with every binding set; returns what `fn` returns.
+  /// Always inlined, as ContextVariable::run.
   template <class F, class... Args>
   requires std::invocable<F, Args...>
-  decltype(auto) run(F&& fn, Args&&... args) && {
+  [[gnu::always_inline]] decltype(auto) run(F&& fn, Args&&... args) && {
     detail::SavedSlots saved;
     detail::ValueWindow<Ts...> window(window_frame(std::true_type{}), saved);
     return std::invoke(std::forward<F>(fn), std::forward<Args>(args)...);
   }
   template <class F, class... Args>
   requires std::invocable<F, Args...> && detail::all_copy_constructible<Ts...>
-  decltype(auto) run(F&& fn, Args&&... args) const& {
+  [[gnu::always_inline]] decltype(auto) run(F&& fn, Args&&... args) const& {
     detail::SavedSlots saved;
     detail::ValueWindow<Ts...> window(window_frame(std::false_type{}), saved);
     return std::invoke(std::forward<F>(fn), std::forward<Args>(args)...);

@@ -395,7 +395,7 @@ template <class... Ts>
 class ValueWindow {
  public:
   ValueWindow(FrameData* f, SavedSlots& saved) noexcept
-      : slots_(slots()), frame_(f), saved_(saved) {
+      : slots_(slots_after_resume()), frame_(f), saved_(saved) {
     open_call(slots_, saved_, f);
   }
   ValueWindow(const ValueWindow&) = delete;
