@@ -180,11 +180,10 @@ class ContextVariable {
   template <class V, class F, class... Args>
   requires std::constructible_from<T, V&&> && std::invocable<F, Args...>
   [[gnu::always_inline]] decltype(auto) run(V&& value, F&& fn, Args&&... args) const {
+    detail::Slots& s = detail::slots_after_resume();
     detail::SavedSlots saved;
     detail::ValueWindow<T> window(
-        detail::build_window_delta<T>(detail::slots_after_resume().current, id_,
-                                      std::forward<V>(value)),
-        saved);
+        s, detail::build_window_delta<T>(s.current, id_, std::forward<V>(value)), saved);
     return std::invoke(std::forward<F>(fn), std::forward<Args>(args)...);
   }
 

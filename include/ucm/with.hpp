@@ -68,15 +68,17 @@ class [[nodiscard]] With {
   template <class F, class... Args>
   requires std::invocable<F, Args...>
   [[gnu::always_inline]] decltype(auto) run(F&& fn, Args&&... args) && {
+    detail::Slots& s = detail::slots_after_resume();  // see ContextVariable::run
     detail::SavedSlots saved;
-    detail::ValueWindow<Ts...> window(window_frame(std::true_type{}), saved);
+    detail::ValueWindow<Ts...> window(s, window_frame(s.current, std::true_type{}), saved);
     return std::invoke(std::forward<F>(fn), std::forward<Args>(args)...);
   }
   template <class F, class... Args>
   requires std::invocable<F, Args...> && detail::all_copy_constructible<Ts...>
   [[gnu::always_inline]] decltype(auto) run(F&& fn, Args&&... args) const& {
+    detail::Slots& s = detail::slots_after_resume();
     detail::SavedSlots saved;
-    detail::ValueWindow<Ts...> window(window_frame(std::false_type{}), saved);
+    detail::ValueWindow<Ts...> window(s, window_frame(s.current, std::false_type{}), saved);
     return std::invoke(std::forward<F>(fn), std::forward<Args>(args)...);
   }
 
@@ -90,11 +92,10 @@ class [[nodiscard]] With {
   template <class... Us>
   friend class With;
 
-  /// The frame of a call window setting every binding: built inline when it can be (see
-  /// detail::try_build_window_delta), else by build.
+  /// The frame of a call window over `base` setting every binding: built inline when it can be
+  /// (see detail::try_build_window_delta), else by build.
   template <bool Move>
-  detail::FrameData* window_frame(std::bool_constant<Move> move) const {
-    detail::FrameData* const base = detail::slots().current;
+  detail::FrameData* window_frame(detail::FrameData* base, std::bool_constant<Move> move) const {
     detail::FrameData* const f = std::apply(
         [&](const detail::PendingValue<Ts>&... pending) {
           return detail::try_build_window_delta<Ts...>(base, {pending.id...},

@@ -1859,7 +1859,7 @@ class CallWindow {
   SavedSlots saved_;
 };
 
-/// RAII call window over a frame built for it (one reference, taken over), by
+/// RAII call window on the slots `s` over a frame built for it (one reference, taken over), by
 /// try_build_window_delta<Ts...> where it could be, saving the slots in `saved`.
 ///
 // NOTE: `saved` is the caller's, not a member: its address is the window's token and escapes
@@ -1868,8 +1868,8 @@ class CallWindow {
 template <class... Ts>
 class ValueWindow {
  public:
-  ValueWindow(FrameData* f, SavedSlots& saved) noexcept
-      : slots_(slots_after_resume()), frame_(f), saved_(saved) {
+  ValueWindow(Slots& s, FrameData* f, SavedSlots& saved) noexcept
+      : slots_(s), frame_(f), saved_(saved) {
     open_call(slots_, saved_, f);
   }
   ValueWindow(const ValueWindow&) = delete;
@@ -2648,11 +2648,10 @@ class ContextVariable {
   template <class V, class F, class... Args>
   requires std::constructible_from<T, V&&> && std::invocable<F, Args...>
   [[gnu::always_inline]] decltype(auto) run(V&& value, F&& fn, Args&&... args) const {
+    detail::Slots& s = detail::slots_after_resume();
     detail::SavedSlots saved;
     detail::ValueWindow<T> window(
-        detail::build_window_delta<T>(detail::slots_after_resume().current, id_,
-                                      std::forward<V>(value)),
-        saved);
+        s, detail::build_window_delta<T>(s.current, id_, std::forward<V>(value)), saved);
     return std::invoke(std::forward<F>(fn), std::forward<Args>(args)...);
   }
 
@@ -2798,14 +2797,11 @@ class [[nodiscard]] ContextVariableScope {
  public:
   // NOTE: always inlined, as var.run's window: out of line, the call and its register saves
   // cost a sixth of the window. Inlined into a coroutine body, it may run after a resumption,
-  // so it reaches the slots as a destructor does (see after_resume).
+  // so it reaches the slots as a destructor does (see after_resume), once.
   template <class V>
   [[gnu::always_inline]] ContextVariableScope(const ContextVariable<T>& variable,
                                               V&& value) requires std::constructible_from<T, V&&>
-      : frame_(detail::build_window_delta<T>(detail::slots_after_resume().current, variable.id_,
-                                             std::forward<V>(value))) {
-    detail::open_call(detail::slots_after_resume(), saved_, frame_);
-  }
+      : ContextVariableScope(detail::slots_after_resume(), variable, std::forward<V>(value)) {}
   ContextVariableScope(const ContextVariableScope&) = delete;
   ContextVariableScope& operator=(const ContextVariableScope&) = delete;
   ~ContextVariableScope() {
@@ -2814,6 +2810,13 @@ class [[nodiscard]] ContextVariableScope {
   }
 
  private:
+  template <class V>
+  [[gnu::always_inline]] ContextVariableScope(detail::Slots& s, const ContextVariable<T>& variable,
+                                              V&& value)
+      : frame_(detail::build_window_delta<T>(s.current, variable.id_, std::forward<V>(value))) {
+    detail::open_call(s, saved_, frame_);
+  }
+
   detail::FrameData* frame_;
   detail::SavedSlots saved_;
 };
@@ -2926,15 +2929,17 @@ class [[nodiscard]] With {
   template <class F, class... Args>
   requires std::invocable<F, Args...>
   [[gnu::always_inline]] decltype(auto) run(F&& fn, Args&&... args) && {
+    detail::Slots& s = detail::slots_after_resume();  // see ContextVariable::run
     detail::SavedSlots saved;
-    detail::ValueWindow<Ts...> window(window_frame(std::true_type{}), saved);
+    detail::ValueWindow<Ts...> window(s, window_frame(s.current, std::true_type{}), saved);
     return std::invoke(std::forward<F>(fn), std::forward<Args>(args)...);
   }
   template <class F, class... Args>
   requires std::invocable<F, Args...> && detail::all_copy_constructible<Ts...>
   [[gnu::always_inline]] decltype(auto) run(F&& fn, Args&&... args) const& {
+    detail::Slots& s = detail::slots_after_resume();
     detail::SavedSlots saved;
-    detail::ValueWindow<Ts...> window(window_frame(std::false_type{}), saved);
+    detail::ValueWindow<Ts...> window(s, window_frame(s.current, std::false_type{}), saved);
     return std::invoke(std::forward<F>(fn), std::forward<Args>(args)...);
   }
 
@@ -2948,11 +2953,10 @@ class [[nodiscard]] With {
   template <class... Us>
   friend class With;
 
-  /// The frame of a call window setting every binding: built inline when it can be (see
-  /// detail::try_build_window_delta), else by build.
+  /// The frame of a call window over `base` setting every binding: built inline when it can be
+  /// (see detail::try_build_window_delta), else by build.
   template <bool Move>
-  detail::FrameData* window_frame(std::bool_constant<Move> move) const {
-    detail::FrameData* const base = detail::slots().current;
+  detail::FrameData* window_frame(detail::FrameData* base, std::bool_constant<Move> move) const {
     detail::FrameData* const f = std::apply(
         [&](const detail::PendingValue<Ts>&... pending) {
           return detail::try_build_window_delta<Ts...>(base, {pending.id...},

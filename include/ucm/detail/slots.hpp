@@ -389,7 +389,7 @@ class CallWindow {
   SavedSlots saved_;
 };
 
-/// RAII call window over a frame built for it (one reference, taken over), by
+/// RAII call window on the slots `s` over a frame built for it (one reference, taken over), by
 /// try_build_window_delta<Ts...> where it could be, saving the slots in `saved`.
 ///
 // NOTE: `saved` is the caller's, not a member: its address is the window's token and escapes
@@ -398,8 +398,8 @@ class CallWindow {
 template <class... Ts>
 class ValueWindow {
  public:
-  ValueWindow(FrameData* f, SavedSlots& saved) noexcept
-      : slots_(slots_after_resume()), frame_(f), saved_(saved) {
+  ValueWindow(Slots& s, FrameData* f, SavedSlots& saved) noexcept
+      : slots_(s), frame_(f), saved_(saved) {
     open_call(slots_, saved_, f);
   }
   ValueWindow(const ValueWindow&) = delete;
