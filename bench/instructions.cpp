@@ -23,6 +23,25 @@ inline void keep(const void* p) { asm volatile("" : : "r"(p) : "memory"); }
 
 [[gnu::noinline]] void work(int* p) { keep(p); }
 
+// The call windows, each in a loop of its own: in main, whose size makes g++ give up inlining
+// here or there, the count would measure where its inlining budget ran out.
+[[gnu::noinline]] void var_runs(const ucm::ContextVariable<int>& variable, long n) {
+  for (long i = 0; i < n; ++i) variable.run(static_cast<int>(i), [] { keep(nullptr); });
+}
+[[gnu::noinline]] void scopes(const ucm::ContextVariable<int>& variable, long n) {
+  for (long i = 0; i < n; ++i) {
+    const ucm::ContextVariableScope scope(variable, static_cast<int>(i));
+    keep(nullptr);
+  }
+}
+[[gnu::noinline]] void withs(const ucm::ContextVariable<int>& a, const ucm::ContextVariable<int>& b,
+                             const ucm::ContextVariable<int>& c, const ucm::ContextVariable<int>& d,
+                             long n) {
+  for (long i = 0; i < n; ++i) {
+    ucm::with(a, 1).with(b, 2).with(c, 3).with(d, 4).run([] { keep(nullptr); });
+  }
+}
+
 #if __has_include("ucm/task.hpp")
 ucm::Task<int> ucm_trivial() { co_return 1; }
 ucm::Task<int> ucm_awaits(long n) {
@@ -79,11 +98,11 @@ int main(int argc, char** argv) {
     } else if (op == "direct_call") {
       for (long i = 0; i < n; ++i) work(&x);
     } else if (op == "var_run") {
-      for (long i = 0; i < n; ++i) extra.run(static_cast<int>(i), [] { keep(nullptr); });
+      var_runs(extra, n);
+    } else if (op == "scope") {
+      scopes(extra, n);
     } else if (op == "with_4") {
-      for (long i = 0; i < n; ++i) {
-        ucm::with(a, 1).with(b, 2).with(c, 3).with(d, 4).run([] { keep(nullptr); });
-      }
+      withs(a, b, c, d, n);
     } else if (op == "malloc_free") {
       for (long i = 0; i < n; ++i) {
         void* p = std::malloc(64);

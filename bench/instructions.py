@@ -13,7 +13,7 @@ import subprocess
 import sys
 
 OPERATIONS = ["thread_local_read", "get", "capture", "direct_call", "continuation", "var_run",
-              "with_4", "malloc_free", "plain_task_await", "bare_task_await",
+              "scope", "with_4", "malloc_free", "plain_task_await", "bare_task_await",
               "task_await"]
 N = 20000
 

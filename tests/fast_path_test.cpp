@@ -303,6 +303,84 @@ TEST_CASE("with(...).run built inline: values, destruction, the later of two bin
   CHECK(Tracked::live == live_before);
 }
 
+TEST_CASE("with(...).run built inline places variables whose ids share an index slot",
+          "[fast][with]") {
+  // Four variables whose ids are equal in the low bits the 8-slot index of a 4-value window
+  // hashes, and a fifth that is not in the set: every lookup probes past the others.
+  std::vector<std::unique_ptr<ContextVariable<int>>> pool;
+  std::vector<const ContextVariable<int>*> same;
+  while (same.size() < 5) {
+    pool.push_back(std::make_unique<ContextVariable<int>>());
+    const auto id = ucm::detail::VariableAccess::id(*pool.back());
+    if (same.empty() || (id & 7) == (ucm::detail::VariableAccess::id(*same[0]) & 7)) {
+      same.push_back(pool.back().get());
+    }
+  }
+  const ContextVariable<int>& a = *same[0];
+  const ContextVariable<int>& b = *same[1];
+  const ContextVariable<int>& c = *same[2];
+  const ContextVariable<int>& d = *same[3];
+  const ContextVariable<int>& outside = *same[4];
+  ContextVariable<int> base;
+  ContextFrame{}.with(base, 1).run([&] {  // over a frame: the inline path
+    for (int i = 0; i < 20; ++i) {
+      ucm::with(a, i).with(b, i + 1).with(c, i + 2).with(d, i + 3).run([&] {
+        CHECK(*a.get() == i);
+        CHECK(*b.get() == i + 1);
+        CHECK(*c.get() == i + 2);
+        CHECK(*d.get() == i + 3);
+        CHECK(outside.get() == nullptr);
+        CHECK(*base.get() == 1);
+        // Captured in every other window: the promoted frame's release, and the fast one.
+        if (i % 2 == 0) CHECK(ContextFrame::current().size() == 5);
+      });
+      // A variable given twice after a collision: the later value wins.
+      ucm::with(a, i).with(b, 10).with(b, 11).run([&] {
+        CHECK(*a.get() == i);
+        CHECK(*b.get() == 11);
+        if (i % 2 == 0) CHECK(ContextFrame::current().size() == 3);
+      });
+    }
+  });
+}
+
+TEST_CASE("a window frame destroys each value with a destructor once, captured or not",
+          "[fast][with]") {
+  // Values with destructors between trivially destructible ones: the frame keeps an owned value
+  // only for the former, which a captured frame's release destroys through.
+  const int live_before = Tracked::live;
+  ContextVariable<int> d;
+  ContextVariable<Tracked> a;
+  ContextVariable<int> e;
+  ContextVariable<Tracked> b;
+  ContextFrame{}.with(d, 0).run([&] {  // over a frame: the inline path
+    for (int i = 0; i < 10; ++i) {
+      ContextFrame captured;
+      ucm::with(d, i).with(a, Tracked("a")).with(e, i + 1).with(b, Tracked("b")).run([&] {
+        if (i % 2 == 0) captured = ContextFrame::current();
+      });
+      CHECK(Tracked::live == live_before + (i % 2 == 0 ? 2 : 0));
+      if (i % 2 == 0) {
+        captured.run([&] {
+          CHECK(*d.get() == i);
+          CHECK(a.get()->text == "a");
+          CHECK(*e.get() == i + 1);
+          CHECK(b.get()->text == "b");
+        });
+      }
+      captured = ContextFrame{};
+      CHECK(Tracked::live == live_before);
+      // A scope of one value with a destructor, and one without.
+      {
+        ContextVariableScope s1(a, Tracked("s"));
+        ContextVariableScope s2(e, i);
+        CHECK(Tracked::live == live_before + 1);
+      }
+      CHECK(Tracked::live == live_before);
+    }
+  });
+}
+
 TEST_CASE("a value constructor that throws in an inline window leaves nothing behind",
           "[fast][with][exceptions]") {
   ContextVariable<Throwing> t;

@@ -174,11 +174,16 @@ class ContextVariable {
   /// Runs `fn(args...)` in a call window where this variable is `T(std::forward<V>(value))`, and
   /// returns what `fn` returns. Restores the previous frame on exit, also on exception. One
   /// allocation (the new frame, with the value stored inline).
+  // NOTE: always inlined (only the window is: `fn` is called as the compiler decides), so that
+  // the window's state stays in registers and its value is built in place. Inlined into a
+  // coroutine body, it may run after a resumption, hence slots_after_resume (see after_resume).
   template <class V, class F, class... Args>
   requires std::constructible_from<T, V&&> && std::invocable<F, Args...>
-  decltype(auto) run(V&& value, F&& fn, Args&&... args) const {
+  [[gnu::always_inline]] decltype(auto) run(V&& value, F&& fn, Args&&... args) const {
+    detail::Slots& s = detail::slots_after_resume();
+    detail::SavedSlots saved;
     detail::ValueWindow<T> window(
-        detail::build_window_delta<T>(detail::slots().current, id_, std::forward<V>(value)));
+        s, detail::build_window_delta<T>(s.current, id_, std::forward<V>(value)), saved);
     return std::invoke(std::forward<F>(fn), std::forward<Args>(args)...);
   }
 

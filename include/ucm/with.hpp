@@ -21,7 +21,7 @@ namespace ucm {
 namespace detail {
 template <class T>
 struct PendingValue {
-  const ContextVariable<T>* variable;
+  VariableId id;  // the variable's: all a frame needs of it
   T value;
 };
 
@@ -47,7 +47,8 @@ class [[nodiscard]] With {
     return std::apply(
         [&](detail::PendingValue<Ts>&... pending) {
           return With<Ts..., U>(std::move(pending)...,
-                                detail::PendingValue<U>{&variable, U(std::forward<V>(value))});
+                                detail::PendingValue<U>{detail::VariableAccess::id(variable),
+                                                        U(std::forward<V>(value))});
         },
         pending_);
   }
@@ -63,16 +64,21 @@ class [[nodiscard]] With {
   }
 
   /// Runs `fn(args...)` in one call window with every binding set; returns what `fn` returns.
+  /// Always inlined, as ContextVariable::run.
   template <class F, class... Args>
   requires std::invocable<F, Args...>
-  decltype(auto) run(F&& fn, Args&&... args) && {
-    detail::ValueWindow<Ts...> window(window_frame(std::true_type{}));
+  [[gnu::always_inline]] decltype(auto) run(F&& fn, Args&&... args) && {
+    detail::Slots& s = detail::slots_after_resume();  // see ContextVariable::run
+    detail::SavedSlots saved;
+    detail::ValueWindow<Ts...> window(s, window_frame(s.current, std::true_type{}), saved);
     return std::invoke(std::forward<F>(fn), std::forward<Args>(args)...);
   }
   template <class F, class... Args>
   requires std::invocable<F, Args...> && detail::all_copy_constructible<Ts...>
-  decltype(auto) run(F&& fn, Args&&... args) const& {
-    detail::ValueWindow<Ts...> window(window_frame(std::false_type{}));
+  [[gnu::always_inline]] decltype(auto) run(F&& fn, Args&&... args) const& {
+    detail::Slots& s = detail::slots_after_resume();
+    detail::SavedSlots saved;
+    detail::ValueWindow<Ts...> window(s, window_frame(s.current, std::false_type{}), saved);
     return std::invoke(std::forward<F>(fn), std::forward<Args>(args)...);
   }
 
@@ -86,15 +92,14 @@ class [[nodiscard]] With {
   template <class... Us>
   friend class With;
 
-  /// The frame of a call window setting every binding: built inline when it can be (see
-  /// detail::try_build_window_delta), else by build.
+  /// The frame of a call window over `base` setting every binding: built inline when it can be
+  /// (see detail::try_build_window_delta), else by build.
   template <bool Move>
-  detail::FrameData* window_frame(std::bool_constant<Move> move) const {
-    detail::FrameData* const base = detail::slots().current;
+  detail::FrameData* window_frame(detail::FrameData* base, std::bool_constant<Move> move) const {
     detail::FrameData* const f = std::apply(
         [&](const detail::PendingValue<Ts>&... pending) {
-          return detail::try_build_window_delta<Ts...>(
-              base, {detail::VariableAccess::id(*pending.variable)...}, source<Move>(pending)...);
+          return detail::try_build_window_delta<Ts...>(base, {pending.id...},
+                                                       source<Move>(pending)...);
         },
         pending_);
     return f != nullptr ? f : build(base, move, true);
@@ -127,7 +132,7 @@ class [[nodiscard]] With {
 
   template <bool Move, class T>
   static detail::Binding binding_for(const detail::PendingValue<T>& pending) noexcept {
-    const detail::VariableId id = detail::VariableAccess::id(*pending.variable);
+    const detail::VariableId id = pending.id;
     // Moving out of a `const&` view of our own tuple is fine: this path is reached only through
     // an rvalue-qualified member, which consumes the set.
     if constexpr (Move) {
@@ -144,7 +149,8 @@ class [[nodiscard]] With {
 template <class T, class V>
 requires std::constructible_from<T, V&&> && std::move_constructible<T>
 [[nodiscard]] With<T> with(const ContextVariable<T>& variable, V&& value) {
-  return With<T>(detail::PendingValue<T>{&variable, T(std::forward<V>(value))});
+  return With<T>(
+      detail::PendingValue<T>{detail::VariableAccess::id(variable), T(std::forward<V>(value))});
 }
 
 }  // namespace ucm

@@ -386,10 +386,12 @@ namespace ucm::detail {
 /// may be freed on a different thread than the one that allocated it: it then joins the freeing
 /// thread's cache (it is plain operator new memory, so any thread may reuse or delete it), and a
 /// thread that only frees sends what its cache cannot hold back to operator delete. At most
-/// `depth` blocks per class stay cached; a thread's cache is emptied when the thread exits.
+/// `depth` blocks per class stay cached, plus a spare for call windows (see take_window_block);
+/// a thread's cache is emptied when the thread exits.
 /// Trivially destructible and constant-initialised: reaching it is a plain TLS access.
 struct FrameCache {
   static constexpr std::uint32_t class_count = 4;
+  static constexpr std::uintptr_t no_spare = 1;
   static constexpr std::size_t smallest = 192;  // a delta with one value of up to 64 bytes
   static constexpr std::size_t largest = smallest << (class_count - 1);
   static constexpr std::uint32_t depth = 16;
@@ -403,7 +405,14 @@ struct FrameCache {
     closed,        // the thread is exiting: blocks go straight back to operator delete
   };
   Block* head[class_count] = {};
-  std::uint32_t count[class_count] = {};
+  /// How many more blocks each class may take: `depth` less those it holds while the cache is
+  /// open, and 0 before (see cache_block_without_room) and after (closed), so that putting a block
+  /// back tests one number.
+  std::uint32_t room[class_count] = {};
+  /// Each class's spare block, which call windows take first and give back first: the block's
+  /// address, 0 for none, or no_spare while the cache is not open (before its first block, and
+  /// once the thread is exiting), so that taking it and giving it back test one word each.
+  std::uintptr_t spare[class_count] = {no_spare, no_spare, no_spare, no_spare};
   State state = State::unregistered;
   std::uint64_t next_serial = 0;  // this thread's block of frame serials (see next_serial)
   std::uint64_t end_serial = 0;
@@ -454,7 +463,12 @@ inline void trim_frame_cache() noexcept {
       c.head[k] = b->next;
       ::operator delete (static_cast<void*>(b), std::align_val_t{block_alignment});
     }
-    c.count[k] = 0;
+    if (c.spare[k] > FrameCache::no_spare) {
+      ::operator delete (reinterpret_cast<void*>(c.spare[k]), std::align_val_t{block_alignment});
+    }
+    const bool open = c.state == FrameCache::State::open;
+    c.room[k] = open ? FrameCache::depth : 0;
+    c.spare[k] = open ? 0 : FrameCache::no_spare;
   }
 }
 
@@ -470,21 +484,24 @@ struct FrameCacheExit {
   }
 };
 
-/// The first block this thread caches: register the drain at thread exit, then cache it. Once the
-/// thread is exiting, blocks are deleted instead.
-[[gnu::cold, gnu::noinline]] inline void cache_first_block(FrameCache& c, void* memory,
-                                                           std::uint32_t k) noexcept {
+/// A block for class `k` of a cache without room for it: the first block this thread caches
+/// (register the drain at thread exit, open the cache, then cache it), or one for a full class
+/// or a cache closed because the thread is exiting (delete it).
+[[gnu::cold, gnu::noinline]] inline void cache_block_without_room(FrameCache& c, void* memory,
+                                                                  std::uint32_t k) noexcept {
   if (c.state == FrameCache::State::unregistered) {
     static thread_local FrameCacheExit on_exit;  // constructing it registers its destructor
     (void)&on_exit;
     c.state = FrameCache::State::open;
+    for (std::uint32_t& room : c.room) room = FrameCache::depth;
+    for (std::uintptr_t& spare : c.spare) spare = 0;
   }
-  if (c.state == FrameCache::State::closed) {
+  if (c.room[k] == 0) {
     ::operator delete (memory, std::align_val_t{block_alignment});
     return;
   }
   c.head[k] = ::new (memory) FrameCache::Block{c.head[k]};
-  ++c.count[k];
+  --c.room[k];
 }
 
 /// The cache class of a block of `bytes` aligned to `alignment` (192 << class bytes), or
@@ -503,6 +520,16 @@ inline std::uint32_t cache_class(std::size_t bytes, std::size_t alignment) noexc
   return no_cache_class;
 }
 
+/// A block of cache class `k` from the cache `c`, or nullptr if it holds none.
+inline void* take_cached_block(FrameCache& c, std::uint32_t k) noexcept {
+  FrameCache::Block* const b = c.head[k];
+  if (b != nullptr) [[likely]] {
+    c.head[k] = b->next;
+    ++c.room[k];
+  }
+  return b;
+}
+
 /// A block of `bytes` aligned to `alignment` (at least block_alignment) for a frame whose cache
 /// class is `k` (see cache_class).
 // NOTE: this and free_block are reached only through the non-inlined builders and destroy_frames
@@ -511,16 +538,44 @@ inline std::uint32_t cache_class(std::size_t bytes, std::size_t alignment) noexc
 // clang < 16 (see after_resume in config.hpp).
 inline void* allocate_block(std::size_t bytes, std::size_t alignment, std::uint32_t k) {
   if (k != no_cache_class) {
-    FrameCache& c = frame_cache();
-    if (FrameCache::Block* b = c.head[k]) [[likely]] {
-      c.head[k] = b->next;
-      --c.count[k];
+    if (void* b = take_cached_block(frame_cache(), k)) [[likely]]
       return b;
-    }
     // The whole class size, so the block can serve any frame of its class once cached.
     return ::operator new (FrameCache::smallest << k, std::align_val_t{block_alignment});
   }
   return ::operator new ((bytes + alignment - 1) & ~(alignment - 1), std::align_val_t{alignment});
+}
+
+/// Puts a block of cache class `k` (see cache_class) in the cache `c`, or deletes it when the
+/// class is full or the cache closed.
+inline void cache_block(FrameCache& c, void* memory, std::uint32_t k) noexcept {
+  if (c.room[k] != 0) [[likely]] {
+    c.head[k] = ::new (memory) FrameCache::Block{c.head[k]};
+    --c.room[k];
+  } else {
+    cache_block_without_room(c, memory, k);
+  }
+}
+
+/// A block of cache class `k` for a call window's frame (try_build_window_delta): the class's
+/// spare, else one from its list; nullptr if it has neither.
+inline void* take_window_block(FrameCache& c, std::uint32_t k) noexcept {
+  const std::uintptr_t spare = c.spare[k];
+  if (spare > FrameCache::no_spare) [[likely]] {
+    c.spare[k] = 0;
+    return reinterpret_cast<void*>(spare);
+  }
+  return take_cached_block(c, k);
+}
+
+/// Gives back a call window's block of cache class `k`: as the class's spare if it has none, else
+/// as cache_block.
+inline void give_window_block(FrameCache& c, void* memory, std::uint32_t k) noexcept {
+  if (c.spare[k] == 0) [[likely]] {
+    c.spare[k] = reinterpret_cast<std::uintptr_t>(memory);
+    return;
+  }
+  cache_block(c, memory, k);
 }
 
 /// Gives back a block from allocate_block: to this thread's cache while it has room, else to
@@ -528,16 +583,8 @@ inline void* allocate_block(std::size_t bytes, std::size_t alignment, std::uint3
 /// (ucm/detail/asio_shared.hpp).
 inline void free_cached_block(void* memory, std::size_t alignment, std::uint32_t k) noexcept {
   if (k != no_cache_class) {
-    FrameCache& c = frame_cache();
-    if (c.count[k] < FrameCache::depth) [[likely]] {
-      if (c.state == FrameCache::State::open) [[likely]] {
-        c.head[k] = ::new (memory) FrameCache::Block{c.head[k]};
-        ++c.count[k];
-      } else {
-        cache_first_block(c, memory, k);
-      }
-      return;
-    }
+    cache_block(frame_cache(), memory, k);
+    return;
   }
   // Unsized: clang does not declare sized deallocation without -fsized-deallocation.
   ::operator delete (memory, std::align_val_t{alignment});
@@ -1178,21 +1225,38 @@ inline FrameData* build_frame(const FrameData* base, Binding* bindings, std::siz
 namespace ucm::detail {
 
 /// Where try_build_window_delta puts things: the header, the index, one entry per value, the
-/// parent, one owned value per value, then the values in order. The layout build_delta computes
-/// at run time for the same changes, up to the order of the values in their storage.
+/// parent, one owned value per value that has a destructor to run, then the values in order. The
+/// layout build_delta computes at run time for the same changes, up to the order of the values
+/// in their storage and the owned values of trivially destructible ones (whose destroy is null,
+/// which destroy_block skips).
 template <class... Ts>
 struct WindowDeltaLayout {
   static constexpr std::size_t count = sizeof...(Ts);
   static constexpr std::uint32_t slots = index_slots(count);
   static constexpr std::size_t alignment = std::max({alignof(FrameData), alignof(Ts)...});
-  static constexpr std::size_t owners_offset =
-      sizeof(FrameData) + slots * sizeof(std::uint32_t) + count * sizeof(FrameEntry);
+  static constexpr std::size_t entries_offset = sizeof(FrameData) + slots * sizeof(std::uint32_t);
+  static constexpr std::size_t owners_offset = entries_offset + count * sizeof(FrameEntry);
   // owners[] holds FrameData*: NOLINTNEXTLINE(bugprone-sizeof-expression)
   static constexpr std::size_t owned_offset = owners_offset + sizeof(FrameData*);
+  /// Each value's destructor, null for the trivially destructible.
+  static constexpr std::array<void (*)(void*) noexcept, count> destroys = {
+      destroy_function<Ts>()...};
+  /// Which values have a destructor to run (as destroys[i] != nullptr, which is not a constant
+  /// expression under the sanitizers), how many, and where each has its owned value.
+  static constexpr std::array<bool, count> has_destructor = {
+      !std::is_trivially_destructible_v<Ts>...};
+  static constexpr std::uint32_t owned_count =
+      static_cast<std::uint32_t>(std::count(has_destructor.begin(), has_destructor.end(), true));
+  static constexpr std::array<std::uint32_t, count> owned_slot = [] {
+    std::array<std::uint32_t, count> o{};
+    std::uint32_t n = 0;
+    for (std::size_t i = 0; i < count; ++i) o[i] = has_destructor[i] ? n++ : n;
+    return o;
+  }();
   /// Where each value goes, and (last) the block's size.
   static constexpr std::array<std::size_t, count + 1> offsets = [] {
     std::array<std::size_t, count + 1> o{};
-    std::size_t at = owned_offset + count * sizeof(OwnedValue);
+    std::size_t at = owned_offset + owned_count * sizeof(OwnedValue);
     std::size_t i = 0;
     ((at = align_up(at, alignof(Ts)), o[i++] = at, at += sizeof(Ts)), ...);
     o[count] = at;
@@ -1206,17 +1270,52 @@ struct WindowDeltaLayout {
       fits ? static_cast<std::uint32_t>(std::bit_width((bytes - 1) / FrameCache::smallest)) : 0;
 };
 
-/// Whether a variable appears twice in `ids`: every pair compared, unrolled.
-template <std::size_t N>
-bool repeats(const std::array<VariableId, N>& ids) noexcept {
+/// The index slot of each of `ids` in a fresh index of `Slots` slots, in order, with linear
+/// probing as index_insert: worked out in registers (a bit per slot taken) before the block is
+/// written, so that no store into the block has to be read back. False, with `at` partly
+/// written, if a variable appears twice: it would land on the slot its first appearance took,
+/// so only the ids met on a taken slot are compared with the earlier ones (rarely: ids drawn
+/// together differ in their low bits).
+template <std::uint32_t Slots, std::size_t N>
+[[gnu::always_inline]] inline bool place_in_index(const std::array<VariableId, N>& ids,
+                                                  std::array<std::uint32_t, N>& at) noexcept {
+  static_assert(std::has_single_bit(Slots) && Slots <= 64 && N < Slots);
+  std::uint64_t taken = 0;
+  auto place = [&]<std::size_t I>() {
+    std::uint32_t slot = static_cast<std::uint32_t>(ids[I]) & (Slots - 1);
+    if (((taken >> slot) & 1) != 0) [[unlikely]] {
+      for (std::size_t j = 0; j < I; ++j) {
+        if (ids[j] == ids[I]) return false;
+      }
+      while (((taken >> slot) & 1) != 0) slot = (slot + 1) & (Slots - 1);
+    }
+    taken |= std::uint64_t{1} << slot;
+    at[I] = slot;
+    return true;
+  };
   return [&]<std::size_t... I>(std::index_sequence<I...>) {
-    // Row I: ids[I] against every later id.
-    auto row = [&]<std::size_t A, std::size_t... J>(std::index_sequence<J...>) {
-      return (static_cast<unsigned>(ids[A] == ids[A + 1 + J]) | ... | 0U);
-    };
-    return (row.template operator()<I>(std::make_index_sequence<N - 1 - I>{}) | ... | 0U) != 0;
+    return (place.template operator()<I>() && ...);
   }
   (std::make_index_sequence<N>{});
+}
+
+/// short_chain(base) for a frame: its depth and flags, neighbours in the header, read as one
+/// word and tested at once (two instructions, where two separate tests take four).
+inline bool short_chain_word(const FrameData* base) noexcept {
+  static_assert(std::endian::native == std::endian::little ||
+                std::endian::native == std::endian::big);
+  static_assert(std::has_single_bit(unsigned{max_delta_depth}));
+  static_assert(offsetof(FrameData, flags) == offsetof(FrameData, block) + 1 &&
+                offsetof(FrameData, depth) == offsetof(FrameData, block) + 2 &&
+                sizeof(FrameData::depth) == 2);
+  constexpr std::uint32_t depth_bits = 0xFFFFU & ~(std::uint32_t{max_delta_depth} - 1);
+  constexpr std::uint32_t mask = std::endian::native == std::endian::little
+                                     ? (std::uint32_t{entered_frame} << 8) | (depth_bits << 16)
+                                     : (std::uint32_t{entered_frame} << 16) | depth_bits;
+  std::uint32_t word;
+  std::memcpy(&word, reinterpret_cast<const unsigned char*>(base) + offsetof(FrameData, block),
+              sizeof(word));
+  return (word & mask) == 0;
 }
 
 /// A call window's frame setting the variables `ids` to `Ts(std::forward<Sources>(sources))...`
@@ -1227,45 +1326,52 @@ bool repeats(const std::array<VariableId, N>& ids) noexcept {
 /// cache), a frame over no frame or over a chain at its longest, a variable given twice, values
 /// too big for the cache's blocks. If a constructor throws, nothing is left behind.
 template <class... Ts, class... Sources>
-FrameData* try_build_window_delta(FrameData* base, const std::array<VariableId, sizeof...(Ts)>& ids,
-                                  Sources&&... sources) {
+[[gnu::always_inline]] inline FrameData* try_build_window_delta(
+    FrameData* base, const std::array<VariableId, sizeof...(Ts)>& ids, Sources&&... sources) {
   using L = WindowDeltaLayout<Ts...>;
   static_assert(sizeof...(Sources) == L::count);
   if constexpr (!L::fits) {
     return nullptr;
   } else {
-    if (base == nullptr || !short_chain(base)) return nullptr;
+    if (base == nullptr || !short_chain_word(base)) return nullptr;
     // A variable given twice: the later wins, which build_frame's normalization sorts out.
-    if (repeats(ids)) return nullptr;
+    std::array<std::uint32_t, L::count> at;
+    if (!place_in_index<L::slots>(ids, at)) return nullptr;
     constexpr std::uint32_t k = L::block_class;
-    FrameCache& c = frame_cache();
-    FrameCache::Block* const b = c.head[k];
-    if (b == nullptr) [[unlikely]]
+    // Inlined into a scope's constructor, which may run in a coroutine body after a resumption.
+    FrameCache& c = after_resume<&frame_cache>();
+    auto* const block = static_cast<unsigned char*>(take_window_block(c, k));
+    if (block == nullptr) [[unlikely]]
       return nullptr;
-    c.head[k] = b->next;
-    --c.count[k];
-    auto* const block = reinterpret_cast<unsigned char*>(b);
-    constexpr void (*destroys[])(void*) noexcept = {destroy_function<Ts>()...};
-    std::size_t constructed = 0;
-    try {
+    constexpr auto destroys = L::destroys;
+    if constexpr ((std::is_nothrow_constructible_v<Ts, Sources&&> && ...)) {
+      // No handler to set up: the whole build can be inlined into the window.
       [&]<std::size_t... I>(std::index_sequence<I...>) {
-        ((::new (block + L::offsets[I]) Ts(std::forward<Sources>(sources)), ++constructed), ...);
+        (::new (block + L::offsets[I]) Ts(std::forward<Sources>(sources)), ...);
       }
       (std::index_sequence_for<Ts...>{});
-    } catch (...) {
-      while (constructed-- > 0) {
-        if (destroys[constructed] != nullptr)
-          destroys[constructed](block + L::offsets[constructed]);
+    } else {
+      std::size_t constructed = 0;
+      try {
+        [&]<std::size_t... I>(std::index_sequence<I...>) {
+          ((::new (block + L::offsets[I]) Ts(std::forward<Sources>(sources)), ++constructed), ...);
+        }
+        (std::index_sequence_for<Ts...>{});
+      } catch (...) {
+        while (constructed-- > 0) {
+          if (destroys[constructed] != nullptr)
+            destroys[constructed](block + L::offsets[constructed]);
+        }
+        free_cached_block(block, block_alignment, k);
+        throw;
       }
-      free_cached_block(block, block_alignment, k);
-      throw;
     }
     auto* const f = ::new (block) FrameData;
     f->refs.store(1, std::memory_order_relaxed);
     f->holds.store(1, std::memory_order_relaxed);
     f->size = static_cast<std::uint32_t>(L::count);
     f->owner_count = 1;
-    f->owned_count = static_cast<std::uint32_t>(L::count);
+    f->owned_count = L::owned_count;
     f->mask = L::slots - 1;
     f->serial = next_serial(c);
     f->owners = reinterpret_cast<FrameData**>(block + L::owners_offset);
@@ -1277,27 +1383,24 @@ FrameData* try_build_window_delta(FrameData* base, const std::array<VariableId, 
     f->depth = static_cast<std::uint16_t>(base->depth + 1);
     // Stored directly (an index built elsewhere and copied in would stall on store forwarding).
     std::uint32_t* const index = f->index();
-    if constexpr (L::count == 1) {
-      // Entry 1 in the id's slot of 4, 0 elsewhere: two 8-byte stores.
-      static_assert(L::slots == 4);
-      const std::uint32_t slot = static_cast<std::uint32_t>(ids[0]) & 3;
-      constexpr std::uint32_t high_first = std::endian::native == std::endian::big ? 1 : 0;
-      const std::uint64_t word = std::uint64_t{1} << (32 * ((slot & 1) ^ high_first));
-      const std::uint64_t low = slot < 2 ? word : 0;
-      const std::uint64_t high = slot < 2 ? 0 : word;
-      std::memcpy(index, &low, sizeof(low));
-      std::memcpy(index + 2, &high, sizeof(high));
-    } else {
-      std::memset(index, 0, L::slots * sizeof(std::uint32_t));
+    // Zeroed in 16-byte stores (one memset of it all, g++ makes a `rep stos`, microcoded), then
+    // one 4-byte store per entry: a 4-byte load of any slot is forwarded whole from one store.
+    static_assert(L::slots % 4 == 0);
+    [&]<std::size_t... C>(std::index_sequence<C...>) {
+      (std::memset(index + 4 * C, 0, 4 * sizeof(std::uint32_t)), ...);
     }
-    FrameEntry* const entries = f->entries();
+    (std::make_index_sequence<L::slots / 4>{});
+    auto* const entries = reinterpret_cast<FrameEntry*>(block + L::entries_offset);
     // Unrolled over the values (a fold, not a loop: -O2 does not unroll loops).
     [&]<std::size_t... I>(std::index_sequence<I...>) {
-      if constexpr (L::count > 1) {
-        (index_insert(index, L::slots - 1, ids[I], static_cast<std::uint32_t>(I)), ...);
-      }
+      ((index[at[I]] = static_cast<std::uint32_t>(I) + 1), ...);
       ((entries[I] = FrameEntry{ids[I], block + L::offsets[I], f}), ...);
-      ((f->owned[I] = OwnedValue{block + L::offsets[I], destroys[I]}), ...);
+      // Owned values only for the values with a destructor.
+      auto own = [&]<std::size_t J>() {
+        if constexpr (L::has_destructor[J])
+          f->owned[L::owned_slot[J]] = OwnedValue{block + L::offsets[J], L::destroys[J]};
+      };
+      (own.template operator()<I>(), ...);
     }
     (std::index_sequence_for<Ts...>{});
     f->owners[0] = base;
@@ -1308,12 +1411,17 @@ FrameData* try_build_window_delta(FrameData* base, const std::array<VariableId, 
 /// A call window's frame for one variable set to `T(std::forward<V>(value))` over `base`: see
 /// try_build_window_delta, and build_frame where that does not apply.
 template <class T, class V>
-FrameData* build_window_delta(FrameData* base, VariableId id, V&& value) {
+[[gnu::noinline]] FrameData* build_window_frame(FrameData* base, VariableId id, V&& value) {
+  Binding binding = forward_binding<T>(id, std::forward<V>(value));
+  return build_frame(base, &binding, 1, true);
+}
+template <class T, class V>
+[[gnu::always_inline]] inline FrameData* build_window_delta(FrameData* base, VariableId id,
+                                                            V&& value) {
   if (FrameData* f = try_build_window_delta<T>(base, {id}, std::forward<V>(value))) [[likely]] {
     return f;
   }
-  Binding binding = forward_binding<T>(id, std::forward<V>(value));
-  return build_frame(base, &binding, 1, true);
+  return build_window_frame<T>(base, id, std::forward<V>(value));
 }
 
 /// Releases a window's own frame. The common case, a frame built for the window that nothing
@@ -1332,21 +1440,33 @@ inline void release_window_frame(FrameData* f) noexcept {
   release(f);
 }
 
-/// release_window_frame for a window's frame that may be try_build_window_delta<Ts...>'s: the
-/// common case destroys the values directly, by type, in reverse order.
+/// release_window_frame for a window's frame that may be try_build_window_delta<Ts...>'s (never
+/// null: it binds at least one value): the common case destroys the values directly, by type, in
+/// reverse order.
 template <class... Ts>
 inline void release_window_delta(FrameData* f) noexcept {
-  // As release_window_frame, and typed_window: the owned values are a Ts... (and not promoted,
-  // not entered).
-  if (f != nullptr && f->flags == (borrowed_parent | typed_window) && f->owner_count == 1 &&
-      f->holds.load(std::memory_order_acquire) == 1) [[likely]] {
-    // Constants: the compiler drops the trivially destructible and calls the others directly.
-    constexpr void (*destroys[])(void*) noexcept = {destroy_function<Ts>()...};
-    for (std::size_t j = sizeof...(Ts); j-- > 0;) {
-      if (destroys[j] != nullptr) destroys[j](f->owned[j].object);
+  using L = WindowDeltaLayout<Ts...>;
+  if constexpr (L::fits) {
+    // As release_window_frame, and typed_window: built by try_build_window_delta<Ts...> (the
+    // window's frame is built for the same Ts...), so its layout and cache class are L's, it has
+    // no owner but its parent, and its owned values are a Ts...; and not promoted, not entered.
+    if (f->flags == (borrowed_parent | typed_window) &&
+        f->holds.load(std::memory_order_acquire) == 1) [[likely]] {
+      // Constants: the compiler drops the trivially destructible and calls the others directly.
+      constexpr auto destroys = L::destroys;
+      [&]<std::size_t... I>(std::index_sequence<I...>) {
+        // In reverse order, as destroy_block.
+        ((destroys[L::count - 1 - I] != nullptr
+              ? destroys[L::count - 1 - I](reinterpret_cast<unsigned char*>(f) +
+                                           L::offsets[L::count - 1 - I])
+              : void()),
+         ...);
+      }
+      (std::index_sequence_for<Ts...>{});
+      // A scope's close may run after a resumption, on another thread (see after_resume).
+      give_window_block(after_resume<&frame_cache>(), f, L::block_class);
+      return;
     }
-    free_block(f);
-    return;
   }
   release_window_frame(f);
 }
@@ -1437,7 +1557,11 @@ inline void release_returned(Returned r) noexcept {
 /// bound callable, a coroutine). They own `owned`, the frame made by `enter` in the innermost
 /// window, and `returned`, what keeps a return path's `inherited` alive; that window's exit
 /// releases both.
-struct Slots {
+///
+/// Aligned to 16 bytes, as copy_slots moves them: a 16-byte move across two cache lines (one in
+/// four, at an 8-byte offset) costs a split load or store, in the thread's slots and in every
+/// copy a window saves.
+struct alignas(16) Slots {
   FrameData* current;
   FrameData* inherited;
   FrameData* base;
@@ -1847,12 +1971,17 @@ class CallWindow {
   SavedSlots saved_;
 };
 
-/// RAII call window over a frame built for it (one reference, taken over), by
-/// try_build_window_delta<Ts...> where it could be.
+/// RAII call window on the slots `s` over a frame built for it (one reference, taken over), by
+/// try_build_window_delta<Ts...> where it could be, saving the slots in `saved`.
+///
+// NOTE: `saved` is the caller's, not a member: its address is the window's token and escapes
+// into the slots, and a member would take the window's other fields with it, which the compiler
+// must then store and reload around the call the window wraps rather than keep in registers.
 template <class... Ts>
 class ValueWindow {
  public:
-  explicit ValueWindow(FrameData* f) noexcept : slots_(slots()), frame_(f) {
+  ValueWindow(Slots& s, FrameData* f, SavedSlots& saved) noexcept
+      : slots_(s), frame_(f), saved_(saved) {
     open_call(slots_, saved_, f);
   }
   ValueWindow(const ValueWindow&) = delete;
@@ -1862,7 +1991,7 @@ class ValueWindow {
  private:
   Slots& slots_;
   FrameData* frame_;
-  SavedSlots saved_;
+  SavedSlots& saved_;
 };
 
 /// RAII continuation window over a frame someone else keeps alive.
@@ -2640,11 +2769,16 @@ class ContextVariable {
   /// Runs `fn(args...)` in a call window where this variable is `T(std::forward<V>(value))`, and
   /// returns what `fn` returns. Restores the previous frame on exit, also on exception. One
   /// allocation (the new frame, with the value stored inline).
+  // NOTE: always inlined (only the window is: `fn` is called as the compiler decides), so that
+  // the window's state stays in registers and its value is built in place. Inlined into a
+  // coroutine body, it may run after a resumption, hence slots_after_resume (see after_resume).
   template <class V, class F, class... Args>
   requires std::constructible_from<T, V&&> && std::invocable<F, Args...>
-  decltype(auto) run(V&& value, F&& fn, Args&&... args) const {
+  [[gnu::always_inline]] decltype(auto) run(V&& value, F&& fn, Args&&... args) const {
+    detail::Slots& s = detail::slots_after_resume();
+    detail::SavedSlots saved;
     detail::ValueWindow<T> window(
-        detail::build_window_delta<T>(detail::slots().current, id_, std::forward<V>(value)));
+        s, detail::build_window_delta<T>(s.current, id_, std::forward<V>(value)), saved);
     return std::invoke(std::forward<F>(fn), std::forward<Args>(args)...);
   }
 
@@ -2788,13 +2922,13 @@ namespace ucm {
 template <class T>
 class [[nodiscard]] ContextVariableScope {
  public:
+  // NOTE: always inlined, as var.run's window: out of line, the call and its register saves
+  // cost a sixth of the window. Inlined into a coroutine body, it may run after a resumption,
+  // so it reaches the slots as a destructor does (see after_resume), once.
   template <class V>
-  ContextVariableScope(const ContextVariable<T>& variable,
-                       V&& value) requires std::constructible_from<T, V&&>
-      : frame_(detail::build_window_delta<T>(detail::slots().current, variable.id_,
-                                             std::forward<V>(value))) {
-    detail::open_call(detail::slots(), saved_, frame_);
-  }
+  [[gnu::always_inline]] ContextVariableScope(const ContextVariable<T>& variable,
+                                              V&& value) requires std::constructible_from<T, V&&>
+      : ContextVariableScope(detail::slots_after_resume(), variable, std::forward<V>(value)) {}
   ContextVariableScope(const ContextVariableScope&) = delete;
   ContextVariableScope& operator=(const ContextVariableScope&) = delete;
   ~ContextVariableScope() {
@@ -2803,6 +2937,13 @@ class [[nodiscard]] ContextVariableScope {
   }
 
  private:
+  template <class V>
+  [[gnu::always_inline]] ContextVariableScope(detail::Slots& s, const ContextVariable<T>& variable,
+                                              V&& value)
+      : frame_(detail::build_window_delta<T>(s.current, variable.id_, std::forward<V>(value))) {
+    detail::open_call(s, saved_, frame_);
+  }
+
   detail::FrameData* frame_;
   detail::SavedSlots saved_;
 };
@@ -2869,7 +3010,7 @@ namespace ucm {
 namespace detail {
 template <class T>
 struct PendingValue {
-  const ContextVariable<T>* variable;
+  VariableId id;  // the variable's: all a frame needs of it
   T value;
 };
 
@@ -2895,7 +3036,8 @@ class [[nodiscard]] With {
     return std::apply(
         [&](detail::PendingValue<Ts>&... pending) {
           return With<Ts..., U>(std::move(pending)...,
-                                detail::PendingValue<U>{&variable, U(std::forward<V>(value))});
+                                detail::PendingValue<U>{detail::VariableAccess::id(variable),
+                                                        U(std::forward<V>(value))});
         },
         pending_);
   }
@@ -2911,16 +3053,21 @@ class [[nodiscard]] With {
   }
 
   /// Runs `fn(args...)` in one call window with every binding set; returns what `fn` returns.
+  /// Always inlined, as ContextVariable::run.
   template <class F, class... Args>
   requires std::invocable<F, Args...>
-  decltype(auto) run(F&& fn, Args&&... args) && {
-    detail::ValueWindow<Ts...> window(window_frame(std::true_type{}));
+  [[gnu::always_inline]] decltype(auto) run(F&& fn, Args&&... args) && {
+    detail::Slots& s = detail::slots_after_resume();  // see ContextVariable::run
+    detail::SavedSlots saved;
+    detail::ValueWindow<Ts...> window(s, window_frame(s.current, std::true_type{}), saved);
     return std::invoke(std::forward<F>(fn), std::forward<Args>(args)...);
   }
   template <class F, class... Args>
   requires std::invocable<F, Args...> && detail::all_copy_constructible<Ts...>
-  decltype(auto) run(F&& fn, Args&&... args) const& {
-    detail::ValueWindow<Ts...> window(window_frame(std::false_type{}));
+  [[gnu::always_inline]] decltype(auto) run(F&& fn, Args&&... args) const& {
+    detail::Slots& s = detail::slots_after_resume();
+    detail::SavedSlots saved;
+    detail::ValueWindow<Ts...> window(s, window_frame(s.current, std::false_type{}), saved);
     return std::invoke(std::forward<F>(fn), std::forward<Args>(args)...);
   }
 
@@ -2934,15 +3081,14 @@ class [[nodiscard]] With {
   template <class... Us>
   friend class With;
 
-  /// The frame of a call window setting every binding: built inline when it can be (see
-  /// detail::try_build_window_delta), else by build.
+  /// The frame of a call window over `base` setting every binding: built inline when it can be
+  /// (see detail::try_build_window_delta), else by build.
   template <bool Move>
-  detail::FrameData* window_frame(std::bool_constant<Move> move) const {
-    detail::FrameData* const base = detail::slots().current;
+  detail::FrameData* window_frame(detail::FrameData* base, std::bool_constant<Move> move) const {
     detail::FrameData* const f = std::apply(
         [&](const detail::PendingValue<Ts>&... pending) {
-          return detail::try_build_window_delta<Ts...>(
-              base, {detail::VariableAccess::id(*pending.variable)...}, source<Move>(pending)...);
+          return detail::try_build_window_delta<Ts...>(base, {pending.id...},
+                                                       source<Move>(pending)...);
         },
         pending_);
     return f != nullptr ? f : build(base, move, true);
@@ -2975,7 +3121,7 @@ class [[nodiscard]] With {
 
   template <bool Move, class T>
   static detail::Binding binding_for(const detail::PendingValue<T>& pending) noexcept {
-    const detail::VariableId id = detail::VariableAccess::id(*pending.variable);
+    const detail::VariableId id = pending.id;
     // Moving out of a `const&` view of our own tuple is fine: this path is reached only through
     // an rvalue-qualified member, which consumes the set.
     if constexpr (Move) {
@@ -2992,7 +3138,8 @@ class [[nodiscard]] With {
 template <class T, class V>
 requires std::constructible_from<T, V&&> && std::move_constructible<T>
 [[nodiscard]] With<T> with(const ContextVariable<T>& variable, V&& value) {
-  return With<T>(detail::PendingValue<T>{&variable, T(std::forward<V>(value))});
+  return With<T>(
+      detail::PendingValue<T>{detail::VariableAccess::id(variable), T(std::forward<V>(value))});
 }
 
 }  // namespace ucm

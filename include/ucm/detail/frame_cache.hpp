@@ -38,10 +38,12 @@ namespace ucm::detail {
 /// may be freed on a different thread than the one that allocated it: it then joins the freeing
 /// thread's cache (it is plain operator new memory, so any thread may reuse or delete it), and a
 /// thread that only frees sends what its cache cannot hold back to operator delete. At most
-/// `depth` blocks per class stay cached; a thread's cache is emptied when the thread exits.
+/// `depth` blocks per class stay cached, plus a spare for call windows (see take_window_block);
+/// a thread's cache is emptied when the thread exits.
 /// Trivially destructible and constant-initialised: reaching it is a plain TLS access.
 struct FrameCache {
   static constexpr std::uint32_t class_count = 4;
+  static constexpr std::uintptr_t no_spare = 1;
   static constexpr std::size_t smallest = 192;  // a delta with one value of up to 64 bytes
   static constexpr std::size_t largest = smallest << (class_count - 1);
   static constexpr std::uint32_t depth = 16;
@@ -55,7 +57,14 @@ struct FrameCache {
     closed,        // the thread is exiting: blocks go straight back to operator delete
   };
   Block* head[class_count] = {};
-  std::uint32_t count[class_count] = {};
+  /// How many more blocks each class may take: `depth` less those it holds while the cache is
+  /// open, and 0 before (see cache_block_without_room) and after (closed), so that putting a block
+  /// back tests one number.
+  std::uint32_t room[class_count] = {};
+  /// Each class's spare block, which call windows take first and give back first: the block's
+  /// address, 0 for none, or no_spare while the cache is not open (before its first block, and
+  /// once the thread is exiting), so that taking it and giving it back test one word each.
+  std::uintptr_t spare[class_count] = {no_spare, no_spare, no_spare, no_spare};
   State state = State::unregistered;
   std::uint64_t next_serial = 0;  // this thread's block of frame serials (see next_serial)
   std::uint64_t end_serial = 0;
@@ -106,7 +115,12 @@ inline void trim_frame_cache() noexcept {
       c.head[k] = b->next;
       ::operator delete (static_cast<void*>(b), std::align_val_t{block_alignment});
     }
-    c.count[k] = 0;
+    if (c.spare[k] > FrameCache::no_spare) {
+      ::operator delete (reinterpret_cast<void*>(c.spare[k]), std::align_val_t{block_alignment});
+    }
+    const bool open = c.state == FrameCache::State::open;
+    c.room[k] = open ? FrameCache::depth : 0;
+    c.spare[k] = open ? 0 : FrameCache::no_spare;
   }
 }
 
@@ -122,21 +136,24 @@ struct FrameCacheExit {
   }
 };
 
-/// The first block this thread caches: register the drain at thread exit, then cache it. Once the
-/// thread is exiting, blocks are deleted instead.
-[[gnu::cold, gnu::noinline]] inline void cache_first_block(FrameCache& c, void* memory,
-                                                           std::uint32_t k) noexcept {
+/// A block for class `k` of a cache without room for it: the first block this thread caches
+/// (register the drain at thread exit, open the cache, then cache it), or one for a full class
+/// or a cache closed because the thread is exiting (delete it).
+[[gnu::cold, gnu::noinline]] inline void cache_block_without_room(FrameCache& c, void* memory,
+                                                                  std::uint32_t k) noexcept {
   if (c.state == FrameCache::State::unregistered) {
     static thread_local FrameCacheExit on_exit;  // constructing it registers its destructor
     (void)&on_exit;
     c.state = FrameCache::State::open;
+    for (std::uint32_t& room : c.room) room = FrameCache::depth;
+    for (std::uintptr_t& spare : c.spare) spare = 0;
   }
-  if (c.state == FrameCache::State::closed) {
+  if (c.room[k] == 0) {
     ::operator delete (memory, std::align_val_t{block_alignment});
     return;
   }
   c.head[k] = ::new (memory) FrameCache::Block{c.head[k]};
-  ++c.count[k];
+  --c.room[k];
 }
 
 /// The cache class of a block of `bytes` aligned to `alignment` (192 << class bytes), or
@@ -155,6 +172,16 @@ inline std::uint32_t cache_class(std::size_t bytes, std::size_t alignment) noexc
   return no_cache_class;
 }
 
+/// A block of cache class `k` from the cache `c`, or nullptr if it holds none.
+inline void* take_cached_block(FrameCache& c, std::uint32_t k) noexcept {
+  FrameCache::Block* const b = c.head[k];
+  if (b != nullptr) [[likely]] {
+    c.head[k] = b->next;
+    ++c.room[k];
+  }
+  return b;
+}
+
 /// A block of `bytes` aligned to `alignment` (at least block_alignment) for a frame whose cache
 /// class is `k` (see cache_class).
 // NOTE: this and free_block are reached only through the non-inlined builders and destroy_frames
@@ -163,16 +190,44 @@ inline std::uint32_t cache_class(std::size_t bytes, std::size_t alignment) noexc
 // clang < 16 (see after_resume in config.hpp).
 inline void* allocate_block(std::size_t bytes, std::size_t alignment, std::uint32_t k) {
   if (k != no_cache_class) {
-    FrameCache& c = frame_cache();
-    if (FrameCache::Block* b = c.head[k]) [[likely]] {
-      c.head[k] = b->next;
-      --c.count[k];
+    if (void* b = take_cached_block(frame_cache(), k)) [[likely]]
       return b;
-    }
     // The whole class size, so the block can serve any frame of its class once cached.
     return ::operator new (FrameCache::smallest << k, std::align_val_t{block_alignment});
   }
   return ::operator new ((bytes + alignment - 1) & ~(alignment - 1), std::align_val_t{alignment});
+}
+
+/// Puts a block of cache class `k` (see cache_class) in the cache `c`, or deletes it when the
+/// class is full or the cache closed.
+inline void cache_block(FrameCache& c, void* memory, std::uint32_t k) noexcept {
+  if (c.room[k] != 0) [[likely]] {
+    c.head[k] = ::new (memory) FrameCache::Block{c.head[k]};
+    --c.room[k];
+  } else {
+    cache_block_without_room(c, memory, k);
+  }
+}
+
+/// A block of cache class `k` for a call window's frame (try_build_window_delta): the class's
+/// spare, else one from its list; nullptr if it has neither.
+inline void* take_window_block(FrameCache& c, std::uint32_t k) noexcept {
+  const std::uintptr_t spare = c.spare[k];
+  if (spare > FrameCache::no_spare) [[likely]] {
+    c.spare[k] = 0;
+    return reinterpret_cast<void*>(spare);
+  }
+  return take_cached_block(c, k);
+}
+
+/// Gives back a call window's block of cache class `k`: as the class's spare if it has none, else
+/// as cache_block.
+inline void give_window_block(FrameCache& c, void* memory, std::uint32_t k) noexcept {
+  if (c.spare[k] == 0) [[likely]] {
+    c.spare[k] = reinterpret_cast<std::uintptr_t>(memory);
+    return;
+  }
+  cache_block(c, memory, k);
 }
 
 /// Gives back a block from allocate_block: to this thread's cache while it has room, else to
@@ -180,16 +235,8 @@ inline void* allocate_block(std::size_t bytes, std::size_t alignment, std::uint3
 /// (ucm/detail/asio_shared.hpp).
 inline void free_cached_block(void* memory, std::size_t alignment, std::uint32_t k) noexcept {
   if (k != no_cache_class) {
-    FrameCache& c = frame_cache();
-    if (c.count[k] < FrameCache::depth) [[likely]] {
-      if (c.state == FrameCache::State::open) [[likely]] {
-        c.head[k] = ::new (memory) FrameCache::Block{c.head[k]};
-        ++c.count[k];
-      } else {
-        cache_first_block(c, memory, k);
-      }
-      return;
-    }
+    cache_block(frame_cache(), memory, k);
+    return;
   }
   // Unsized: clang does not declare sized deallocation without -fsized-deallocation.
   ::operator delete (memory, std::align_val_t{alignment});

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <cstring>
 #include <new>
+#include <type_traits>
 #include <utility>
 
 #include "ucm/detail/frame_build.hpp"
@@ -21,21 +22,38 @@
 namespace ucm::detail {
 
 /// Where try_build_window_delta puts things: the header, the index, one entry per value, the
-/// parent, one owned value per value, then the values in order. The layout build_delta computes
-/// at run time for the same changes, up to the order of the values in their storage.
+/// parent, one owned value per value that has a destructor to run, then the values in order. The
+/// layout build_delta computes at run time for the same changes, up to the order of the values
+/// in their storage and the owned values of trivially destructible ones (whose destroy is null,
+/// which destroy_block skips).
 template <class... Ts>
 struct WindowDeltaLayout {
   static constexpr std::size_t count = sizeof...(Ts);
   static constexpr std::uint32_t slots = index_slots(count);
   static constexpr std::size_t alignment = std::max({alignof(FrameData), alignof(Ts)...});
-  static constexpr std::size_t owners_offset =
-      sizeof(FrameData) + slots * sizeof(std::uint32_t) + count * sizeof(FrameEntry);
+  static constexpr std::size_t entries_offset = sizeof(FrameData) + slots * sizeof(std::uint32_t);
+  static constexpr std::size_t owners_offset = entries_offset + count * sizeof(FrameEntry);
   // owners[] holds FrameData*: NOLINTNEXTLINE(bugprone-sizeof-expression)
   static constexpr std::size_t owned_offset = owners_offset + sizeof(FrameData*);
+  /// Each value's destructor, null for the trivially destructible.
+  static constexpr std::array<void (*)(void*) noexcept, count> destroys = {
+      destroy_function<Ts>()...};
+  /// Which values have a destructor to run (as destroys[i] != nullptr, which is not a constant
+  /// expression under the sanitizers), how many, and where each has its owned value.
+  static constexpr std::array<bool, count> has_destructor = {
+      !std::is_trivially_destructible_v<Ts>...};
+  static constexpr std::uint32_t owned_count =
+      static_cast<std::uint32_t>(std::count(has_destructor.begin(), has_destructor.end(), true));
+  static constexpr std::array<std::uint32_t, count> owned_slot = [] {
+    std::array<std::uint32_t, count> o{};
+    std::uint32_t n = 0;
+    for (std::size_t i = 0; i < count; ++i) o[i] = has_destructor[i] ? n++ : n;
+    return o;
+  }();
   /// Where each value goes, and (last) the block's size.
   static constexpr std::array<std::size_t, count + 1> offsets = [] {
     std::array<std::size_t, count + 1> o{};
-    std::size_t at = owned_offset + count * sizeof(OwnedValue);
+    std::size_t at = owned_offset + owned_count * sizeof(OwnedValue);
     std::size_t i = 0;
     ((at = align_up(at, alignof(Ts)), o[i++] = at, at += sizeof(Ts)), ...);
     o[count] = at;
@@ -49,17 +67,52 @@ struct WindowDeltaLayout {
       fits ? static_cast<std::uint32_t>(std::bit_width((bytes - 1) / FrameCache::smallest)) : 0;
 };
 
-/// Whether a variable appears twice in `ids`: every pair compared, unrolled.
-template <std::size_t N>
-bool repeats(const std::array<VariableId, N>& ids) noexcept {
+/// The index slot of each of `ids` in a fresh index of `Slots` slots, in order, with linear
+/// probing as index_insert: worked out in registers (a bit per slot taken) before the block is
+/// written, so that no store into the block has to be read back. False, with `at` partly
+/// written, if a variable appears twice: it would land on the slot its first appearance took,
+/// so only the ids met on a taken slot are compared with the earlier ones (rarely: ids drawn
+/// together differ in their low bits).
+template <std::uint32_t Slots, std::size_t N>
+[[gnu::always_inline]] inline bool place_in_index(const std::array<VariableId, N>& ids,
+                                                  std::array<std::uint32_t, N>& at) noexcept {
+  static_assert(std::has_single_bit(Slots) && Slots <= 64 && N < Slots);
+  std::uint64_t taken = 0;
+  auto place = [&]<std::size_t I>() {
+    std::uint32_t slot = static_cast<std::uint32_t>(ids[I]) & (Slots - 1);
+    if (((taken >> slot) & 1) != 0) [[unlikely]] {
+      for (std::size_t j = 0; j < I; ++j) {
+        if (ids[j] == ids[I]) return false;
+      }
+      while (((taken >> slot) & 1) != 0) slot = (slot + 1) & (Slots - 1);
+    }
+    taken |= std::uint64_t{1} << slot;
+    at[I] = slot;
+    return true;
+  };
   return [&]<std::size_t... I>(std::index_sequence<I...>) {
-    // Row I: ids[I] against every later id.
-    auto row = [&]<std::size_t A, std::size_t... J>(std::index_sequence<J...>) {
-      return (static_cast<unsigned>(ids[A] == ids[A + 1 + J]) | ... | 0U);
-    };
-    return (row.template operator()<I>(std::make_index_sequence<N - 1 - I>{}) | ... | 0U) != 0;
+    return (place.template operator()<I>() && ...);
   }
   (std::make_index_sequence<N>{});
+}
+
+/// short_chain(base) for a frame: its depth and flags, neighbours in the header, read as one
+/// word and tested at once (two instructions, where two separate tests take four).
+inline bool short_chain_word(const FrameData* base) noexcept {
+  static_assert(std::endian::native == std::endian::little ||
+                std::endian::native == std::endian::big);
+  static_assert(std::has_single_bit(unsigned{max_delta_depth}));
+  static_assert(offsetof(FrameData, flags) == offsetof(FrameData, block) + 1 &&
+                offsetof(FrameData, depth) == offsetof(FrameData, block) + 2 &&
+                sizeof(FrameData::depth) == 2);
+  constexpr std::uint32_t depth_bits = 0xFFFFU & ~(std::uint32_t{max_delta_depth} - 1);
+  constexpr std::uint32_t mask = std::endian::native == std::endian::little
+                                     ? (std::uint32_t{entered_frame} << 8) | (depth_bits << 16)
+                                     : (std::uint32_t{entered_frame} << 16) | depth_bits;
+  std::uint32_t word;
+  std::memcpy(&word, reinterpret_cast<const unsigned char*>(base) + offsetof(FrameData, block),
+              sizeof(word));
+  return (word & mask) == 0;
 }
 
 /// A call window's frame setting the variables `ids` to `Ts(std::forward<Sources>(sources))...`
@@ -70,45 +123,52 @@ bool repeats(const std::array<VariableId, N>& ids) noexcept {
 /// cache), a frame over no frame or over a chain at its longest, a variable given twice, values
 /// too big for the cache's blocks. If a constructor throws, nothing is left behind.
 template <class... Ts, class... Sources>
-FrameData* try_build_window_delta(FrameData* base, const std::array<VariableId, sizeof...(Ts)>& ids,
-                                  Sources&&... sources) {
+[[gnu::always_inline]] inline FrameData* try_build_window_delta(
+    FrameData* base, const std::array<VariableId, sizeof...(Ts)>& ids, Sources&&... sources) {
   using L = WindowDeltaLayout<Ts...>;
   static_assert(sizeof...(Sources) == L::count);
   if constexpr (!L::fits) {
     return nullptr;
   } else {
-    if (base == nullptr || !short_chain(base)) return nullptr;
+    if (base == nullptr || !short_chain_word(base)) return nullptr;
     // A variable given twice: the later wins, which build_frame's normalization sorts out.
-    if (repeats(ids)) return nullptr;
+    std::array<std::uint32_t, L::count> at;
+    if (!place_in_index<L::slots>(ids, at)) return nullptr;
     constexpr std::uint32_t k = L::block_class;
-    FrameCache& c = frame_cache();
-    FrameCache::Block* const b = c.head[k];
-    if (b == nullptr) [[unlikely]]
+    // Inlined into a scope's constructor, which may run in a coroutine body after a resumption.
+    FrameCache& c = after_resume<&frame_cache>();
+    auto* const block = static_cast<unsigned char*>(take_window_block(c, k));
+    if (block == nullptr) [[unlikely]]
       return nullptr;
-    c.head[k] = b->next;
-    --c.count[k];
-    auto* const block = reinterpret_cast<unsigned char*>(b);
-    constexpr void (*destroys[])(void*) noexcept = {destroy_function<Ts>()...};
-    std::size_t constructed = 0;
-    try {
+    constexpr auto destroys = L::destroys;
+    if constexpr ((std::is_nothrow_constructible_v<Ts, Sources&&> && ...)) {
+      // No handler to set up: the whole build can be inlined into the window.
       [&]<std::size_t... I>(std::index_sequence<I...>) {
-        ((::new (block + L::offsets[I]) Ts(std::forward<Sources>(sources)), ++constructed), ...);
+        (::new (block + L::offsets[I]) Ts(std::forward<Sources>(sources)), ...);
       }
       (std::index_sequence_for<Ts...>{});
-    } catch (...) {
-      while (constructed-- > 0) {
-        if (destroys[constructed] != nullptr)
-          destroys[constructed](block + L::offsets[constructed]);
+    } else {
+      std::size_t constructed = 0;
+      try {
+        [&]<std::size_t... I>(std::index_sequence<I...>) {
+          ((::new (block + L::offsets[I]) Ts(std::forward<Sources>(sources)), ++constructed), ...);
+        }
+        (std::index_sequence_for<Ts...>{});
+      } catch (...) {
+        while (constructed-- > 0) {
+          if (destroys[constructed] != nullptr)
+            destroys[constructed](block + L::offsets[constructed]);
+        }
+        free_cached_block(block, block_alignment, k);
+        throw;
       }
-      free_cached_block(block, block_alignment, k);
-      throw;
     }
     auto* const f = ::new (block) FrameData;
     f->refs.store(1, std::memory_order_relaxed);
     f->holds.store(1, std::memory_order_relaxed);
     f->size = static_cast<std::uint32_t>(L::count);
     f->owner_count = 1;
-    f->owned_count = static_cast<std::uint32_t>(L::count);
+    f->owned_count = L::owned_count;
     f->mask = L::slots - 1;
     f->serial = next_serial(c);
     f->owners = reinterpret_cast<FrameData**>(block + L::owners_offset);
@@ -120,27 +180,24 @@ FrameData* try_build_window_delta(FrameData* base, const std::array<VariableId, 
     f->depth = static_cast<std::uint16_t>(base->depth + 1);
     // Stored directly (an index built elsewhere and copied in would stall on store forwarding).
     std::uint32_t* const index = f->index();
-    if constexpr (L::count == 1) {
-      // Entry 1 in the id's slot of 4, 0 elsewhere: two 8-byte stores.
-      static_assert(L::slots == 4);
-      const std::uint32_t slot = static_cast<std::uint32_t>(ids[0]) & 3;
-      constexpr std::uint32_t high_first = std::endian::native == std::endian::big ? 1 : 0;
-      const std::uint64_t word = std::uint64_t{1} << (32 * ((slot & 1) ^ high_first));
-      const std::uint64_t low = slot < 2 ? word : 0;
-      const std::uint64_t high = slot < 2 ? 0 : word;
-      std::memcpy(index, &low, sizeof(low));
-      std::memcpy(index + 2, &high, sizeof(high));
-    } else {
-      std::memset(index, 0, L::slots * sizeof(std::uint32_t));
+    // Zeroed in 16-byte stores (one memset of it all, g++ makes a `rep stos`, microcoded), then
+    // one 4-byte store per entry: a 4-byte load of any slot is forwarded whole from one store.
+    static_assert(L::slots % 4 == 0);
+    [&]<std::size_t... C>(std::index_sequence<C...>) {
+      (std::memset(index + 4 * C, 0, 4 * sizeof(std::uint32_t)), ...);
     }
-    FrameEntry* const entries = f->entries();
+    (std::make_index_sequence<L::slots / 4>{});
+    auto* const entries = reinterpret_cast<FrameEntry*>(block + L::entries_offset);
     // Unrolled over the values (a fold, not a loop: -O2 does not unroll loops).
     [&]<std::size_t... I>(std::index_sequence<I...>) {
-      if constexpr (L::count > 1) {
-        (index_insert(index, L::slots - 1, ids[I], static_cast<std::uint32_t>(I)), ...);
-      }
+      ((index[at[I]] = static_cast<std::uint32_t>(I) + 1), ...);
       ((entries[I] = FrameEntry{ids[I], block + L::offsets[I], f}), ...);
-      ((f->owned[I] = OwnedValue{block + L::offsets[I], destroys[I]}), ...);
+      // Owned values only for the values with a destructor.
+      auto own = [&]<std::size_t J>() {
+        if constexpr (L::has_destructor[J])
+          f->owned[L::owned_slot[J]] = OwnedValue{block + L::offsets[J], L::destroys[J]};
+      };
+      (own.template operator()<I>(), ...);
     }
     (std::index_sequence_for<Ts...>{});
     f->owners[0] = base;
@@ -151,12 +208,17 @@ FrameData* try_build_window_delta(FrameData* base, const std::array<VariableId, 
 /// A call window's frame for one variable set to `T(std::forward<V>(value))` over `base`: see
 /// try_build_window_delta, and build_frame where that does not apply.
 template <class T, class V>
-FrameData* build_window_delta(FrameData* base, VariableId id, V&& value) {
+[[gnu::noinline]] FrameData* build_window_frame(FrameData* base, VariableId id, V&& value) {
+  Binding binding = forward_binding<T>(id, std::forward<V>(value));
+  return build_frame(base, &binding, 1, true);
+}
+template <class T, class V>
+[[gnu::always_inline]] inline FrameData* build_window_delta(FrameData* base, VariableId id,
+                                                            V&& value) {
   if (FrameData* f = try_build_window_delta<T>(base, {id}, std::forward<V>(value))) [[likely]] {
     return f;
   }
-  Binding binding = forward_binding<T>(id, std::forward<V>(value));
-  return build_frame(base, &binding, 1, true);
+  return build_window_frame<T>(base, id, std::forward<V>(value));
 }
 
 /// Releases a window's own frame. The common case, a frame built for the window that nothing
@@ -175,21 +237,33 @@ inline void release_window_frame(FrameData* f) noexcept {
   release(f);
 }
 
-/// release_window_frame for a window's frame that may be try_build_window_delta<Ts...>'s: the
-/// common case destroys the values directly, by type, in reverse order.
+/// release_window_frame for a window's frame that may be try_build_window_delta<Ts...>'s (never
+/// null: it binds at least one value): the common case destroys the values directly, by type, in
+/// reverse order.
 template <class... Ts>
 inline void release_window_delta(FrameData* f) noexcept {
-  // As release_window_frame, and typed_window: the owned values are a Ts... (and not promoted,
-  // not entered).
-  if (f != nullptr && f->flags == (borrowed_parent | typed_window) && f->owner_count == 1 &&
-      f->holds.load(std::memory_order_acquire) == 1) [[likely]] {
-    // Constants: the compiler drops the trivially destructible and calls the others directly.
-    constexpr void (*destroys[])(void*) noexcept = {destroy_function<Ts>()...};
-    for (std::size_t j = sizeof...(Ts); j-- > 0;) {
-      if (destroys[j] != nullptr) destroys[j](f->owned[j].object);
+  using L = WindowDeltaLayout<Ts...>;
+  if constexpr (L::fits) {
+    // As release_window_frame, and typed_window: built by try_build_window_delta<Ts...> (the
+    // window's frame is built for the same Ts...), so its layout and cache class are L's, it has
+    // no owner but its parent, and its owned values are a Ts...; and not promoted, not entered.
+    if (f->flags == (borrowed_parent | typed_window) &&
+        f->holds.load(std::memory_order_acquire) == 1) [[likely]] {
+      // Constants: the compiler drops the trivially destructible and calls the others directly.
+      constexpr auto destroys = L::destroys;
+      [&]<std::size_t... I>(std::index_sequence<I...>) {
+        // In reverse order, as destroy_block.
+        ((destroys[L::count - 1 - I] != nullptr
+              ? destroys[L::count - 1 - I](reinterpret_cast<unsigned char*>(f) +
+                                           L::offsets[L::count - 1 - I])
+              : void()),
+         ...);
+      }
+      (std::index_sequence_for<Ts...>{});
+      // A scope's close may run after a resumption, on another thread (see after_resume).
+      give_window_block(after_resume<&frame_cache>(), f, L::block_class);
+      return;
     }
-    free_block(f);
-    return;
   }
   release_window_frame(f);
 }
