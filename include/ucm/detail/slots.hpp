@@ -302,11 +302,13 @@ inline std::uintptr_t chain_of(Slots& s) noexcept {
 /// exit, `enter`, clear): a coroutine's slots replace the thread's only while it runs on top of
 /// them, and put them back exactly, so the reserved frame is current again when they return.
 /// Giving back early is always safe: it costs the next capture one atomic increment.
+inline void settle_reservation(const FrameData* current) noexcept {
+  Reservation& r = thread_context_after_resume().reserved;
+  if (r.frame != nullptr && r.frame != current) [[unlikely]]
+    return_reservation(r);
+}
 inline void settle_reservation() noexcept {
-  ThreadContext& t = thread_context_after_resume();
-  if (t.reserved.frame != nullptr && t.reserved.frame != t.slots.current) [[unlikely]] {
-    return_reservation(t.reserved);
-  }
+  settle_reservation(thread_context_after_resume().slots.current);
 }
 
 /// Takes a reference to `f` from `r` if `r` holds `f`'s and can lend one (never its last).
@@ -433,6 +435,12 @@ inline void open_continuation(Slots& s, SavedSlots& saved, FrameData* f) noexcep
   settle_reservation();
 }
 
+/// Releases what a window's level owned (see close_window), out of line: rare.
+[[gnu::noinline]] inline void release_level(FrameData* owned, Returned returned) noexcept {
+  release(owned);
+  release_returned(returned);
+}
+
 /// Closes a window: restores the slots it saved, then releases what the window's level owned
 /// (its `enter`s, its return paths) and `own`, the window's reference to its frame (may be null).
 /// Values are destroyed only after the restore, so their destructors see the context outside the
@@ -450,10 +458,11 @@ inline void close_window(Slots& s, const SavedSlots& saved, FrameData* own,
   FrameData* const owned = s.owned;
   const Returned returned = s.returned;
   copy_slots(s, saved);
-  settle_reservation();
+  // What was just restored, read from `saved`: reading it back from `s` would wait for the
+  // stores of copy_slots to forward.
+  settle_reservation(saved.current);
   if ((reinterpret_cast<std::uintptr_t>(owned) | returned) != 0) [[unlikely]] {
-    release(owned);
-    release_returned(returned);
+    release_level(owned, returned);
   }
   Release(own);
 }
