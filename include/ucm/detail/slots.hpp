@@ -297,6 +297,13 @@ inline std::uintptr_t chain_of(Slots& s) noexcept {
 
 // ---- reserved references (ThreadContext::reserved) ----------------------------------------------
 
+/// A window token (Slots::window) marked: a frame was noted for the thread's reservation while
+/// that window was the innermost. Tokens are addresses of SavedSlots (aligned to 16) or of
+/// promises, so bit 0 is free.
+inline const void* reservation_mark(const void* window) noexcept {
+  return reinterpret_cast<const void*>(reinterpret_cast<std::uintptr_t>(window) | 1);
+}
+
 /// Gives back this thread's reserved references if their frame is no longer `current`. Called
 /// after every change of the thread's own `current` that can end a frame's time there (a window's
 /// exit, `enter`, clear): a coroutine's slots replace the thread's only while it runs on top of
@@ -344,7 +351,12 @@ inline void reserve_current(FrameData* f) noexcept {
   // (capture, enter, open windows), `f` stays alive.
   if (r.frame != nullptr) return_reservation(r);
   // Unless a destructor noted another frame, or changed `current`.
-  if (r.frame == nullptr && t.slots.current == f) r = Reservation{f, 0};
+  if (r.frame == nullptr && t.slots.current == f) {
+    r = Reservation{f, 0};
+    // The innermost window closes out of line, to settle the reservation (close_marked_window).
+    // At the top of the thread, `enter`, clear() and the thread's exit settle it.
+    if (t.slots.window != nullptr) t.slots.window = reservation_mark(t.slots.window);
+  }
 }
 
 /// A new reference to `f` for a handle copied on this thread: from the reservation if it is `f`'s.
@@ -448,19 +460,46 @@ inline void open_continuation(Slots& s, SavedSlots& saved, FrameData* f) noexcep
 /// owning it (frame.run, frame.inherit), kept alive if the window closes out of order.
 /// `Release(own)` releases the window's own frame: release_window_frame, or a variant that
 /// knows how the frame was built (release_window_delta).
+/// close_window where the slots do not name this window as the innermost: it is marked (a frame
+/// was noted for the thread's reservation while it was the innermost, see reserve_current), or
+/// it closes out of order.
+template <void (*Release)(FrameData*) noexcept>
+[[gnu::noinline]] void close_marked_window(Slots& s, const SavedSlots& saved, FrameData* own,
+                                           FrameData* borrowed) noexcept {
+  if (s.window != reservation_mark(&saved)) {
+    misordered_exit(s, saved, own, borrowed);
+    return;
+  }
+  // Before the level's values go: the reservation's references are counted among their holders.
+  // What was restored is read from `saved`: reading it back from `s` would wait for the stores
+  // of copy_slots to forward.
+  FrameData* const owned = s.owned;
+  const Returned returned = s.returned;
+  copy_slots(s, saved);
+  settle_reservation(saved.current);
+  if ((reinterpret_cast<std::uintptr_t>(owned) | returned) != 0) release_level(owned, returned);
+  Release(own);
+}
+
+/// Closes a window: restores the slots it saved, then releases what the window's level owned
+/// (its `enter`s, its return paths) and `own`, the window's reference to its frame (may be null).
+/// Values are destroyed only after the restore, so their destructors see the context outside the
+/// window, never a frame being destroyed. `borrowed` is the frame the window showed without
+/// owning it (frame.run, frame.inherit), kept alive if the window closes out of order.
+/// `Release(own)` releases the window's own frame: release_window_frame, or a variant that
+/// knows how the frame was built (release_window_delta). A window in which the thread's
+/// reservation noted a frame closes out of line, and settles the reservation (the one test on
+/// the common path is the one that catches a window closed out of order).
 template <void (*Release)(FrameData*) noexcept = release_window_frame>
 inline void close_window(Slots& s, const SavedSlots& saved, FrameData* own,
                          FrameData* borrowed) noexcept {
   if (s.window != &saved) [[unlikely]] {
-    misordered_exit(s, saved, own, borrowed);
+    close_marked_window<Release>(s, saved, own, borrowed);
     return;
   }
   FrameData* const owned = s.owned;
   const Returned returned = s.returned;
   copy_slots(s, saved);
-  // What was just restored, read from `saved`: reading it back from `s` would wait for the
-  // stores of copy_slots to forward.
-  settle_reservation(saved.current);
   if ((reinterpret_cast<std::uintptr_t>(owned) | returned) != 0) [[unlikely]] {
     release_level(owned, returned);
   }
