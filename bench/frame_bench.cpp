@@ -64,6 +64,18 @@ void frame_run(benchmark::State& state) {
 }
 BENCHMARK(frame_run);
 
+// The pattern of a handler that starts one asynchronous operation: a call window over an existing
+// frame in which the frame is captured once, the capture dropped after the window closed.
+void frame_run_capture_once(benchmark::State& state) {
+  const Context context(8);
+  for (auto _ : state) {
+    ContextFrame captured;
+    context.frame.run([&captured] { captured = ContextFrame::current(); });
+    benchmark::DoNotOptimize(captured);
+  }
+}
+BENCHMARK(frame_run_capture_once);
+
 // frame.with: a new frame with one more binding, built and dropped (no window).
 void frame_with(benchmark::State& state) {
   const Context context(static_cast<std::size_t>(state.range(0)));
