@@ -304,6 +304,16 @@ inline const void* reservation_mark(const void* window) noexcept {
   return reinterpret_cast<const void*>(reinterpret_cast<std::uintptr_t>(window) | 1);
 }
 
+/// After a settle that kept the reservation (its frame is `current` again, at the level just
+/// restored: a window over the frame that was already current, as a handler bound to a frame
+/// calling another bound to it): that level's window takes the mark, so that its own close
+/// settles in turn. At the top of the thread `enter`, clear() and the thread's exit do.
+inline void carry_reservation_mark(Slots& s) noexcept {
+  if (thread_context_after_resume().reserved.frame != nullptr && s.window != nullptr) {
+    s.window = reservation_mark(s.window);
+  }
+}
+
 /// Gives back this thread's reserved references if their frame is no longer `current`. Called
 /// after every change of the thread's own `current` that can end a frame's time there (a window's
 /// exit, `enter`, clear): a coroutine's slots replace the thread's only while it runs on top of
@@ -338,6 +348,10 @@ inline void reserve_current(FrameData* f) noexcept {
   Reservation& r = t.reserved;
   if (r.frame == f) {
     // Noted or reserved while current (so promoted then), and current since: the same frame.
+    // Promoted again all the same (a test of its flags), should a settle ever have been missed
+    // and this be another frame in the same block.
+    if ((f->flags & borrowed_parent) != 0) [[unlikely]]
+      promote(f);
     // Relaxed, as retain: the caller's window holds it.
     f->refs.fetch_add(reservation_batch + 1 - r.count, std::memory_order_relaxed);
     r.count = reservation_batch;
@@ -445,6 +459,7 @@ inline void open_continuation(Slots& s, SavedSlots& saved, FrameData* f) noexcep
         "opened in: nothing was restored, and its frames are kept until the process exits");
   }
   settle_reservation();
+  carry_reservation_mark(s);
 }
 
 /// Releases what a window's level owned (see close_window), out of line: rare.
@@ -477,6 +492,7 @@ template <void (*Release)(FrameData*) noexcept>
   const Returned returned = s.returned;
   copy_slots(s, saved);
   settle_reservation(saved.current);
+  carry_reservation_mark(s);
   if ((reinterpret_cast<std::uintptr_t>(owned) | returned) != 0) release_level(owned, returned);
   Release(own);
 }
