@@ -106,7 +106,8 @@ struct ThreadContext {
   /// captured, held in reserve so that capturing it again, copying a handle to it and dropping one
   /// on this thread cost no atomic read-modify-write (see reserve_current, take_reserved,
   /// release_handle). Given back, in one atomic decrement, as soon as that frame is no longer
-  /// `current` (settle_reservation, after every restore of the thread's slots) and at thread exit:
+  /// `current` (settle_reservation: at `enter`, clear(), a misordered close, and the close of a
+  /// window marked by reserve_current or carry_reservation_mark) and at thread exit:
   /// so a reservation never keeps a frame alive longer than the window that shows it, and a
   /// handle dropped on another thread releases its own reference there, as ever. The frame is
   /// alive while it is noted here, even with no reference reserved: it is current (or below a
@@ -315,9 +316,12 @@ inline void carry_reservation_mark(Slots& s) noexcept {
 }
 
 /// Gives back this thread's reserved references if their frame is no longer `current`. Called
-/// after every change of the thread's own `current` that can end a frame's time there (a window's
-/// exit, `enter`, clear): a coroutine's slots replace the thread's only while it runs on top of
-/// them, and put them back exactly, so the reserved frame is current again when they return.
+/// after every change of the thread's own `current` that can end a frame's time there: `enter`,
+/// clear(), a window closed out of order, and the close of the window that was innermost when the
+/// frame was noted (marked: see reservation_mark, carry_reservation_mark); other windows restore
+/// the frame that was current when they opened. A coroutine's slots replace the thread's only
+/// while it runs on top of them, and put them back exactly, so the reserved frame is current
+/// again when they return.
 /// Giving back early is always safe: it costs the next capture one atomic increment.
 inline void settle_reservation(const FrameData* current) noexcept {
   Reservation& r = thread_context_after_resume().reserved;
