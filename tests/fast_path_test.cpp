@@ -228,6 +228,37 @@ TEST_CASE("threads reusing each other's frame blocks never see a stale cached va
   CHECK_NO_FAILURES(failures);
 }
 
+TEST_CASE("frames first read by several threads at once agree on their values",
+          "[fast][cache][threads]") {
+  // A frame draws its serial (the lookup caches' key) on the first get that reads it: here on
+  // four threads at once, for a frame built by with() and for a window's frame captured before
+  // anything read it.
+  ContextVariable<int> a;
+  ContextVariable<int> b;
+  Failures failures;
+  for (int round = 0; round < 300; ++round) {
+    const ContextFrame built = ContextFrame{}.with(a, round).with(b, -round);
+    ContextFrame captured;
+    a.run(round + 1, [&] { captured = ContextFrame::current(); });
+    std::atomic<int> ready{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t) {
+      threads.emplace_back([&] {
+        ready.fetch_add(1);
+        while (ready.load() < 4) {
+        }
+        for (int i = 0; i < 3; ++i) {
+          built.run([&] { EXPECT(failures, *a.get() == round && *b.get() == -round); });
+          captured.run([&] { EXPECT(failures, *a.get() == round + 1 && b.get() == nullptr); });
+        }
+      });
+    }
+    for (auto& thread : threads) thread.join();
+    built.run([&] { EXPECT(failures, *a.get() == round && *b.get() == -round); });
+  }
+  CHECK_NO_FAILURES(failures);
+}
+
 TEST_CASE("size counts the variables a chain of deltas shows", "[fast][size]") {
   ContextVariable<int> a;
   ContextVariable<int> b;

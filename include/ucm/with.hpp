@@ -28,6 +28,16 @@ struct PendingValue {
 /// Whether every type of a set of bindings can be copied (to use the set more than once).
 template <class... Ts>
 concept all_copy_constructible = (std::copy_constructible<Ts> && ...);
+
+/// A call window's frame setting `pending` over `base` where try_build_window_delta could not
+/// build it, by build_frame. The values come by value, so that the caller's set of bindings,
+/// which the fast path reads only in registers, need not be written to memory for this rare
+/// call.
+template <class... Ts>
+[[gnu::noinline]] FrameData* build_window_fallback(FrameData* base, PendingValue<Ts>... pending) {
+  std::array<Binding, sizeof...(Ts)> bindings{move_binding<Ts>(pending.id, pending.value)...};
+  return build_frame(base, bindings.data(), bindings.size(), true);
+}
 }  // namespace detail
 
 /// A set of bindings to apply together (the RFC's `runAll`): `run`, `enter` and `frame` build
@@ -95,14 +105,21 @@ class [[nodiscard]] With {
   /// The frame of a call window over `base` setting every binding: built inline when it can be
   /// (see detail::try_build_window_delta), else by build.
   template <bool Move>
-  detail::FrameData* window_frame(detail::FrameData* base, std::bool_constant<Move> move) const {
+  detail::FrameData* window_frame(detail::FrameData* base, std::bool_constant<Move>) const {
     detail::FrameData* const f = std::apply(
         [&](const detail::PendingValue<Ts>&... pending) {
           return detail::try_build_window_delta<Ts...>(base, {pending.id...},
                                                        source<Move>(pending)...);
         },
         pending_);
-    return f != nullptr ? f : build(base, move, true);
+    if (f != nullptr) [[likely]]
+      return f;
+    return std::apply(
+        [&](const detail::PendingValue<Ts>&... pending) {
+          return detail::build_window_fallback<Ts...>(
+              base, detail::PendingValue<Ts>{pending.id, source<Move>(pending)}...);
+        },
+        pending_);
   }
 
   /// What a binding's value is constructed from: the stored value, moved from when the set is
@@ -116,10 +133,8 @@ class [[nodiscard]] With {
     }
   }
 
-  /// `window`: the frame is a call window's (see detail::borrowed_parent).
   template <bool Move>
-  detail::FrameData* build(detail::FrameData* base, std::bool_constant<Move>,
-                           bool window = false) const {
+  detail::FrameData* build(detail::FrameData* base, std::bool_constant<Move>) const {
     std::array<detail::Binding, sizeof...(Ts)> bindings;
     std::size_t i = 0;
     std::apply(
@@ -127,7 +142,7 @@ class [[nodiscard]] With {
           ((bindings[i++] = binding_for<Move>(pending)), ...);
         },
         pending_);
-    return detail::build_frame(base, bindings.data(), bindings.size(), window);
+    return detail::build_frame(base, bindings.data(), bindings.size());
   }
 
   template <bool Move, class T>

@@ -194,8 +194,10 @@ struct alignas(16) FrameData {
   std::uint32_t owner_count;         // entries of owners[] in use
   std::uint32_t owned_count;         // entries of owned[]
   std::uint32_t mask;                // index slots - 1; the slot count is a power of two
-  std::uint64_t serial;              // unique in the process, never reused (see next_serial)
-  FrameData** owners;                // a delta's parent first
+  // For the lookup caches: unique in the process, never reused (see next_serial); 0 until a
+  // lookup first needs it (see assign_serial), so a frame nobody reads draws none.
+  mutable std::atomic<std::uint64_t> serial;
+  FrameData** owners;  // a delta's parent first
   OwnedValue* owned;
   union {
     std::size_t bytes;        // size of the block asked for (a cached block may be larger):
@@ -312,7 +314,8 @@ inline std::size_t count_bound(const FrameData* f) noexcept {
 /// long as its frame lives, and no later frame can match it: nothing is ever invalidated. A hit
 /// costs the same few loads whatever the frame's shape (a chain of deltas, nested windows, a
 /// frame of 64 variables); a miss walks the frame once and remembers the answer (nullptr for no
-/// value). Trivially destructible and zero-initialised (serial 0 matches no frame).
+/// value). Trivially destructible and zero-initialised: an empty entry's id, 0, is no variable's
+/// (see next_variable_id), so it matches nothing, even a frame that has no serial yet.
 struct LookupCache {
   static constexpr std::uint32_t size = 64;
   struct Entry {
@@ -329,26 +332,6 @@ struct LookupCache {
     return entries[static_cast<std::uint32_t>(id + serial * 7) & (size - 1)];
   }
 };
-
-/// A `get()` that missed the lookup cache: walks the frame and remembers the answer in `e`.
-[[gnu::noinline]] inline const void* lookup_and_remember(const FrameData* f, VariableId id,
-                                                         LookupCache::Entry& e) noexcept {
-  const FrameEntry* found = find_entry(f, id);
-  const void* value = found == nullptr ? nullptr : found->value;
-  e = LookupCache::Entry{f->serial, id, value};
-  return value;
-}
-
-/// The value of `id` in `f` (nullptr for no value, a tombstone or no frame), through `cache`:
-/// what `get()` reads in the thread's `current` frame. A hit is a few loads whatever the frame's
-/// shape (see LookupCache); a miss finds the entry (find_entry) and remembers the answer.
-inline const void* lookup(const FrameData* f, VariableId id, LookupCache& cache) noexcept {
-  if (f == nullptr) return nullptr;
-  LookupCache::Entry& e = cache.slot(f->serial, id);
-  if (e.serial == f->serial && e.id == id) [[likely]]
-    return e.value;
-  return lookup_and_remember(f, id, e);
-}
 
 /// Records entry `entry` (holding `id`) in a hash index of `mask + 1` slots.
 inline void index_insert(std::uint32_t* index, std::uint32_t mask, VariableId id,
@@ -442,7 +425,7 @@ UCM_SHARED_STATE inline std::atomic<std::uint64_t>& frame_serials() noexcept {
 /// A frame's serial: unique in the process and never reused, unlike its block's address, so the
 /// per-thread lookup caches can remember what a frame holds under its serial and never mistake
 /// a later frame in the same block for it. A 64-bit count: it does not wrap. One atomic addition
-/// per 4,096 frames a thread builds.
+/// per 4,096 frames a thread reads (see assign_serial).
 [[gnu::noinline]] inline std::uint64_t draw_serials(FrameCache& c) noexcept {
   // Relaxed: serials only have to be unique.
   c.next_serial = frame_serials().fetch_add(serial_block, std::memory_order_relaxed);
@@ -453,6 +436,46 @@ inline std::uint64_t next_serial(FrameCache& c) noexcept {
   if (c.next_serial != c.end_serial) [[likely]]
     return c.next_serial++;
   return draw_serials(c);
+}
+
+/// A frame's serial, drawn by the first lookup that needs one (a frame that is never read, as
+/// most call windows' are not, draws none). A frame still private to the chain of windows that
+/// built it (borrowed_parent) takes it with a plain store; one that other threads may read, with
+/// a compare-and-swap, the loser taking the winner's.
+[[gnu::noinline]] inline std::uint64_t assign_serial(const FrameData* f) noexcept {
+  const std::uint64_t fresh = next_serial(frame_cache());
+  // Relaxed: a serial only has to be unique, and the same for every thread once it is set.
+  if ((f->flags & borrowed_parent) != 0) {
+    f->serial.store(fresh, std::memory_order_relaxed);
+    return fresh;
+  }
+  std::uint64_t expected = 0;
+  if (f->serial.compare_exchange_strong(expected, fresh, std::memory_order_relaxed)) return fresh;
+  return expected;
+}
+
+/// A `get()` that missed the lookup cache: walks the frame and remembers the answer in the
+/// cache, under the frame's serial (drawn now if it has none).
+[[gnu::noinline]] inline const void* lookup_and_remember(const FrameData* f, VariableId id,
+                                                         LookupCache& cache) noexcept {
+  const FrameEntry* found = find_entry(f, id);
+  const void* value = found == nullptr ? nullptr : found->value;
+  std::uint64_t serial = f->serial.load(std::memory_order_relaxed);
+  if (serial == 0) serial = assign_serial(f);
+  cache.slot(serial, id) = LookupCache::Entry{serial, id, value};
+  return value;
+}
+
+/// The value of `id` in `f` (nullptr for no value, a tombstone or no frame), through `cache`:
+/// what `get()` reads in the thread's `current` frame. A hit is a few loads whatever the frame's
+/// shape (see LookupCache); a miss finds the entry (find_entry) and remembers the answer.
+inline const void* lookup(const FrameData* f, VariableId id, LookupCache& cache) noexcept {
+  if (f == nullptr) return nullptr;
+  const std::uint64_t serial = f->serial.load(std::memory_order_relaxed);
+  const LookupCache::Entry& e = cache.slot(serial, id);
+  if (e.serial == serial && e.id == id) [[likely]]
+    return e.value;
+  return lookup_and_remember(f, id, cache);
 }
 
 /// Sends every block cached by this thread back to operator delete.
@@ -876,7 +899,7 @@ inline FrameData* new_frame_block(const FrameLayout& l, std::size_t size,
   f->owner_count = 0;
   f->owned_count = 0;
   f->mask = l.slots - 1;
-  f->serial = next_serial(frame_cache());
+  f->serial.store(0, std::memory_order_relaxed);  // drawn on first need (assign_serial)
   f->owners = reinterpret_cast<FrameData**>(block + l.owners_offset);
   f->owned = reinterpret_cast<OwnedValue*>(block + l.owned_offset);
   f->bytes = l.bytes;
@@ -1270,27 +1293,31 @@ struct WindowDeltaLayout {
       fits ? static_cast<std::uint32_t>(std::bit_width((bytes - 1) / FrameCache::smallest)) : 0;
 };
 
-/// The index slot of each of `ids` in a fresh index of `Slots` slots, in order, with linear
-/// probing as index_insert: worked out in registers (a bit per slot taken) before the block is
-/// written, so that no store into the block has to be read back. False, with `at` partly
-/// written, if a variable appears twice: it would land on the slot its first appearance took,
-/// so only the ids met on a taken slot are compared with the earlier ones (rarely: ids drawn
-/// together differ in their low bits).
+/// Writes each of `ids` into a zeroed index of `Slots` slots (entry I + 1 for ids[I]), with linear
+/// probing as index_insert: the slots taken are tracked in a register (a bit each), so no store
+/// into the index is read back, and each slot is stored as soon as it is known (nothing to keep
+/// in registers across the others). False if a variable appears twice: it would land on the slot
+/// its first appearance took, so only the ids met on a taken slot are compared with the earlier
+/// ones (rarely: ids drawn together differ in their low bits).
 template <std::uint32_t Slots, std::size_t N>
 [[gnu::always_inline]] inline bool place_in_index(const std::array<VariableId, N>& ids,
-                                                  std::array<std::uint32_t, N>& at) noexcept {
+                                                  std::uint32_t* index) noexcept {
   static_assert(std::has_single_bit(Slots) && Slots <= 64 && N < Slots);
   std::uint64_t taken = 0;
   auto place = [&]<std::size_t I>() {
     std::uint32_t slot = static_cast<std::uint32_t>(ids[I]) & (Slots - 1);
-    if (((taken >> slot) & 1) != 0) [[unlikely]] {
-      for (std::size_t j = 0; j < I; ++j) {
-        if (ids[j] == ids[I]) return false;
+    if constexpr (I > 0) {
+      if (((taken >> slot) & 1) != 0) [[unlikely]] {
+        for (std::size_t j = 0; j < I; ++j) {
+          if (ids[j] == ids[I]) return false;
+        }
+        while (((taken >> slot) & 1) != 0) slot = (slot + 1) & (Slots - 1);
       }
-      while (((taken >> slot) & 1) != 0) slot = (slot + 1) & (Slots - 1);
+      if constexpr (I + 1 < N) taken |= std::uint64_t{1} << slot;
+    } else {
+      taken = std::uint64_t{1} << slot;
     }
-    taken |= std::uint64_t{1} << slot;
-    at[I] = slot;
+    index[slot] = static_cast<std::uint32_t>(I) + 1;
     return true;
   };
   return [&]<std::size_t... I>(std::index_sequence<I...>) {
@@ -1334,15 +1361,31 @@ template <class... Ts, class... Sources>
     return nullptr;
   } else {
     if (base == nullptr || !short_chain_word(base)) return nullptr;
-    // A variable given twice: the later wins, which build_frame's normalization sorts out.
-    std::array<std::uint32_t, L::count> at;
-    if (!place_in_index<L::slots>(ids, at)) return nullptr;
     constexpr std::uint32_t k = L::block_class;
     // Inlined into a scope's constructor, which may run in a coroutine body after a resumption.
     FrameCache& c = after_resume<&frame_cache>();
     auto* const block = static_cast<unsigned char*>(take_window_block(c, k));
     if (block == nullptr) [[unlikely]]
       return nullptr;
+    // The index first, stored directly (an index built elsewhere and copied in would stall on
+    // store forwarding). Zeroed in 16-byte stores (one memset of it all, g++ makes a `rep stos`,
+    // microcoded), then one 4-byte store per entry: a 4-byte load of any slot is forwarded whole
+    // from one store.
+    auto* const index = reinterpret_cast<std::uint32_t*>(block + sizeof(FrameData));
+    static_assert(L::slots % 4 == 0);
+    [&]<std::size_t... C>(std::index_sequence<C...>) {
+      (std::memset(index + 4 * C, 0, 4 * sizeof(std::uint32_t)), ...);
+    }
+    (std::make_index_sequence<L::slots / 4>{});
+    if constexpr (L::count > 1) {
+      // A variable given twice: the later wins, which build_frame's normalization sorts out.
+      if (!place_in_index<L::slots>(ids, index)) [[unlikely]] {
+        give_window_block(c, block, k);
+        return nullptr;
+      }
+    } else {
+      place_in_index<L::slots>(ids, index);
+    }
     constexpr auto destroys = L::destroys;
     if constexpr ((std::is_nothrow_constructible_v<Ts, Sources&&> && ...)) {
       // No handler to set up: the whole build can be inlined into the window.
@@ -1373,7 +1416,7 @@ template <class... Ts, class... Sources>
     f->owner_count = 1;
     f->owned_count = L::owned_count;
     f->mask = L::slots - 1;
-    f->serial = next_serial(c);
+    f->serial.store(0, std::memory_order_relaxed);  // drawn on first need (assign_serial)
     f->owners = reinterpret_cast<FrameData**>(block + L::owners_offset);
     f->owned = reinterpret_cast<OwnedValue*>(block + L::owned_offset);
     f->bytes = L::bytes;
@@ -1381,19 +1424,9 @@ template <class... Ts, class... Sources>
     f->block = static_cast<std::uint8_t>(k);
     f->flags = borrowed_parent | typed_window;
     f->depth = static_cast<std::uint16_t>(base->depth + 1);
-    // Stored directly (an index built elsewhere and copied in would stall on store forwarding).
-    std::uint32_t* const index = f->index();
-    // Zeroed in 16-byte stores (one memset of it all, g++ makes a `rep stos`, microcoded), then
-    // one 4-byte store per entry: a 4-byte load of any slot is forwarded whole from one store.
-    static_assert(L::slots % 4 == 0);
-    [&]<std::size_t... C>(std::index_sequence<C...>) {
-      (std::memset(index + 4 * C, 0, 4 * sizeof(std::uint32_t)), ...);
-    }
-    (std::make_index_sequence<L::slots / 4>{});
     auto* const entries = reinterpret_cast<FrameEntry*>(block + L::entries_offset);
     // Unrolled over the values (a fold, not a loop: -O2 does not unroll loops).
     [&]<std::size_t... I>(std::index_sequence<I...>) {
-      ((index[at[I]] = static_cast<std::uint32_t>(I) + 1), ...);
       ((entries[I] = FrameEntry{ids[I], block + L::offsets[I], f}), ...);
       // Owned values only for the values with a destructor.
       auto own = [&]<std::size_t J>() {
@@ -1408,11 +1441,18 @@ template <class... Ts, class... Sources>
   }
 }
 
-/// A call window's frame for one variable set to `T(std::forward<V>(value))` over `base`: see
-/// try_build_window_delta, and build_frame where that does not apply.
+/// A call window's frame for one variable set to `T(std::forward<V>(value))` over `base` where
+/// try_build_window_delta could not build it, by build_frame.
 template <class T, class V>
 [[gnu::noinline]] FrameData* build_window_frame(FrameData* base, VariableId id, V&& value) {
   Binding binding = forward_binding<T>(id, std::forward<V>(value));
+  return build_frame(base, &binding, 1, true);
+}
+/// As above for a value a register can carry: it comes by value, constructed only on this rare
+/// path, so that the fast path need not put it in memory to pass its address.
+template <class T>
+[[gnu::noinline]] FrameData* build_window_frame_by_value(FrameData* base, VariableId id, T value) {
+  Binding binding = move_binding<T>(id, value);
   return build_frame(base, &binding, 1, true);
 }
 template <class T, class V>
@@ -1421,7 +1461,12 @@ template <class T, class V>
   if (FrameData* f = try_build_window_delta<T>(base, {id}, std::forward<V>(value))) [[likely]] {
     return f;
   }
-  return build_window_frame<T>(base, id, std::forward<V>(value));
+  if constexpr (std::is_trivially_copyable_v<T> && std::move_constructible<T> &&
+                sizeof(T) <= 2 * sizeof(void*)) {
+    return build_window_frame_by_value<T>(base, id, T(std::forward<V>(value)));
+  } else {
+    return build_window_frame<T>(base, id, std::forward<V>(value));
+  }
 }
 
 /// Releases a window's own frame. The common case, a frame built for the window that nothing
@@ -1584,12 +1629,15 @@ static_assert(sizeof(Slots) <= 64, "a slot swap moves one cache line");
 // that two stores must feed stalls on store forwarding, measured at a fifth of a call window).
 inline void copy_slots(Slots& to, const Slots& from) noexcept {
   static_assert(sizeof(Slots) == 64 && std::is_trivially_copyable_v<Slots>);
-  auto* const out = reinterpret_cast<unsigned char*>(&to);
-  const auto* const in = reinterpret_cast<const unsigned char*>(&from);
-  std::memcpy(out, in, 16);
-  std::memcpy(out + 16, in + 16, 16);
-  std::memcpy(out + 32, in + 32, 16);
-  std::memcpy(out + 48, in + 48, 16);
+  struct alignas(16) Chunk {
+    std::uint64_t word[2];
+  };
+  auto* const out = reinterpret_cast<Chunk*>(&to);
+  const auto* const in = reinterpret_cast<const Chunk*>(&from);
+  out[0] = in[0];
+  out[1] = in[1];
+  out[2] = in[2];
+  out[3] = in[3];
 }
 
 /// What a thread reads on every `get()` and capture: its slots, the references it keeps in
@@ -1628,7 +1676,15 @@ UCM_SHARED_STATE inline ThreadContext& thread_context() noexcept {
 inline Slots& slots() noexcept { return thread_context().slots; }
 
 /// This thread's slots, from code that can run after a coroutine resumption (see after_resume).
-inline Slots& slots_after_resume() noexcept { return after_resume<&slots>(); }
+inline Slots& slots_after_resume() noexcept {
+#if defined(__GNUC__) && !defined(__clang__)
+  Slots* s = &after_resume<&slots>();
+  asm("" : "+r"(s));
+  return *s;
+#else
+  return after_resume<&slots>();
+#endif
+}
 
 /// This thread's slots and reservation, from code that can run after a coroutine resumption.
 inline ThreadContext& thread_context_after_resume() noexcept {
@@ -3085,6 +3141,16 @@ struct PendingValue {
 /// Whether every type of a set of bindings can be copied (to use the set more than once).
 template <class... Ts>
 concept all_copy_constructible = (std::copy_constructible<Ts> && ...);
+
+/// A call window's frame setting `pending` over `base` where try_build_window_delta could not
+/// build it, by build_frame. The values come by value, so that the caller's set of bindings,
+/// which the fast path reads only in registers, need not be written to memory for this rare
+/// call.
+template <class... Ts>
+[[gnu::noinline]] FrameData* build_window_fallback(FrameData* base, PendingValue<Ts>... pending) {
+  std::array<Binding, sizeof...(Ts)> bindings{move_binding<Ts>(pending.id, pending.value)...};
+  return build_frame(base, bindings.data(), bindings.size(), true);
+}
 }  // namespace detail
 
 /// A set of bindings to apply together (the RFC's `runAll`): `run`, `enter` and `frame` build
@@ -3152,14 +3218,21 @@ class [[nodiscard]] With {
   /// The frame of a call window over `base` setting every binding: built inline when it can be
   /// (see detail::try_build_window_delta), else by build.
   template <bool Move>
-  detail::FrameData* window_frame(detail::FrameData* base, std::bool_constant<Move> move) const {
+  detail::FrameData* window_frame(detail::FrameData* base, std::bool_constant<Move>) const {
     detail::FrameData* const f = std::apply(
         [&](const detail::PendingValue<Ts>&... pending) {
           return detail::try_build_window_delta<Ts...>(base, {pending.id...},
                                                        source<Move>(pending)...);
         },
         pending_);
-    return f != nullptr ? f : build(base, move, true);
+    if (f != nullptr) [[likely]]
+      return f;
+    return std::apply(
+        [&](const detail::PendingValue<Ts>&... pending) {
+          return detail::build_window_fallback<Ts...>(
+              base, detail::PendingValue<Ts>{pending.id, source<Move>(pending)}...);
+        },
+        pending_);
   }
 
   /// What a binding's value is constructed from: the stored value, moved from when the set is
@@ -3173,10 +3246,8 @@ class [[nodiscard]] With {
     }
   }
 
-  /// `window`: the frame is a call window's (see detail::borrowed_parent).
   template <bool Move>
-  detail::FrameData* build(detail::FrameData* base, std::bool_constant<Move>,
-                           bool window = false) const {
+  detail::FrameData* build(detail::FrameData* base, std::bool_constant<Move>) const {
     std::array<detail::Binding, sizeof...(Ts)> bindings;
     std::size_t i = 0;
     std::apply(
@@ -3184,7 +3255,7 @@ class [[nodiscard]] With {
           ((bindings[i++] = binding_for<Move>(pending)), ...);
         },
         pending_);
-    return detail::build_frame(base, bindings.data(), bindings.size(), window);
+    return detail::build_frame(base, bindings.data(), bindings.size());
   }
 
   template <bool Move, class T>

@@ -94,7 +94,7 @@ UCM_SHARED_STATE inline std::atomic<std::uint64_t>& frame_serials() noexcept {
 /// A frame's serial: unique in the process and never reused, unlike its block's address, so the
 /// per-thread lookup caches can remember what a frame holds under its serial and never mistake
 /// a later frame in the same block for it. A 64-bit count: it does not wrap. One atomic addition
-/// per 4,096 frames a thread builds.
+/// per 4,096 frames a thread reads (see assign_serial).
 [[gnu::noinline]] inline std::uint64_t draw_serials(FrameCache& c) noexcept {
   // Relaxed: serials only have to be unique.
   c.next_serial = frame_serials().fetch_add(serial_block, std::memory_order_relaxed);
@@ -105,6 +105,46 @@ inline std::uint64_t next_serial(FrameCache& c) noexcept {
   if (c.next_serial != c.end_serial) [[likely]]
     return c.next_serial++;
   return draw_serials(c);
+}
+
+/// A frame's serial, drawn by the first lookup that needs one (a frame that is never read, as
+/// most call windows' are not, draws none). A frame still private to the chain of windows that
+/// built it (borrowed_parent) takes it with a plain store; one that other threads may read, with
+/// a compare-and-swap, the loser taking the winner's.
+[[gnu::noinline]] inline std::uint64_t assign_serial(const FrameData* f) noexcept {
+  const std::uint64_t fresh = next_serial(frame_cache());
+  // Relaxed: a serial only has to be unique, and the same for every thread once it is set.
+  if ((f->flags & borrowed_parent) != 0) {
+    f->serial.store(fresh, std::memory_order_relaxed);
+    return fresh;
+  }
+  std::uint64_t expected = 0;
+  if (f->serial.compare_exchange_strong(expected, fresh, std::memory_order_relaxed)) return fresh;
+  return expected;
+}
+
+/// A `get()` that missed the lookup cache: walks the frame and remembers the answer in the
+/// cache, under the frame's serial (drawn now if it has none).
+[[gnu::noinline]] inline const void* lookup_and_remember(const FrameData* f, VariableId id,
+                                                         LookupCache& cache) noexcept {
+  const FrameEntry* found = find_entry(f, id);
+  const void* value = found == nullptr ? nullptr : found->value;
+  std::uint64_t serial = f->serial.load(std::memory_order_relaxed);
+  if (serial == 0) serial = assign_serial(f);
+  cache.slot(serial, id) = LookupCache::Entry{serial, id, value};
+  return value;
+}
+
+/// The value of `id` in `f` (nullptr for no value, a tombstone or no frame), through `cache`:
+/// what `get()` reads in the thread's `current` frame. A hit is a few loads whatever the frame's
+/// shape (see LookupCache); a miss finds the entry (find_entry) and remembers the answer.
+inline const void* lookup(const FrameData* f, VariableId id, LookupCache& cache) noexcept {
+  if (f == nullptr) return nullptr;
+  const std::uint64_t serial = f->serial.load(std::memory_order_relaxed);
+  const LookupCache::Entry& e = cache.slot(serial, id);
+  if (e.serial == serial && e.id == id) [[likely]]
+    return e.value;
+  return lookup_and_remember(f, id, cache);
 }
 
 /// Sends every block cached by this thread back to operator delete.

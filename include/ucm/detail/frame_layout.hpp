@@ -109,8 +109,10 @@ struct alignas(16) FrameData {
   std::uint32_t owner_count;         // entries of owners[] in use
   std::uint32_t owned_count;         // entries of owned[]
   std::uint32_t mask;                // index slots - 1; the slot count is a power of two
-  std::uint64_t serial;              // unique in the process, never reused (see next_serial)
-  FrameData** owners;                // a delta's parent first
+  // For the lookup caches: unique in the process, never reused (see next_serial); 0 until a
+  // lookup first needs it (see assign_serial), so a frame nobody reads draws none.
+  mutable std::atomic<std::uint64_t> serial;
+  FrameData** owners;  // a delta's parent first
   OwnedValue* owned;
   union {
     std::size_t bytes;        // size of the block asked for (a cached block may be larger):
@@ -227,7 +229,8 @@ inline std::size_t count_bound(const FrameData* f) noexcept {
 /// long as its frame lives, and no later frame can match it: nothing is ever invalidated. A hit
 /// costs the same few loads whatever the frame's shape (a chain of deltas, nested windows, a
 /// frame of 64 variables); a miss walks the frame once and remembers the answer (nullptr for no
-/// value). Trivially destructible and zero-initialised (serial 0 matches no frame).
+/// value). Trivially destructible and zero-initialised: an empty entry's id, 0, is no variable's
+/// (see next_variable_id), so it matches nothing, even a frame that has no serial yet.
 struct LookupCache {
   static constexpr std::uint32_t size = 64;
   struct Entry {
@@ -244,26 +247,6 @@ struct LookupCache {
     return entries[static_cast<std::uint32_t>(id + serial * 7) & (size - 1)];
   }
 };
-
-/// A `get()` that missed the lookup cache: walks the frame and remembers the answer in `e`.
-[[gnu::noinline]] inline const void* lookup_and_remember(const FrameData* f, VariableId id,
-                                                         LookupCache::Entry& e) noexcept {
-  const FrameEntry* found = find_entry(f, id);
-  const void* value = found == nullptr ? nullptr : found->value;
-  e = LookupCache::Entry{f->serial, id, value};
-  return value;
-}
-
-/// The value of `id` in `f` (nullptr for no value, a tombstone or no frame), through `cache`:
-/// what `get()` reads in the thread's `current` frame. A hit is a few loads whatever the frame's
-/// shape (see LookupCache); a miss finds the entry (find_entry) and remembers the answer.
-inline const void* lookup(const FrameData* f, VariableId id, LookupCache& cache) noexcept {
-  if (f == nullptr) return nullptr;
-  LookupCache::Entry& e = cache.slot(f->serial, id);
-  if (e.serial == f->serial && e.id == id) [[likely]]
-    return e.value;
-  return lookup_and_remember(f, id, e);
-}
 
 /// Records entry `entry` (holding `id`) in a hash index of `mask + 1` slots.
 inline void index_insert(std::uint32_t* index, std::uint32_t mask, VariableId id,

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <array>
 #include <bit>
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -67,27 +68,31 @@ struct WindowDeltaLayout {
       fits ? static_cast<std::uint32_t>(std::bit_width((bytes - 1) / FrameCache::smallest)) : 0;
 };
 
-/// The index slot of each of `ids` in a fresh index of `Slots` slots, in order, with linear
-/// probing as index_insert: worked out in registers (a bit per slot taken) before the block is
-/// written, so that no store into the block has to be read back. False, with `at` partly
-/// written, if a variable appears twice: it would land on the slot its first appearance took,
-/// so only the ids met on a taken slot are compared with the earlier ones (rarely: ids drawn
-/// together differ in their low bits).
+/// Writes each of `ids` into a zeroed index of `Slots` slots (entry I + 1 for ids[I]), with linear
+/// probing as index_insert: the slots taken are tracked in a register (a bit each), so no store
+/// into the index is read back, and each slot is stored as soon as it is known (nothing to keep
+/// in registers across the others). False if a variable appears twice: it would land on the slot
+/// its first appearance took, so only the ids met on a taken slot are compared with the earlier
+/// ones (rarely: ids drawn together differ in their low bits).
 template <std::uint32_t Slots, std::size_t N>
 [[gnu::always_inline]] inline bool place_in_index(const std::array<VariableId, N>& ids,
-                                                  std::array<std::uint32_t, N>& at) noexcept {
+                                                  std::uint32_t* index) noexcept {
   static_assert(std::has_single_bit(Slots) && Slots <= 64 && N < Slots);
   std::uint64_t taken = 0;
   auto place = [&]<std::size_t I>() {
     std::uint32_t slot = static_cast<std::uint32_t>(ids[I]) & (Slots - 1);
-    if (((taken >> slot) & 1) != 0) [[unlikely]] {
-      for (std::size_t j = 0; j < I; ++j) {
-        if (ids[j] == ids[I]) return false;
+    if constexpr (I > 0) {
+      if (((taken >> slot) & 1) != 0) [[unlikely]] {
+        for (std::size_t j = 0; j < I; ++j) {
+          if (ids[j] == ids[I]) return false;
+        }
+        while (((taken >> slot) & 1) != 0) slot = (slot + 1) & (Slots - 1);
       }
-      while (((taken >> slot) & 1) != 0) slot = (slot + 1) & (Slots - 1);
+      if constexpr (I + 1 < N) taken |= std::uint64_t{1} << slot;
+    } else {
+      taken = std::uint64_t{1} << slot;
     }
-    taken |= std::uint64_t{1} << slot;
-    at[I] = slot;
+    index[slot] = static_cast<std::uint32_t>(I) + 1;
     return true;
   };
   return [&]<std::size_t... I>(std::index_sequence<I...>) {
@@ -131,15 +136,31 @@ template <class... Ts, class... Sources>
     return nullptr;
   } else {
     if (base == nullptr || !short_chain_word(base)) return nullptr;
-    // A variable given twice: the later wins, which build_frame's normalization sorts out.
-    std::array<std::uint32_t, L::count> at;
-    if (!place_in_index<L::slots>(ids, at)) return nullptr;
     constexpr std::uint32_t k = L::block_class;
     // Inlined into a scope's constructor, which may run in a coroutine body after a resumption.
     FrameCache& c = after_resume<&frame_cache>();
     auto* const block = static_cast<unsigned char*>(take_window_block(c, k));
     if (block == nullptr) [[unlikely]]
       return nullptr;
+    // The index first, stored directly (an index built elsewhere and copied in would stall on
+    // store forwarding). Zeroed in 16-byte stores (one memset of it all, g++ makes a `rep stos`,
+    // microcoded), then one 4-byte store per entry: a 4-byte load of any slot is forwarded whole
+    // from one store.
+    auto* const index = reinterpret_cast<std::uint32_t*>(block + sizeof(FrameData));
+    static_assert(L::slots % 4 == 0);
+    [&]<std::size_t... C>(std::index_sequence<C...>) {
+      (std::memset(index + 4 * C, 0, 4 * sizeof(std::uint32_t)), ...);
+    }
+    (std::make_index_sequence<L::slots / 4>{});
+    if constexpr (L::count > 1) {
+      // A variable given twice: the later wins, which build_frame's normalization sorts out.
+      if (!place_in_index<L::slots>(ids, index)) [[unlikely]] {
+        give_window_block(c, block, k);
+        return nullptr;
+      }
+    } else {
+      place_in_index<L::slots>(ids, index);
+    }
     constexpr auto destroys = L::destroys;
     if constexpr ((std::is_nothrow_constructible_v<Ts, Sources&&> && ...)) {
       // No handler to set up: the whole build can be inlined into the window.
@@ -170,7 +191,7 @@ template <class... Ts, class... Sources>
     f->owner_count = 1;
     f->owned_count = L::owned_count;
     f->mask = L::slots - 1;
-    f->serial = next_serial(c);
+    f->serial.store(0, std::memory_order_relaxed);  // drawn on first need (assign_serial)
     f->owners = reinterpret_cast<FrameData**>(block + L::owners_offset);
     f->owned = reinterpret_cast<OwnedValue*>(block + L::owned_offset);
     f->bytes = L::bytes;
@@ -178,19 +199,9 @@ template <class... Ts, class... Sources>
     f->block = static_cast<std::uint8_t>(k);
     f->flags = borrowed_parent | typed_window;
     f->depth = static_cast<std::uint16_t>(base->depth + 1);
-    // Stored directly (an index built elsewhere and copied in would stall on store forwarding).
-    std::uint32_t* const index = f->index();
-    // Zeroed in 16-byte stores (one memset of it all, g++ makes a `rep stos`, microcoded), then
-    // one 4-byte store per entry: a 4-byte load of any slot is forwarded whole from one store.
-    static_assert(L::slots % 4 == 0);
-    [&]<std::size_t... C>(std::index_sequence<C...>) {
-      (std::memset(index + 4 * C, 0, 4 * sizeof(std::uint32_t)), ...);
-    }
-    (std::make_index_sequence<L::slots / 4>{});
     auto* const entries = reinterpret_cast<FrameEntry*>(block + L::entries_offset);
     // Unrolled over the values (a fold, not a loop: -O2 does not unroll loops).
     [&]<std::size_t... I>(std::index_sequence<I...>) {
-      ((index[at[I]] = static_cast<std::uint32_t>(I) + 1), ...);
       ((entries[I] = FrameEntry{ids[I], block + L::offsets[I], f}), ...);
       // Owned values only for the values with a destructor.
       auto own = [&]<std::size_t J>() {
@@ -205,11 +216,18 @@ template <class... Ts, class... Sources>
   }
 }
 
-/// A call window's frame for one variable set to `T(std::forward<V>(value))` over `base`: see
-/// try_build_window_delta, and build_frame where that does not apply.
+/// A call window's frame for one variable set to `T(std::forward<V>(value))` over `base` where
+/// try_build_window_delta could not build it, by build_frame.
 template <class T, class V>
 [[gnu::noinline]] FrameData* build_window_frame(FrameData* base, VariableId id, V&& value) {
   Binding binding = forward_binding<T>(id, std::forward<V>(value));
+  return build_frame(base, &binding, 1, true);
+}
+/// As above for a value a register can carry: it comes by value, constructed only on this rare
+/// path, so that the fast path need not put it in memory to pass its address.
+template <class T>
+[[gnu::noinline]] FrameData* build_window_frame_by_value(FrameData* base, VariableId id, T value) {
+  Binding binding = move_binding<T>(id, value);
   return build_frame(base, &binding, 1, true);
 }
 template <class T, class V>
@@ -218,7 +236,12 @@ template <class T, class V>
   if (FrameData* f = try_build_window_delta<T>(base, {id}, std::forward<V>(value))) [[likely]] {
     return f;
   }
-  return build_window_frame<T>(base, id, std::forward<V>(value));
+  if constexpr (std::is_trivially_copyable_v<T> && std::move_constructible<T> &&
+                sizeof(T) <= 2 * sizeof(void*)) {
+    return build_window_frame_by_value<T>(base, id, T(std::forward<V>(value)));
+  } else {
+    return build_window_frame<T>(base, id, std::forward<V>(value));
+  }
 }
 
 /// Releases a window's own frame. The common case, a frame built for the window that nothing

@@ -89,12 +89,15 @@ static_assert(sizeof(Slots) <= 64, "a slot swap moves one cache line");
 // that two stores must feed stalls on store forwarding, measured at a fifth of a call window).
 inline void copy_slots(Slots& to, const Slots& from) noexcept {
   static_assert(sizeof(Slots) == 64 && std::is_trivially_copyable_v<Slots>);
-  auto* const out = reinterpret_cast<unsigned char*>(&to);
-  const auto* const in = reinterpret_cast<const unsigned char*>(&from);
-  std::memcpy(out, in, 16);
-  std::memcpy(out + 16, in + 16, 16);
-  std::memcpy(out + 32, in + 32, 16);
-  std::memcpy(out + 48, in + 48, 16);
+  struct alignas(16) Chunk {
+    std::uint64_t word[2];
+  };
+  auto* const out = reinterpret_cast<Chunk*>(&to);
+  const auto* const in = reinterpret_cast<const Chunk*>(&from);
+  out[0] = in[0];
+  out[1] = in[1];
+  out[2] = in[2];
+  out[3] = in[3];
 }
 
 /// What a thread reads on every `get()` and capture: its slots, the references it keeps in
@@ -133,7 +136,15 @@ UCM_SHARED_STATE inline ThreadContext& thread_context() noexcept {
 inline Slots& slots() noexcept { return thread_context().slots; }
 
 /// This thread's slots, from code that can run after a coroutine resumption (see after_resume).
-inline Slots& slots_after_resume() noexcept { return after_resume<&slots>(); }
+inline Slots& slots_after_resume() noexcept {
+#if defined(__GNUC__) && !defined(__clang__)
+  Slots* s = &after_resume<&slots>();
+  asm("" : "+r"(s));
+  return *s;
+#else
+  return after_resume<&slots>();
+#endif
+}
 
 /// This thread's slots and reservation, from code that can run after a coroutine resumption.
 inline ThreadContext& thread_context_after_resume() noexcept {
