@@ -136,6 +136,12 @@ UCM_SHARED_STATE inline ThreadContext& thread_context() noexcept {
 inline Slots& slots() noexcept { return thread_context().slots; }
 
 /// This thread's slots, from code that can run after a coroutine resumption (see after_resume).
+///
+// NOTE: under g++ the address goes through an empty asm, so that g++ treats it as a pointer
+// (`%fs:0` plus the offset, one register) rather than as a TLS symbol, for which it gives each
+// 16-byte chunk that copy_slots moves an offset register of its own (four registers held across
+// a window, or spilled). Safe after a resumption: g++ recomputes `%fs:0` in each resumption of a
+// coroutine (its body is split at every suspension point), as for the plain access.
 inline Slots& slots_after_resume() noexcept {
 #if defined(__GNUC__) && !defined(__clang__)
   Slots* s = &after_resume<&slots>();
