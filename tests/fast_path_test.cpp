@@ -14,6 +14,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "coroutine_support.hpp"
@@ -436,6 +437,61 @@ TEST_CASE("a value constructor that throws in an inline window leaves nothing be
     t.run(ok, [&] { CHECK(t.get() != nullptr); });
     CHECK(Throwing::live == live_before);
   });
+}
+
+namespace {
+/// Trivially copyable, so a window's general path takes it by value; constructing it from a
+/// negative number throws.
+struct Checked {
+  int value;
+  explicit Checked(int v) : value(v) {
+    if (v < 0) throw std::invalid_argument("negative");
+  }
+};
+static_assert(std::is_trivially_copyable_v<Checked>);
+}  // namespace
+
+TEST_CASE("a window's general path takes its values by value and leaves nothing behind",
+          "[fast][with][exceptions]") {
+  // Over no frame, and on a thread whose block cache is still empty: the inline build does not
+  // apply, and the values reach build_frame through copies made on that path only.
+  ContextVariable<Checked> c;
+  ContextVariable<Throwing> t;
+  ContextVariable<Throwing> u;
+  ContextVariable<int> d;
+  auto check = [&] {
+    CHECK_THROWS_AS(c.run(-1, [] { FAIL("must not run"); }), std::invalid_argument);
+    CHECK(c.get() == nullptr);
+    c.run(5, [&] { CHECK(c.get()->value == 5); });
+    Throwing ok;
+    const int live_before = Throwing::live;
+    for (int moves = 0; moves < 8; ++moves) {
+      // The moves into the path's copies, then into the frame: each one may throw in turn.
+      Throwing::moves_left = moves;
+      try {
+        ucm::with(t, ok).with(u, ok).with(d, 3).run([&] {
+          CHECK(t.get() != nullptr);
+          CHECK(u.get() != nullptr);
+          CHECK(*d.get() == 3);
+        });
+      } catch (const std::runtime_error&) {
+      }
+      Throwing::moves_left = -1;
+      CHECK(Throwing::live == live_before);
+      CHECK(t.get() == nullptr);
+      CHECK(d.get() == nullptr);
+    }
+  };
+  ucm::clear();
+  check();  // over no frame
+  std::thread([&] {
+    ucm::ContextFrame{}.with(d, 1).run([&] {  // a fresh thread: no block cached yet
+      CHECK_THROWS_AS(c.run(-2, [] { FAIL("must not run"); }), std::invalid_argument);
+      c.run(6, [&] { CHECK(c.get()->value == 6); });
+      CHECK(*d.get() == 1);
+    });
+    check();
+  }).join();
 }
 
 TEST_CASE("values too big for the block cache take the general path", "[fast][with]") {
