@@ -376,6 +376,59 @@ TEST_CASE("with(...).run built inline places variables whose ids share an index 
   });
 }
 
+TEST_CASE("a variable given twice in one with: the later counts everywhere the frame is read",
+          "[fast][with]") {
+  // A window's frame built inline has no index and keeps both entries: every reader must see the
+  // later one (get, size, describe, and a complete frame flattened over it).
+  const ContextVariable<int> a{ucm::named("a").expose()};
+  const ContextVariable<int> b{ucm::named("b").expose()};
+  const ContextVariable<int> c{ucm::named("c").expose()};
+  ContextFrame{}.with(c, 0).run([&] {  // over a frame: the inline path
+    for (int i = 0; i < 3; ++i) {
+      ucm::with(a, 1).with(b, 2).with(a, 3).with(b, 4).run([&] {
+        CHECK(*a.get() == 3);
+        CHECK(*b.get() == 4);
+        CHECK(ContextFrame::current().size() == 3);
+        CHECK(ucm::debug_string() == "{a=3, b=4, c=0}");
+        // Deltas over it up to the longest chain, then a complete frame flattening them all.
+        ContextFrame f = ContextFrame::current();
+        for (int k = 0; k < 10; ++k) {
+          f = f.with(c, k + 1);
+          f.run([&] {
+            CHECK(*a.get() == 3);
+            CHECK(*b.get() == 4);
+            CHECK(*c.get() == k + 1);
+          });
+        }
+        CHECK(f.size() == 3);
+        CHECK(ucm::describe(f).size() == 3);
+        f.run([&] { CHECK(ucm::debug_string() == "{a=3, b=4, c=10}"); });
+        // The later binding of a, hidden again by a nearer one.
+        a.run(5, [&] { CHECK(ucm::debug_string() == "{a=5, b=4, c=0}"); });
+      });
+    }
+  });
+}
+
+TEST_CASE("ucm::with of 4 values is built inline from the first window that can be",
+          "[fast][with]") {
+  // Its frame (no index) is of a smaller block class than the general builder's for the same
+  // values: the class must be fed anyway, or every window of this shape takes the general path.
+  std::thread([] {
+    const ContextVariable<int> a, b, c, d, e;
+    ContextFrame{}.with(e, 0).run([&] {
+      for (int i = 0; i < 5; ++i) {
+        ucm::with(a, i).with(b, i).with(c, i).with(d, i).run([&] {
+          const ucm::detail::FrameData* f = ucm::detail::FrameAccess::data(ContextFrame::current());
+          // The first window of the thread opens the block cache through the general path.
+          if (i > 0) CHECK(f->mask == ucm::detail::linear_mask);
+          CHECK(*d.get() == i);
+        });
+      }
+    });
+  }).join();
+}
+
 TEST_CASE("a window frame destroys each value with a destructor once, captured or not",
           "[fast][with]") {
   // Values with destructors between trivially destructible ones: the frame keeps an owned value

@@ -117,9 +117,9 @@ struct BindingDescription {
   std::vector<Seen> seen;
   for (const detail::FrameData* f = detail::FrameAccess::data(frame); f != nullptr;
        f = f->parent()) {
+    // The last first: a frame with no index may repeat a variable, its last entry counting.
     const detail::FrameEntry* entries = f->entries();
-    for (std::uint32_t i = 0; i < f->size; ++i)
-      seen.push_back(Seen{entries[i].id, entries[i].value});
+    for (std::uint32_t i = f->size; i-- > 0;) seen.push_back(Seen{entries[i].id, entries[i].value});
   }
   std::stable_sort(seen.begin(), seen.end(),
                    [](const Seen& a, const Seen& b) { return a.id < b.id; });

@@ -190,10 +190,11 @@ struct alignas(16) FrameData {
   std::atomic<std::uint32_t> refs;   // views: handles, windows, slots, deltas over it (retain)
   std::atomic<std::uint32_t> holds;  // frames and callables using its values (retain_values),
                                      // plus one for all the views while there are any
-  std::uint32_t size;                // own entries, tombstones included
+  std::uint32_t size;                // own entries, tombstones (and, with no index, repeats)
+                                     // included
   std::uint32_t owner_count;         // entries of owners[] in use
   std::uint32_t owned_count;         // entries of owned[]
-  std::uint32_t mask;                // index slots - 1; the slot count is a power of two
+  std::uint32_t mask;                // index slots - 1, a power of two less 1; or linear_mask
   // For the lookup caches: unique in the process, never reused (see next_serial); 0 until a
   // lookup first needs it (see assign_serial), so a frame nobody reads draws none.
   mutable std::atomic<std::uint64_t> serial;
@@ -271,13 +272,27 @@ inline std::uint32_t child_index_slots(const FrameData* base, std::size_t n) noe
   return index_slots(n);
 }
 
+/// FrameData::mask of a frame with no hash index (a call window's, built inline: see
+/// try_build_window_delta): its few entries are scanned, the last first, and a variable may
+/// appear in more than one of them, the last one counting (as the later of two bindings in one
+/// `ucm::with`). Two unused index slots keep the entries where entries() puts them. Never the
+/// mask of an indexed frame, whose index has at least 4 slots (index_slots).
+inline constexpr std::uint32_t linear_mask = 1;
+
 /// The entry of `id` among `f`'s own entries (not its parent's), or -1. One slot of the hash
 /// index, then the entry it names; linear probing past other variables whose ids share the low
-/// bits. The index always has a free slot, so the probe ends.
+/// bits. The index always has a free slot, so the probe ends. A frame with no index
+/// (linear_mask): its entries, the last first.
 inline std::ptrdiff_t find_own(const FrameData* f, VariableId id) noexcept {
   const std::uint32_t mask = f->mask;
-  const std::uint32_t* index = f->index();
   const FrameEntry* entries = f->entries();
+  if (mask == linear_mask) {
+    for (std::uint32_t i = f->size; i-- > 0;) {
+      if (entries[i].id == id) return i;
+    }
+    return -1;
+  }
+  const std::uint32_t* index = f->index();
   for (std::uint32_t slot = static_cast<std::uint32_t>(id) & mask;; slot = (slot + 1) & mask) {
     const std::uint32_t entry = index[slot];
     if (entry == 0) return -1;
@@ -580,15 +595,27 @@ inline void cache_block(FrameCache& c, void* memory, std::uint32_t k) noexcept {
   }
 }
 
+/// take_window_block when the class has no spare: a block from its list, else a new one while
+/// the cache is open (a window's frame may be of a smaller class than the general builder makes
+/// for the same values, so windows of that shape may be all that ever feed the class); nullptr
+/// before the cache is open (the general path opens it), or if the allocation fails (the general
+/// path then reports it).
+[[gnu::noinline]] inline void* take_window_block_slow(FrameCache& c, std::uint32_t k) noexcept {
+  if (void* b = take_cached_block(c, k)) return b;
+  if (c.state != FrameCache::State::open) return nullptr;
+  return ::operator new (FrameCache::smallest << k, std::align_val_t{block_alignment},
+                         std::nothrow);
+}
+
 /// A block of cache class `k` for a call window's frame (try_build_window_delta): the class's
-/// spare, else one from its list; nullptr if it has neither.
+/// spare, else one from its list or a new one; nullptr before the cache is open.
 inline void* take_window_block(FrameCache& c, std::uint32_t k) noexcept {
   const std::uintptr_t spare = c.spare[k];
   if (spare > FrameCache::no_spare) [[likely]] {
     c.spare[k] = 0;
     return reinterpret_cast<void*>(spare);
   }
-  return take_cached_block(c, k);
+  return take_window_block_slow(c, k);
 }
 
 /// Gives back a call window's block of cache class `k`: as the class's spare if it has none, else
@@ -1137,6 +1164,9 @@ inline void copy_entries(FrameData* f, const FrameData* base) noexcept {
       const FrameEntry* own = g->entries();
       for (std::uint32_t i = 0; i < g->size; ++i) {
         if (find_own(f, own[i].id) >= 0) continue;  // hidden by a nearer delta
+        // Hidden by a later entry of its own frame (a frame with no index may repeat a variable).
+        if (g->mask == linear_mask && find_own(g, own[i].id) != static_cast<std::ptrdiff_t>(i))
+          continue;
         entries[n] = own[i];
         index_insert(f->index(), f->mask, own[i].id, n);
         ++n;
@@ -1247,17 +1277,17 @@ inline FrameData* build_frame(const FrameData* base, Binding* bindings, std::siz
 
 namespace ucm::detail {
 
-/// Where try_build_window_delta puts things: the header, the index, one entry per value, the
-/// parent, one owned value per value that has a destructor to run, then the values in order. The
-/// layout build_delta computes at run time for the same changes, up to the order of the values
-/// in their storage and the owned values of trivially destructible ones (whose destroy is null,
-/// which destroy_block skips).
+/// Where try_build_window_delta puts things: the header, no index (two unused slots: see
+/// linear_mask), one entry per value, the parent, one owned value per value that has a
+/// destructor to run, then the values in order. The layout build_delta computes at run time for
+/// the same changes, but for the index, the order of the values in their storage and the owned
+/// values of trivially destructible ones (whose destroy is null, which destroy_block skips).
 template <class... Ts>
 struct WindowDeltaLayout {
   static constexpr std::size_t count = sizeof...(Ts);
-  static constexpr std::uint32_t slots = index_slots(count);
   static constexpr std::size_t alignment = std::max({alignof(FrameData), alignof(Ts)...});
-  static constexpr std::size_t entries_offset = sizeof(FrameData) + slots * sizeof(std::uint32_t);
+  static constexpr std::size_t entries_offset =
+      sizeof(FrameData) + (linear_mask + 1) * sizeof(std::uint32_t);
   static constexpr std::size_t owners_offset = entries_offset + count * sizeof(FrameEntry);
   // owners[] holds FrameData*: NOLINTNEXTLINE(bugprone-sizeof-expression)
   static constexpr std::size_t owned_offset = owners_offset + sizeof(FrameData*);
@@ -1293,39 +1323,6 @@ struct WindowDeltaLayout {
       fits ? static_cast<std::uint32_t>(std::bit_width((bytes - 1) / FrameCache::smallest)) : 0;
 };
 
-/// Writes each of `ids` into a zeroed index of `Slots` slots (entry I + 1 for ids[I]), with linear
-/// probing as index_insert: the slots taken are tracked in a register (a bit each), so no store
-/// into the index is read back, and each slot is stored as soon as it is known (nothing to keep
-/// in registers across the others). False if a variable appears twice: it would land on the slot
-/// its first appearance took, so only the ids met on a taken slot are compared with the earlier
-/// ones (rarely: ids drawn together differ in their low bits).
-template <std::uint32_t Slots, std::size_t N>
-[[gnu::always_inline]] inline bool place_in_index(const std::array<VariableId, N>& ids,
-                                                  std::uint32_t* index) noexcept {
-  static_assert(std::has_single_bit(Slots) && Slots <= 64 && N < Slots);
-  std::uint64_t taken = 0;
-  auto place = [&]<std::size_t I>() {
-    std::uint32_t slot = static_cast<std::uint32_t>(ids[I]) & (Slots - 1);
-    if constexpr (I > 0) {
-      if (((taken >> slot) & 1) != 0) [[unlikely]] {
-        for (std::size_t j = 0; j < I; ++j) {
-          if (ids[j] == ids[I]) return false;
-        }
-        while (((taken >> slot) & 1) != 0) slot = (slot + 1) & (Slots - 1);
-      }
-      if constexpr (I + 1 < N) taken |= std::uint64_t{1} << slot;
-    } else {
-      taken = std::uint64_t{1} << slot;
-    }
-    index[slot] = static_cast<std::uint32_t>(I) + 1;
-    return true;
-  };
-  return [&]<std::size_t... I>(std::index_sequence<I...>) {
-    return (place.template operator()<I>() && ...);
-  }
-  (std::make_index_sequence<N>{});
-}
-
 /// short_chain(base) for a frame: its depth and flags, neighbours in the header, read as one
 /// word and tested at once (two instructions, where two separate tests take four).
 inline bool short_chain_word(const FrameData* base) noexcept {
@@ -1346,12 +1343,18 @@ inline bool short_chain_word(const FrameData* base) noexcept {
 }
 
 /// A call window's frame setting the variables `ids` to `Ts(std::forward<Sources>(sources))...`
-/// over `base`: the delta build_frame would make (see borrowed_parent), built inline from a block
-/// this thread's cache holds, the values constructed directly in it, no reference taken on
-/// `base` and nothing but the values' constructors called. nullptr, with nothing constructed,
-/// where build_frame's path must be taken instead: the first window on a thread (an empty
-/// cache), a frame over no frame or over a chain at its longest, a variable given twice, values
-/// too big for the cache's blocks. If a constructor throws, nothing is left behind.
+/// over `base`: the delta build_frame would make (see borrowed_parent), but with no hash index
+/// (see linear_mask), built inline from a block this thread's cache holds, the values
+/// constructed directly in it, no reference taken on `base` and nothing but the values'
+/// constructors called. A variable given twice gets two entries, the later counting. nullptr,
+/// with nothing constructed, where build_frame's path must be taken instead: the first window on
+/// a thread (an empty cache), a frame over no frame or over a chain at its longest, values too
+/// big for the cache's blocks. If a constructor throws, nothing is left behind.
+///
+// NOTE: no index, because a window's frame is rarely read more than once per variable (the
+// thread's lookup cache answers after the first get) and holds few entries: placing each id in
+// an index, and finding a variable given twice, cost more per value than scanning does on the
+// first get (ucm::with of 4: 120 -> N instructions).
 template <class... Ts, class... Sources>
 [[gnu::always_inline]] inline FrameData* try_build_window_delta(
     FrameData* base, const std::array<VariableId, sizeof...(Ts)>& ids, Sources&&... sources) {
@@ -1367,25 +1370,6 @@ template <class... Ts, class... Sources>
     auto* const block = static_cast<unsigned char*>(take_window_block(c, k));
     if (block == nullptr) [[unlikely]]
       return nullptr;
-    // The index first, stored directly (an index built elsewhere and copied in would stall on
-    // store forwarding). Zeroed in 16-byte stores (one memset of it all, g++ makes a `rep stos`,
-    // microcoded), then one 4-byte store per entry: a 4-byte load of any slot is forwarded whole
-    // from one store.
-    auto* const index = reinterpret_cast<std::uint32_t*>(block + sizeof(FrameData));
-    static_assert(L::slots % 4 == 0);
-    [&]<std::size_t... C>(std::index_sequence<C...>) {
-      (std::memset(index + 4 * C, 0, 4 * sizeof(std::uint32_t)), ...);
-    }
-    (std::make_index_sequence<L::slots / 4>{});
-    if constexpr (L::count > 1) {
-      // A variable given twice: the later wins, which build_frame's normalization sorts out.
-      if (!place_in_index<L::slots>(ids, index)) [[unlikely]] {
-        give_window_block(c, block, k);
-        return nullptr;
-      }
-    } else {
-      place_in_index<L::slots>(ids, index);
-    }
     constexpr auto destroys = L::destroys;
     if constexpr ((std::is_nothrow_constructible_v<Ts, Sources&&> && ...)) {
       // No handler to set up: the whole build can be inlined into the window.
@@ -1415,7 +1399,7 @@ template <class... Ts, class... Sources>
     f->size = static_cast<std::uint32_t>(L::count);
     f->owner_count = 1;
     f->owned_count = L::owned_count;
-    f->mask = L::slots - 1;
+    f->mask = linear_mask;
     f->serial.store(0, std::memory_order_relaxed);  // drawn on first need (assign_serial)
     f->owners = reinterpret_cast<FrameData**>(block + L::owners_offset);
     f->owned = reinterpret_cast<OwnedValue*>(block + L::owned_offset);
@@ -1427,7 +1411,26 @@ template <class... Ts, class... Sources>
     auto* const entries = reinterpret_cast<FrameEntry*>(block + L::entries_offset);
     // Unrolled over the values (a fold, not a loop: -O2 does not unroll loops).
     [&]<std::size_t... I>(std::index_sequence<I...>) {
+#if defined(__GNUC__) && defined(__SSE2__) && __SIZEOF_POINTER__ == 8
+      if constexpr (L::count > 1) {
+        // Each entry's value and owner in one 16-byte store (the frame's address in both lanes,
+        // plus the value's offset in the first): stores, not instructions, bound this loop.
+        using Pair = std::uint64_t __attribute__((vector_size(16)));
+        static_assert(offsetof(FrameEntry, owner) == offsetof(FrameEntry, value) + 8);
+        const auto at = static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(block));
+        const Pair both = {at, at};
+        auto store = [&]<std::size_t J>() {
+          entries[J].id = ids[J];
+          const Pair pair = both + Pair{L::offsets[J], 0};
+          std::memcpy(static_cast<void*>(&entries[J].value), &pair, sizeof(pair));
+        };
+        (store.template operator()<I>(), ...);
+      } else {
+        ((entries[I] = FrameEntry{ids[I], block + L::offsets[I], f}), ...);
+      }
+#else
       ((entries[I] = FrameEntry{ids[I], block + L::offsets[I], f}), ...);
+#endif
       // Owned values only for the values with a destructor.
       auto own = [&]<std::size_t J>() {
         if constexpr (L::has_destructor[J])
@@ -1676,6 +1679,12 @@ UCM_SHARED_STATE inline ThreadContext& thread_context() noexcept {
 inline Slots& slots() noexcept { return thread_context().slots; }
 
 /// This thread's slots, from code that can run after a coroutine resumption (see after_resume).
+///
+// NOTE: under g++ the address goes through an empty asm, so that g++ treats it as a pointer
+// (`%fs:0` plus the offset, one register) rather than as a TLS symbol, for which it gives each
+// 16-byte chunk that copy_slots moves an offset register of its own (four registers held across
+// a window, or spilled). Safe after a resumption: g++ recomputes `%fs:0` in each resumption of a
+// coroutine (its body is split at every suspension point), as for the plain access.
 inline Slots& slots_after_resume() noexcept {
 #if defined(__GNUC__) && !defined(__clang__)
   Slots* s = &after_resume<&slots>();
@@ -2678,9 +2687,9 @@ struct BindingDescription {
   std::vector<Seen> seen;
   for (const detail::FrameData* f = detail::FrameAccess::data(frame); f != nullptr;
        f = f->parent()) {
+    // The last first: a frame with no index may repeat a variable, its last entry counting.
     const detail::FrameEntry* entries = f->entries();
-    for (std::uint32_t i = 0; i < f->size; ++i)
-      seen.push_back(Seen{entries[i].id, entries[i].value});
+    for (std::uint32_t i = f->size; i-- > 0;) seen.push_back(Seen{entries[i].id, entries[i].value});
   }
   std::stable_sort(seen.begin(), seen.end(),
                    [](const Seen& a, const Seen& b) { return a.id < b.id; });

@@ -402,6 +402,9 @@ inline void copy_entries(FrameData* f, const FrameData* base) noexcept {
       const FrameEntry* own = g->entries();
       for (std::uint32_t i = 0; i < g->size; ++i) {
         if (find_own(f, own[i].id) >= 0) continue;  // hidden by a nearer delta
+        // Hidden by a later entry of its own frame (a frame with no index may repeat a variable).
+        if (g->mask == linear_mask && find_own(g, own[i].id) != static_cast<std::ptrdiff_t>(i))
+          continue;
         entries[n] = own[i];
         index_insert(f->index(), f->mask, own[i].id, n);
         ++n;

@@ -249,15 +249,27 @@ inline void cache_block(FrameCache& c, void* memory, std::uint32_t k) noexcept {
   }
 }
 
+/// take_window_block when the class has no spare: a block from its list, else a new one while
+/// the cache is open (a window's frame may be of a smaller class than the general builder makes
+/// for the same values, so windows of that shape may be all that ever feed the class); nullptr
+/// before the cache is open (the general path opens it), or if the allocation fails (the general
+/// path then reports it).
+[[gnu::noinline]] inline void* take_window_block_slow(FrameCache& c, std::uint32_t k) noexcept {
+  if (void* b = take_cached_block(c, k)) return b;
+  if (c.state != FrameCache::State::open) return nullptr;
+  return ::operator new (FrameCache::smallest << k, std::align_val_t{block_alignment},
+                         std::nothrow);
+}
+
 /// A block of cache class `k` for a call window's frame (try_build_window_delta): the class's
-/// spare, else one from its list; nullptr if it has neither.
+/// spare, else one from its list or a new one; nullptr before the cache is open.
 inline void* take_window_block(FrameCache& c, std::uint32_t k) noexcept {
   const std::uintptr_t spare = c.spare[k];
   if (spare > FrameCache::no_spare) [[likely]] {
     c.spare[k] = 0;
     return reinterpret_cast<void*>(spare);
   }
-  return take_cached_block(c, k);
+  return take_window_block_slow(c, k);
 }
 
 /// Gives back a call window's block of cache class `k`: as the class's spare if it has none, else

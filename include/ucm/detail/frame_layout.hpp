@@ -105,10 +105,11 @@ struct alignas(16) FrameData {
   std::atomic<std::uint32_t> refs;   // views: handles, windows, slots, deltas over it (retain)
   std::atomic<std::uint32_t> holds;  // frames and callables using its values (retain_values),
                                      // plus one for all the views while there are any
-  std::uint32_t size;                // own entries, tombstones included
+  std::uint32_t size;                // own entries, tombstones (and, with no index, repeats)
+                                     // included
   std::uint32_t owner_count;         // entries of owners[] in use
   std::uint32_t owned_count;         // entries of owned[]
-  std::uint32_t mask;                // index slots - 1; the slot count is a power of two
+  std::uint32_t mask;                // index slots - 1, a power of two less 1; or linear_mask
   // For the lookup caches: unique in the process, never reused (see next_serial); 0 until a
   // lookup first needs it (see assign_serial), so a frame nobody reads draws none.
   mutable std::atomic<std::uint64_t> serial;
@@ -186,13 +187,27 @@ inline std::uint32_t child_index_slots(const FrameData* base, std::size_t n) noe
   return index_slots(n);
 }
 
+/// FrameData::mask of a frame with no hash index (a call window's, built inline: see
+/// try_build_window_delta): its few entries are scanned, the last first, and a variable may
+/// appear in more than one of them, the last one counting (as the later of two bindings in one
+/// `ucm::with`). Two unused index slots keep the entries where entries() puts them. Never the
+/// mask of an indexed frame, whose index has at least 4 slots (index_slots).
+inline constexpr std::uint32_t linear_mask = 1;
+
 /// The entry of `id` among `f`'s own entries (not its parent's), or -1. One slot of the hash
 /// index, then the entry it names; linear probing past other variables whose ids share the low
-/// bits. The index always has a free slot, so the probe ends.
+/// bits. The index always has a free slot, so the probe ends. A frame with no index
+/// (linear_mask): its entries, the last first.
 inline std::ptrdiff_t find_own(const FrameData* f, VariableId id) noexcept {
   const std::uint32_t mask = f->mask;
-  const std::uint32_t* index = f->index();
   const FrameEntry* entries = f->entries();
+  if (mask == linear_mask) {
+    for (std::uint32_t i = f->size; i-- > 0;) {
+      if (entries[i].id == id) return i;
+    }
+    return -1;
+  }
+  const std::uint32_t* index = f->index();
   for (std::uint32_t slot = static_cast<std::uint32_t>(id) & mask;; slot = (slot + 1) & mask) {
     const std::uint32_t entry = index[slot];
     if (entry == 0) return -1;

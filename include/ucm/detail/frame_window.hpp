@@ -22,17 +22,17 @@
 
 namespace ucm::detail {
 
-/// Where try_build_window_delta puts things: the header, the index, one entry per value, the
-/// parent, one owned value per value that has a destructor to run, then the values in order. The
-/// layout build_delta computes at run time for the same changes, up to the order of the values
-/// in their storage and the owned values of trivially destructible ones (whose destroy is null,
-/// which destroy_block skips).
+/// Where try_build_window_delta puts things: the header, no index (two unused slots: see
+/// linear_mask), one entry per value, the parent, one owned value per value that has a
+/// destructor to run, then the values in order. The layout build_delta computes at run time for
+/// the same changes, but for the index, the order of the values in their storage and the owned
+/// values of trivially destructible ones (whose destroy is null, which destroy_block skips).
 template <class... Ts>
 struct WindowDeltaLayout {
   static constexpr std::size_t count = sizeof...(Ts);
-  static constexpr std::uint32_t slots = index_slots(count);
   static constexpr std::size_t alignment = std::max({alignof(FrameData), alignof(Ts)...});
-  static constexpr std::size_t entries_offset = sizeof(FrameData) + slots * sizeof(std::uint32_t);
+  static constexpr std::size_t entries_offset =
+      sizeof(FrameData) + (linear_mask + 1) * sizeof(std::uint32_t);
   static constexpr std::size_t owners_offset = entries_offset + count * sizeof(FrameEntry);
   // owners[] holds FrameData*: NOLINTNEXTLINE(bugprone-sizeof-expression)
   static constexpr std::size_t owned_offset = owners_offset + sizeof(FrameData*);
@@ -68,39 +68,6 @@ struct WindowDeltaLayout {
       fits ? static_cast<std::uint32_t>(std::bit_width((bytes - 1) / FrameCache::smallest)) : 0;
 };
 
-/// Writes each of `ids` into a zeroed index of `Slots` slots (entry I + 1 for ids[I]), with linear
-/// probing as index_insert: the slots taken are tracked in a register (a bit each), so no store
-/// into the index is read back, and each slot is stored as soon as it is known (nothing to keep
-/// in registers across the others). False if a variable appears twice: it would land on the slot
-/// its first appearance took, so only the ids met on a taken slot are compared with the earlier
-/// ones (rarely: ids drawn together differ in their low bits).
-template <std::uint32_t Slots, std::size_t N>
-[[gnu::always_inline]] inline bool place_in_index(const std::array<VariableId, N>& ids,
-                                                  std::uint32_t* index) noexcept {
-  static_assert(std::has_single_bit(Slots) && Slots <= 64 && N < Slots);
-  std::uint64_t taken = 0;
-  auto place = [&]<std::size_t I>() {
-    std::uint32_t slot = static_cast<std::uint32_t>(ids[I]) & (Slots - 1);
-    if constexpr (I > 0) {
-      if (((taken >> slot) & 1) != 0) [[unlikely]] {
-        for (std::size_t j = 0; j < I; ++j) {
-          if (ids[j] == ids[I]) return false;
-        }
-        while (((taken >> slot) & 1) != 0) slot = (slot + 1) & (Slots - 1);
-      }
-      if constexpr (I + 1 < N) taken |= std::uint64_t{1} << slot;
-    } else {
-      taken = std::uint64_t{1} << slot;
-    }
-    index[slot] = static_cast<std::uint32_t>(I) + 1;
-    return true;
-  };
-  return [&]<std::size_t... I>(std::index_sequence<I...>) {
-    return (place.template operator()<I>() && ...);
-  }
-  (std::make_index_sequence<N>{});
-}
-
 /// short_chain(base) for a frame: its depth and flags, neighbours in the header, read as one
 /// word and tested at once (two instructions, where two separate tests take four).
 inline bool short_chain_word(const FrameData* base) noexcept {
@@ -121,12 +88,18 @@ inline bool short_chain_word(const FrameData* base) noexcept {
 }
 
 /// A call window's frame setting the variables `ids` to `Ts(std::forward<Sources>(sources))...`
-/// over `base`: the delta build_frame would make (see borrowed_parent), built inline from a block
-/// this thread's cache holds, the values constructed directly in it, no reference taken on
-/// `base` and nothing but the values' constructors called. nullptr, with nothing constructed,
-/// where build_frame's path must be taken instead: the first window on a thread (an empty
-/// cache), a frame over no frame or over a chain at its longest, a variable given twice, values
-/// too big for the cache's blocks. If a constructor throws, nothing is left behind.
+/// over `base`: the delta build_frame would make (see borrowed_parent), but with no hash index
+/// (see linear_mask), built inline from a block this thread's cache holds, the values
+/// constructed directly in it, no reference taken on `base` and nothing but the values'
+/// constructors called. A variable given twice gets two entries, the later counting. nullptr,
+/// with nothing constructed, where build_frame's path must be taken instead: the first window on
+/// a thread (an empty cache), a frame over no frame or over a chain at its longest, values too
+/// big for the cache's blocks. If a constructor throws, nothing is left behind.
+///
+// NOTE: no index, because a window's frame is rarely read more than once per variable (the
+// thread's lookup cache answers after the first get) and holds few entries: placing each id in
+// an index, and finding a variable given twice, cost more per value than scanning does on the
+// first get (ucm::with of 4: 120 -> N instructions).
 template <class... Ts, class... Sources>
 [[gnu::always_inline]] inline FrameData* try_build_window_delta(
     FrameData* base, const std::array<VariableId, sizeof...(Ts)>& ids, Sources&&... sources) {
@@ -142,25 +115,6 @@ template <class... Ts, class... Sources>
     auto* const block = static_cast<unsigned char*>(take_window_block(c, k));
     if (block == nullptr) [[unlikely]]
       return nullptr;
-    // The index first, stored directly (an index built elsewhere and copied in would stall on
-    // store forwarding). Zeroed in 16-byte stores (one memset of it all, g++ makes a `rep stos`,
-    // microcoded), then one 4-byte store per entry: a 4-byte load of any slot is forwarded whole
-    // from one store.
-    auto* const index = reinterpret_cast<std::uint32_t*>(block + sizeof(FrameData));
-    static_assert(L::slots % 4 == 0);
-    [&]<std::size_t... C>(std::index_sequence<C...>) {
-      (std::memset(index + 4 * C, 0, 4 * sizeof(std::uint32_t)), ...);
-    }
-    (std::make_index_sequence<L::slots / 4>{});
-    if constexpr (L::count > 1) {
-      // A variable given twice: the later wins, which build_frame's normalization sorts out.
-      if (!place_in_index<L::slots>(ids, index)) [[unlikely]] {
-        give_window_block(c, block, k);
-        return nullptr;
-      }
-    } else {
-      place_in_index<L::slots>(ids, index);
-    }
     constexpr auto destroys = L::destroys;
     if constexpr ((std::is_nothrow_constructible_v<Ts, Sources&&> && ...)) {
       // No handler to set up: the whole build can be inlined into the window.
@@ -190,7 +144,7 @@ template <class... Ts, class... Sources>
     f->size = static_cast<std::uint32_t>(L::count);
     f->owner_count = 1;
     f->owned_count = L::owned_count;
-    f->mask = L::slots - 1;
+    f->mask = linear_mask;
     f->serial.store(0, std::memory_order_relaxed);  // drawn on first need (assign_serial)
     f->owners = reinterpret_cast<FrameData**>(block + L::owners_offset);
     f->owned = reinterpret_cast<OwnedValue*>(block + L::owned_offset);
@@ -202,7 +156,26 @@ template <class... Ts, class... Sources>
     auto* const entries = reinterpret_cast<FrameEntry*>(block + L::entries_offset);
     // Unrolled over the values (a fold, not a loop: -O2 does not unroll loops).
     [&]<std::size_t... I>(std::index_sequence<I...>) {
+#if defined(__GNUC__) && defined(__SSE2__) && __SIZEOF_POINTER__ == 8
+      if constexpr (L::count > 1) {
+        // Each entry's value and owner in one 16-byte store (the frame's address in both lanes,
+        // plus the value's offset in the first): stores, not instructions, bound this loop.
+        using Pair = std::uint64_t __attribute__((vector_size(16)));
+        static_assert(offsetof(FrameEntry, owner) == offsetof(FrameEntry, value) + 8);
+        const auto at = static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(block));
+        const Pair both = {at, at};
+        auto store = [&]<std::size_t J>() {
+          entries[J].id = ids[J];
+          const Pair pair = both + Pair{L::offsets[J], 0};
+          std::memcpy(static_cast<void*>(&entries[J].value), &pair, sizeof(pair));
+        };
+        (store.template operator()<I>(), ...);
+      } else {
+        ((entries[I] = FrameEntry{ids[I], block + L::offsets[I], f}), ...);
+      }
+#else
       ((entries[I] = FrameEntry{ids[I], block + L::offsets[I], f}), ...);
+#endif
       // Owned values only for the values with a destructor.
       auto own = [&]<std::size_t J>() {
         if constexpr (L::has_destructor[J])
