@@ -89,7 +89,11 @@ static_assert(sizeof(Slots) <= 64, "a slot swap moves one cache line");
 // that two stores must feed stalls on store forwarding, measured at a fifth of a call window).
 inline void copy_slots(Slots& to, const Slots& from) noexcept {
   static_assert(sizeof(Slots) == 64 && std::is_trivially_copyable_v<Slots>);
-  struct alignas(16) Chunk {
+  // Through a chunk type that may alias anything: a plain struct type would access the slots'
+  // pointers through another type, which g++ assumes cannot alias them (a restore it then
+  // reordered past a read of `current`, with the slots reached through a pointer as
+  // slots_after_resume gives them: tests/slots_copy_test.cpp).
+  struct alignas(16) [[gnu::may_alias]] Chunk {
     std::uint64_t word[2];
   };
   auto* const out = reinterpret_cast<Chunk*>(&to);
