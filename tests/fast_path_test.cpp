@@ -429,6 +429,44 @@ TEST_CASE("ucm::with of 4 values is built inline from the first window that can 
   }).join();
 }
 
+TEST_CASE("a with of more than 8 values builds a complete frame, of up to 8 a delta",
+          "[fast][with]") {
+  // A window's frame built inline has no index and is scanned: it takes at most
+  // max_delta_bindings values, as any delta.
+  std::vector<std::unique_ptr<ContextVariable<int>>> v;
+  for (int i = 0; i < 9; ++i) v.push_back(std::make_unique<ContextVariable<int>>());
+  auto depth = [] { return ucm::detail::FrameAccess::data(ContextFrame::current())->depth; };
+  ContextFrame{}.with(*v[0], -1).run([&] {
+    for (int round = 0; round < 3; ++round) {
+      ucm::with(*v[0], 0)
+          .with(*v[1], 1)
+          .with(*v[2], 2)
+          .with(*v[3], 3)
+          .with(*v[4], 4)
+          .with(*v[5], 5)
+          .with(*v[6], 6)
+          .with(*v[7], 7)
+          .run([&] {
+            CHECK(depth() == 1);  // a delta over the complete frame below
+            for (int i = 0; i < 8; ++i) CHECK(*v[static_cast<std::size_t>(i)]->get() == i);
+          });
+      ucm::with(*v[0], 0)
+          .with(*v[1], 1)
+          .with(*v[2], 2)
+          .with(*v[3], 3)
+          .with(*v[4], 4)
+          .with(*v[5], 5)
+          .with(*v[6], 6)
+          .with(*v[7], 7)
+          .with(*v[8], 8)
+          .run([&] {
+            CHECK(depth() == 0);
+            for (int i = 0; i < 9; ++i) CHECK(*v[static_cast<std::size_t>(i)]->get() == i);
+          });
+    }
+  });
+}
+
 TEST_CASE("a window frame destroys each value with a destructor once, captured or not",
           "[fast][with]") {
   // Values with destructors between trivially destructible ones: the frame keeps an owned value

@@ -1348,8 +1348,9 @@ inline bool short_chain_word(const FrameData* base) noexcept {
 /// constructed directly in it, no reference taken on `base` and nothing but the values'
 /// constructors called. A variable given twice gets two entries, the later counting. nullptr,
 /// with nothing constructed, where build_frame's path must be taken instead: the first window on
-/// a thread (an empty cache), a frame over no frame or over a chain at its longest, values too
-/// big for the cache's blocks. If a constructor throws, nothing is left behind.
+/// a thread (an empty cache), a frame over no frame or over a chain at its longest, more than
+/// max_delta_bindings values (build_frame builds a complete frame), values too big for the
+/// cache's blocks. If a constructor throws, nothing is left behind.
 ///
 // NOTE: no index, because a window's frame is rarely read more than once per variable (the
 // thread's lookup cache answers after the first get) and holds few entries: placing each id in
@@ -1360,7 +1361,7 @@ template <class... Ts, class... Sources>
     FrameData* base, const std::array<VariableId, sizeof...(Ts)>& ids, Sources&&... sources) {
   using L = WindowDeltaLayout<Ts...>;
   static_assert(sizeof...(Sources) == L::count);
-  if constexpr (!L::fits) {
+  if constexpr (!L::fits || L::count > max_delta_bindings) {  // more: a complete frame
     return nullptr;
   } else {
     if (base == nullptr || !short_chain_word(base)) return nullptr;
