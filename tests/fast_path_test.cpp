@@ -421,7 +421,8 @@ TEST_CASE("ucm::with of 4 values is built inline from the first window that can 
         ucm::with(a, i).with(b, i).with(c, i).with(d, i).run([&] {
           const ucm::detail::FrameData* f = ucm::detail::FrameAccess::data(ContextFrame::current());
           // The first window of the thread opens the block cache through the general path.
-          if (i > 0) CHECK(f->mask == ucm::detail::linear_mask);
+          // Without the cache (UCM_FRAME_CACHE 0, as under AddressSanitizer) every window does.
+          if (UCM_FRAME_CACHE != 0 && i > 0) CHECK(f->mask == ucm::detail::linear_mask);
           CHECK(*d.get() == i);
         });
       }
