@@ -195,8 +195,8 @@ struct alignas(16) FrameData {
   std::uint32_t owner_count;         // entries of owners[] in use
   std::uint32_t owned_count;         // entries of owned[]
   std::uint32_t mask;                // index slots - 1, a power of two less 1; or linear_mask
-  // For the lookup caches: unique in the process, never reused (see next_serial); 0 until a
-  // lookup first needs it (see assign_serial), so a frame nobody reads draws none.
+  // For the lookup caches: unique in the process, never reused (see next_serial). A window's
+  // frame built inline has 0 until a lookup needs one or it is promoted (see assign_serial).
   mutable std::atomic<std::uint64_t> serial;
   FrameData** owners;  // a delta's parent first
   OwnedValue* owned;
@@ -453,10 +453,12 @@ inline std::uint64_t next_serial(FrameCache& c) noexcept {
   return draw_serials(c);
 }
 
-/// A frame's serial, drawn by the first lookup that needs one (a frame that is never read, as
-/// most call windows' are not, draws none). A frame still private to the chain of windows that
-/// built it (borrowed_parent) takes it with a plain store; one that other threads may read, with
-/// a compare-and-swap, the loser taking the winner's.
+/// A serial for a window's frame built inline, drawn by the first lookup that needs one (a frame
+/// that is never read, as most call windows' are not, draws none); every other frame has one
+/// from the moment another thread could read it (the general builder draws it, promote for a
+/// window's frame). So this runs on a frame still private to the chain of windows that built it
+/// (borrowed_parent), and stores it plainly. The compare-and-swap (the loser taking the winner's)
+/// is a safeguard: no lookup writes to a frame another thread may be reading.
 [[gnu::noinline]] inline std::uint64_t assign_serial(const FrameData* f) noexcept {
   const std::uint64_t fresh = next_serial(frame_cache());
   // Relaxed: a serial only has to be unique, and the same for every thread once it is set.
@@ -661,6 +663,11 @@ namespace ucm::detail {
 [[gnu::noinline]] inline void promote(FrameData* f) noexcept {
   while (f != nullptr && (f->flags & borrowed_parent) != 0) {
     f->flags = static_cast<std::uint8_t>(f->flags & ~borrowed_parent);
+    // A serial now, while the frame is still this chain's alone (a window's frame built inline
+    // draws none until a lookup needs it): other threads' lookups then only read it.
+    if (f->serial.load(std::memory_order_relaxed) == 0) {
+      f->serial.store(next_serial(frame_cache()), std::memory_order_relaxed);
+    }
     FrameData* const parent = f->owners[0];
     // Relaxed, as retain: the window that lent the parent still holds it.
     parent->refs.fetch_add(1, std::memory_order_relaxed);
@@ -926,7 +933,7 @@ inline FrameData* new_frame_block(const FrameLayout& l, std::size_t size,
   f->owner_count = 0;
   f->owned_count = 0;
   f->mask = l.slots - 1;
-  f->serial.store(0, std::memory_order_relaxed);  // drawn on first need (assign_serial)
+  f->serial.store(next_serial(frame_cache()), std::memory_order_relaxed);
   f->owners = reinterpret_cast<FrameData**>(block + l.owners_offset);
   f->owned = reinterpret_cast<OwnedValue*>(block + l.owned_offset);
   f->bytes = l.bytes;
@@ -1401,7 +1408,7 @@ template <class... Ts, class... Sources>
     f->owner_count = 1;
     f->owned_count = L::owned_count;
     f->mask = linear_mask;
-    f->serial.store(0, std::memory_order_relaxed);  // drawn on first need (assign_serial)
+    f->serial.store(0, std::memory_order_relaxed);  // drawn on first need (see assign_serial)
     f->owners = reinterpret_cast<FrameData**>(block + L::owners_offset);
     f->owned = reinterpret_cast<OwnedValue*>(block + L::owned_offset);
     f->bytes = L::bytes;

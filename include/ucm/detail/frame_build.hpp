@@ -164,7 +164,7 @@ inline FrameData* new_frame_block(const FrameLayout& l, std::size_t size,
   f->owner_count = 0;
   f->owned_count = 0;
   f->mask = l.slots - 1;
-  f->serial.store(0, std::memory_order_relaxed);  // drawn on first need (assign_serial)
+  f->serial.store(next_serial(frame_cache()), std::memory_order_relaxed);
   f->owners = reinterpret_cast<FrameData**>(block + l.owners_offset);
   f->owned = reinterpret_cast<OwnedValue*>(block + l.owned_offset);
   f->bytes = l.bytes;

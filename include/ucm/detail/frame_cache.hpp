@@ -107,10 +107,12 @@ inline std::uint64_t next_serial(FrameCache& c) noexcept {
   return draw_serials(c);
 }
 
-/// A frame's serial, drawn by the first lookup that needs one (a frame that is never read, as
-/// most call windows' are not, draws none). A frame still private to the chain of windows that
-/// built it (borrowed_parent) takes it with a plain store; one that other threads may read, with
-/// a compare-and-swap, the loser taking the winner's.
+/// A serial for a window's frame built inline, drawn by the first lookup that needs one (a frame
+/// that is never read, as most call windows' are not, draws none); every other frame has one
+/// from the moment another thread could read it (the general builder draws it, promote for a
+/// window's frame). So this runs on a frame still private to the chain of windows that built it
+/// (borrowed_parent), and stores it plainly. The compare-and-swap (the loser taking the winner's)
+/// is a safeguard: no lookup writes to a frame another thread may be reading.
 [[gnu::noinline]] inline std::uint64_t assign_serial(const FrameData* f) noexcept {
   const std::uint64_t fresh = next_serial(frame_cache());
   // Relaxed: a serial only has to be unique, and the same for every thread once it is set.

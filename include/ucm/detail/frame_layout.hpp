@@ -110,8 +110,8 @@ struct alignas(16) FrameData {
   std::uint32_t owner_count;         // entries of owners[] in use
   std::uint32_t owned_count;         // entries of owned[]
   std::uint32_t mask;                // index slots - 1, a power of two less 1; or linear_mask
-  // For the lookup caches: unique in the process, never reused (see next_serial); 0 until a
-  // lookup first needs it (see assign_serial), so a frame nobody reads draws none.
+  // For the lookup caches: unique in the process, never reused (see next_serial). A window's
+  // frame built inline has 0 until a lookup needs one or it is promoted (see assign_serial).
   mutable std::atomic<std::uint64_t> serial;
   FrameData** owners;  // a delta's parent first
   OwnedValue* owned;

@@ -18,6 +18,11 @@ namespace ucm::detail {
 [[gnu::noinline]] inline void promote(FrameData* f) noexcept {
   while (f != nullptr && (f->flags & borrowed_parent) != 0) {
     f->flags = static_cast<std::uint8_t>(f->flags & ~borrowed_parent);
+    // A serial now, while the frame is still this chain's alone (a window's frame built inline
+    // draws none until a lookup needs it): other threads' lookups then only read it.
+    if (f->serial.load(std::memory_order_relaxed) == 0) {
+      f->serial.store(next_serial(frame_cache()), std::memory_order_relaxed);
+    }
     FrameData* const parent = f->owners[0];
     // Relaxed, as retain: the window that lent the parent still holds it.
     parent->refs.fetch_add(1, std::memory_order_relaxed);

@@ -146,7 +146,7 @@ template <class... Ts, class... Sources>
     f->owner_count = 1;
     f->owned_count = L::owned_count;
     f->mask = linear_mask;
-    f->serial.store(0, std::memory_order_relaxed);  // drawn on first need (assign_serial)
+    f->serial.store(0, std::memory_order_relaxed);  // drawn on first need (see assign_serial)
     f->owners = reinterpret_cast<FrameData**>(block + L::owners_offset);
     f->owned = reinterpret_cast<OwnedValue*>(block + L::owned_offset);
     f->bytes = L::bytes;
